@@ -1,0 +1,147 @@
+#pragma once
+// The op interface the model is written against. A back end (CPU, CUDA)
+// implements every op; the model never touches memory directly.
+//
+// Conventions
+// - Activations are packed: the B sequences of a micro-batch lie end to end,
+//   T rows in all, no padding rows. SequenceIndex says where each starts.
+// - Every sequence is [prompt rows (P), text rows]; a row's position counts
+//   over the whole sequence, so prompt rows have positions 0..P-1.
+// - Linear weights are [out, in] (the PyTorch layout): y = x·Wᵀ.
+// - "act" dtype: F32 or F64 on the CPU, BF16 on CUDA. "stat" dtype (norm
+//   statistics, prompt, prompt gradient, loss terms): F32, or F64 when act is F64.
+// - Backward ops compute input gradients only. Ops whose name ends in
+//   _backward ACCUMULATE (+=) into their input-gradient tensors unless the
+//   comment says "overwrites".
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sptrain/core/tensor.hpp"
+
+namespace sptrain {
+
+// Where the sequences of one packed micro-batch lie. Host vectors for the
+// planner, device tensors (on the back end's device) for the kernels.
+struct SequenceIndex {
+  int num_seqs = 0;     // B
+  int num_rows = 0;     // T = sum of lengths
+  int max_len = 0;      // longest sequence
+  int prompt_len = 0;   // P
+  std::vector<int32_t> host_offsets;      // [B+1] first row of each sequence, then T
+  std::vector<int32_t> host_positions;    // [T] position of each row in its sequence
+  std::vector<int32_t> host_answer_rows;  // [B] row whose output predicts the label
+  std::vector<int64_t> host_prob_offsets; // [B+1] start of each sequence's heads x L x L block (per head count 1)
+  Tensor offsets;       // i32 [B+1]
+  Tensor positions;     // i32 [T]
+  Tensor answer_rows;   // i32 [B]
+  Tensor prob_offsets;  // i64 [B+1], in units of L*L elements summed over sequences (multiply by heads)
+
+  int length(int b) const { return host_offsets[size_t(b) + 1] - host_offsets[size_t(b)]; }
+};
+
+enum class NormKind : uint8_t { LayerNorm, RmsNorm };
+enum class Activation : uint8_t { Gelu, GeluTanh, Relu, SwiGlu };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;  // e.g. "cpu (OpenBLAS Haswell, 2 threads)"
+
+  // ---- memory ----
+  virtual Buffer allocate(DType dtype, Shape shape) = 0;  // zero-filled
+  virtual void copy_from_host(const Tensor& dst, const void* src) = 0;  // bytes as dst.dtype
+  virtual void copy_to_host(void* dst, const Tensor& src) = 0;
+  // dst = src, converting between float dtypes (f64/f32/bf16) when they differ.
+  virtual void convert(const Tensor& dst, const Tensor& src) = 0;
+  virtual void fill(const Tensor& t, double value) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- dense ----
+  // c[M,N] = a[M,K]·bᵀ (b is [N,K]) when trans_b, else a·b (b is [K,N]);
+  // accumulate: c += instead of c =.
+  virtual void matmul(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_b,
+                      bool accumulate) = 0;
+  virtual void add_bias(const Tensor& x, const Tensor& bias) = 0;  // x[R,N] += bias[N]
+  virtual void add(const Tensor& y, const Tensor& x) = 0;          // y += x (same shape)
+
+  // ---- norms (per row of x[T,d]) ----
+  // LayerNorm: out = (x-mean)*rstd*w + b; mean, rstd: stat [T].
+  virtual void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd,
+                                 const Tensor& x, const Tensor& w, const Tensor& b,
+                                 float eps) = 0;
+  virtual void layernorm_backward(const Tensor& dx, const Tensor& dout, const Tensor& x,
+                                  const Tensor& mean, const Tensor& rstd, const Tensor& w) = 0;
+  // RMSNorm: out = x*rstd*w; rstd: stat [T].
+  virtual void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
+                               const Tensor& w, float eps) = 0;
+  virtual void rmsnorm_backward(const Tensor& dx, const Tensor& dout, const Tensor& x,
+                                const Tensor& rstd, const Tensor& w) = 0;
+
+  // ---- activations ----
+  // Gelu/GeluTanh/Relu: out = f(in). SwiGlu: out = silu(gate) * up.
+  virtual void activation_forward(Activation kind, const Tensor& out, const Tensor& in) = 0;
+  // din (overwrites) = f'(in) * dout.
+  virtual void activation_backward(Activation kind, const Tensor& din, const Tensor& dout,
+                                   const Tensor& in) = 0;
+  virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
+  // dgate, dup (overwrite).
+  virtual void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
+                               const Tensor& gate, const Tensor& up) = 0;
+
+  // ---- positions ----
+  // Rotary embedding in place on x[T, H, D] (rotate-half convention of Hugging
+  // Face Llama); cos_sin: stat [max_pos, D] holding cos for the first D/2 and
+  // sin for the last D/2 frequencies. inverse rotates by -angle (the backward).
+  virtual void rope(const Tensor& x, const SequenceIndex& seq, const Tensor& cos_sin,
+                    bool inverse) = 0;
+  // x[T,d] += table[positions[t]] (learned positions).
+  virtual void add_positions(const Tensor& x, const Tensor& table, const SequenceIndex& seq) = 0;
+
+  // ---- attention: causal within each sequence, grouped-query heads ----
+  // q[T,Hq,D], k/v[T,Hkv,D], out[T,Hq*D]; query head h reads kv head h/(Hq/Hkv).
+  // probs: act [Hq * sum_b L_b^2]; sequence b's block starts at Hq*prob_offsets[b],
+  // laid out [Hq, L_b, L_b] (row = query). Saved for the backward.
+  virtual void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& q,
+                                 const Tensor& k, const Tensor& v, const SequenceIndex& seq,
+                                 float scale) = 0;
+  // dq, dk, dv overwrite; dout[T,Hq*D].
+  virtual void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                  const Tensor& dout, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& probs,
+                                  const SequenceIndex& seq, float scale) = 0;
+
+  // ---- embedding and prompt ----
+  // Text rows: x[t] = table[tokens[t] - vocab_start] when the token is in this
+  // shard's range [vocab_start, vocab_start + table.rows()), else 0. Prompt rows
+  // (position < P): x[t] = prompt[position] (stat dtype, converted), or 0 when
+  // prompt is empty (other tensor-parallel ranks). tokens: i32 [T].
+  virtual void embed_forward(const Tensor& x, const Tensor& tokens, const Tensor& table,
+                             int64_t vocab_start, const Tensor& prompt,
+                             const SequenceIndex& seq) = 0;
+  // dprompt[P,d] (stat) += sum over sequences of dx at their prompt rows.
+  virtual void prompt_backward(const Tensor& dprompt, const Tensor& dx,
+                               const SequenceIndex& seq) = 0;
+
+  // ---- answer rows ----
+  virtual void gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) = 0;      // out[i] = x[rows[i]]
+  virtual void scatter_add_rows(const Tensor& dx, const Tensor& dout, const Tensor& rows) = 0;  // dx[rows[i]] += dout[i]
+
+  // ---- cross-entropy over (a shard of) the vocabulary, logits [B, V_local] ----
+  // The pieces are separate so that a vocabulary split over tensor-parallel
+  // ranks can all-reduce max, sum-exp and target logit in between.
+  // row_max: stat [B]. row_sumexp: stat [B] = sum exp(logit - max).
+  virtual void row_max(const Tensor& out, const Tensor& logits) = 0;
+  virtual void row_sumexp(const Tensor& out, const Tensor& logits, const Tensor& max) = 0;
+  // out[b] (stat) = logits[b, target[b] - offset] if in this shard, else 0. targets: i32 [B].
+  virtual void pick_target(const Tensor& out, const Tensor& logits, const Tensor& targets,
+                           int64_t offset) = 0;
+  // dlogits (overwrites) = weight * (softmax - onehot(target)); softmax from
+  // the all-reduced max and sumexp; weight (usually 1/global batch).
+  virtual void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits,
+                                      const Tensor& max, const Tensor& sumexp,
+                                      const Tensor& targets, int64_t offset, float weight) = 0;
+};
+
+}  // namespace sptrain

@@ -1,0 +1,48 @@
+#pragma once
+// What each `sptrain` subcommand does, separated from how its arguments are
+// parsed (src/cli/main.cpp). Each returns the process exit code.
+#include <string>
+#include <vector>
+
+#include "sptrain/config/config.hpp"
+
+namespace sptrain {
+
+struct TrainOptions {
+  bool dry_run = false;  // print the resolved configuration and exit
+};
+int run_train(const Config& config, const TrainOptions& options);
+
+struct EvalOptions {
+  std::string prompt;  // checkpoint (or exported prompt) to evaluate; "" = the prompt's initializer
+  std::string data;    // dataset to evaluate on; "" = task.eval
+};
+int run_eval(const Config& config, const EvalOptions& options);
+
+struct InitModelOptions {
+  std::string out;                 // HDF5 model file to write
+  std::string family = "llama";    // llama | gpt
+  int layers = 2;
+  int d_model = 64;
+  int heads = 4;
+  int kv_heads = 0;                // 0 = heads (no grouping)
+  int d_ffn = 0;                   // 0 = 4*d_model (gpt) or 8/3*d_model rounded (llama)
+  int max_positions = 512;
+  std::string tokenizer;           // model file or tokenizer.json to copy the tokenizer from; "" = byte-level tokenizer
+  int vocab = 0;                   // 0 = the tokenizer's size
+  std::string activation;          // "" = family default (gelu for gpt, swiglu for llama)
+  bool tied = true;                // llama only: tie the LM head to the embeddings
+  uint64_t seed = 1;
+  double std = 0.02;               // weight init standard deviation
+};
+int run_init_model(const InitModelOptions& options);
+
+struct ConvertOptions {
+  std::string from;   // safetensors | gguf
+  std::string src;    // folder (safetensors) or file (gguf)
+  std::string out;    // HDF5 model file
+  std::string dtype = "f32";  // dtype of the weights in the model file: f32 | bf16
+};
+int run_convert(const ConvertOptions& options);
+
+}  // namespace sptrain

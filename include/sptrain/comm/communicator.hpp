@@ -1,0 +1,77 @@
+#pragma once
+// Collective communication within one group of ranks (tensor-, pipeline- or
+// data-parallel). One interface, two implementations: MPI (CPU back end, and
+// the bootstrap of NCCL) and NCCL (CUDA back end). Every byte this rank sends
+// is counted under the group's kind.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sptrain/core/tensor.hpp"
+
+namespace sptrain {
+
+enum class CommKind : uint8_t { Tensor = 0, Pipeline = 1, Data = 2 };
+enum class ReduceOp : uint8_t { Sum, Max };
+
+inline const char* comm_kind_name(CommKind k) {
+  switch (k) {
+    case CommKind::Tensor: return "tensor";
+    case CommKind::Pipeline: return "pipeline";
+    case CommKind::Data: return "data";
+  }
+  return "?";
+}
+
+// Bytes sent by this rank, by kind. Collectives count their payload (the
+// tensor's size) once per call; see docs/parallelism.md for the formulas.
+struct ByteCounter {
+  std::array<uint64_t, 3> bytes{};
+  void add(CommKind k, uint64_t n) { bytes[size_t(k)] += n; }
+  uint64_t get(CommKind k) const { return bytes[size_t(k)]; }
+  void reset() { bytes = {}; }
+};
+
+class Group {
+ public:
+  Group(CommKind kind, ByteCounter* counter) : kind_(kind), counter_(counter) {}
+  virtual ~Group() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // In place over all ranks of the group.
+  virtual void all_reduce(const Tensor& t, ReduceOp op) = 0;
+  virtual void broadcast(const Tensor& t, int root) = 0;
+  // out = the ranks' `in` tensors stacked along dim 0, rank order.
+  virtual void all_gather(const Tensor& out, const Tensor& in) = 0;
+  virtual void send(const Tensor& t, int peer) = 0;
+  virtual void recv(const Tensor& t, int peer) = 0;
+  virtual void barrier() = 0;
+
+  CommKind kind() const { return kind_; }
+
+ protected:
+  void count(uint64_t n) {
+    if (counter_) counter_->add(kind_, n);
+  }
+
+ private:
+  CommKind kind_;
+  ByteCounter* counter_;
+};
+
+// A group of one rank: every collective is the identity and nothing is sent.
+class SoloGroup final : public Group {
+ public:
+  using Group::Group;
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void all_reduce(const Tensor&, ReduceOp) override {}
+  void broadcast(const Tensor&, int) override {}
+  void all_gather(const Tensor& out, const Tensor& in) override;
+  void send(const Tensor&, int) override { fail("send in a group of one rank"); }
+  void recv(const Tensor&, int) override { fail("recv in a group of one rank"); }
+  void barrier() override {}
+};
+
+}  // namespace sptrain

@@ -1,0 +1,92 @@
+#pragma once
+// The training configuration: one typed struct per YAML section. Defaults here
+// are the defaults a user gets; docs/config.md lists every key.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sptrain {
+
+struct ModelSection {
+  std::string path;            // HDF5 model file (required)
+  std::string dtype = "f32";   // compute dtype on the CPU: f32 (f64 only for tests)
+};
+
+struct TaskSection {
+  std::string train;                        // training data file (TSV or JSONL)
+  std::string eval;                         // evaluation data file ("" = none)
+  std::string format = "auto";              // auto | tsv | jsonl (auto: by extension)
+  std::string template_text = "{text}";     // YAML key: template; must contain {text}
+  std::map<std::string, std::string> labels;  // label value in data -> verbalizer word
+  int max_length = 128;                     // text tokens kept (template included), >= 1
+  std::string loss = "labels";              // labels (CE over label words) | vocab (CE over the vocabulary)
+};
+
+struct PromptSection {
+  int length = 20;                  // P, number of soft prompt vectors
+  std::string init = "vocab_sample";  // random_uniform | vocab_sample | text | labels | file:PATH
+  std::string init_text;            // for init: text
+  double init_range = 0.5;          // for random_uniform: U(-r, r)
+};
+
+struct AdafactorSection {
+  double decay_rate = 0.8;          // beta2_t = 1 - t^(-decay_rate)
+  double clip_threshold = 1.0;      // update clipping (RMS)
+  double eps1 = 1e-30;              // added to squared gradients
+  double eps2 = 1e-3;               // floor of the parameter scale
+  bool scale_parameter = true;      // multiply lr by max(eps2, RMS(prompt))
+};
+
+struct OptimSection {
+  std::string name = "adamw";       // adamw | adafactor
+  double lr = 1e-2;
+  double weight_decay = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  int warmup_steps = 0;
+  std::string schedule = "constant";  // constant | linear | cosine (after warmup)
+  double min_lr_ratio = 0.0;        // floor of linear/cosine decay, as a fraction of lr
+  double clip_grad_norm = 1.0;      // 0 = off
+  AdafactorSection adafactor;
+};
+
+struct TrainSection {
+  int steps = 300;
+  int batch_size = 16;              // global batch (examples per optimizer step)
+  int micro_batch_size = 16;        // examples per forward/backward; divides batch_size / dp
+  int eval_every = 100;             // 0 = only at the end
+  int eval_batch_size = 32;
+  int eval_max_examples = 0;        // 0 = all
+  int checkpoint_every = 100;       // 0 = only at the end
+  int keep_checkpoints = 2;         // newest N kept
+  int log_every = 10;               // progress line on stderr every N steps
+  std::string run_dir = "checkpoints/run";
+  std::string resume = "auto";      // auto | never | PATH to a checkpoint
+  uint64_t seed = 1234;
+  bool shuffle = true;
+};
+
+struct ParallelSection {
+  int tensor = 1;
+  int pipeline = 1;
+  std::string schedule = "1f1b";    // gpipe | 1f1b
+  std::vector<int> stage_layers;    // explicit layers per stage; empty = balanced
+};
+
+struct Config {
+  std::string backend = "cpu";      // cpu | cuda
+  int threads = 0;                  // CPU threads per rank, 0 = all cores / ranks on the node
+  ModelSection model;
+  TaskSection task;
+  PromptSection prompt;
+  OptimSection optim;
+  TrainSection train;
+  ParallelSection parallel;
+
+  std::string source_path;          // the YAML file it came from ("" = built in code)
+};
+
+}  // namespace sptrain
