@@ -222,6 +222,8 @@ std::string File::attr_string(const std::string& obj, const std::string& name) c
   if (H5Tis_variable_str(ftype.get()) > 0) {
     Id mtype(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mtype.get(), H5T_VARIABLE);
+    // HDF5 does not convert between ASCII and UTF-8: read in the file's cset.
+    H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get()));
     char* p = nullptr;
     if (H5Aread(a.get(), mtype.get(), &p) < 0) error("cannot read attribute '" + name + "'");
     std::string s = p ? p : "";
@@ -232,6 +234,7 @@ std::string File::attr_string(const std::string& obj, const std::string& name) c
   std::string s(n, '\0');
   Id mtype(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(mtype.get(), n);
+  H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get()));
   if (H5Aread(a.get(), mtype.get(), s.data()) < 0) error("cannot read attribute '" + name + "'");
   s.resize(strnlen(s.c_str(), n));
   return s;

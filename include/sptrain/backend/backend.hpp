@@ -80,37 +80,43 @@ class Backend {
                                 const Tensor& rstd, const Tensor& w) = 0;
 
   // ---- activations ----
-  // Gelu/GeluTanh/Relu: out = f(in). SwiGlu: out = silu(gate) * up.
+  // Gelu/GeluTanh/Relu: out = f(in).
   virtual void activation_forward(Activation kind, const Tensor& out, const Tensor& in) = 0;
   // din (overwrites) = f'(in) * dout.
   virtual void activation_backward(Activation kind, const Tensor& din, const Tensor& dout,
                                    const Tensor& in) = 0;
-  virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
-  // dgate, dup (overwrite).
-  virtual void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
-                               const Tensor& gate, const Tensor& up) = 0;
+  // gate_up[T, 2F] holds [gate | up] (one fused projection); out[T,F] = silu(gate) * up.
+  virtual void swiglu_forward(const Tensor& out, const Tensor& gate_up) = 0;
+  // dgate_up[T, 2F] (overwrites) from dout[T,F].
+  virtual void swiglu_backward(const Tensor& dgate_up, const Tensor& dout,
+                               const Tensor& gate_up) = 0;
 
-  // ---- positions ----
-  // Rotary embedding in place on x[T, H, D] (rotate-half convention of Hugging
-  // Face Llama); cos_sin: stat [max_pos, D] holding cos for the first D/2 and
-  // sin for the last D/2 frequencies. inverse rotates by -angle (the backward).
-  virtual void rope(const Tensor& x, const SequenceIndex& seq, const Tensor& cos_sin,
-                    bool inverse) = 0;
+  // ---- attention inputs: one fused projection ----
+  // qkv[T, (Hq + 2*Hkv) * D] holds per row [q heads | k heads | v heads].
+
+  // Rotary embedding, in place, on the first `rot_heads` heads of each row of
+  // qkv (q and k: rot_heads = Hq + Hkv), rotate-half convention of Hugging
+  // Face Llama. cos_sin: stat [max_pos, D], cos of the D/2 frequencies then
+  // their sin. inverse rotates by -angle (the backward).
+  virtual void rope(const Tensor& qkv, int rot_heads, int head_dim, const SequenceIndex& seq,
+                    const Tensor& cos_sin, bool inverse) = 0;
   // x[T,d] += table[positions[t]] (learned positions).
   virtual void add_positions(const Tensor& x, const Tensor& table, const SequenceIndex& seq) = 0;
 
   // ---- attention: causal within each sequence, grouped-query heads ----
-  // q[T,Hq,D], k/v[T,Hkv,D], out[T,Hq*D]; query head h reads kv head h/(Hq/Hkv).
-  // probs: act [Hq * sum_b L_b^2]; sequence b's block starts at Hq*prob_offsets[b],
-  // laid out [Hq, L_b, L_b] (row = query). Saved for the backward.
-  virtual void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& q,
-                                 const Tensor& k, const Tensor& v, const SequenceIndex& seq,
+  // out[T, Hq*D]; query head h reads kv head h / (Hq/Hkv).
+  // probs: act [Hq * prob_offsets[B]]; sequence b's block starts at
+  // Hq*prob_offsets[b], laid out [Hq, L_b, L_b] (row = query). Kept for backward.
+  virtual void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv,
+                                 int n_heads, int n_kv_heads, const SequenceIndex& seq,
                                  float scale) = 0;
-  // dq, dk, dv overwrite; dout[T,Hq*D].
-  virtual void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
-                                  const Tensor& dout, const Tensor& q, const Tensor& k,
-                                  const Tensor& v, const Tensor& probs,
+  // dqkv (overwrites) from dout[T, Hq*D].
+  virtual void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                                  const Tensor& probs, int n_heads, int n_kv_heads,
                                   const SequenceIndex& seq, float scale) = 0;
+  // Scratch space for the attention of sequences up to max_len rows with up
+  // to n_heads heads, reserved before training so the step never allocates.
+  virtual void reserve_attention(int max_len, int n_heads) = 0;
 
   // ---- embedding and prompt ----
   // Text rows: x[t] = table[tokens[t] - vocab_start] when the token is in this

@@ -1,0 +1,46 @@
+#pragma once
+// A packed micro-batch on the device: B examples laid end to end, each
+// [P prompt rows, its tokens], no padding. Buffers are allocated once for the
+// largest micro-batch; each fill() only copies.
+#include <cstdint>
+#include <vector>
+
+#include "sptrain/backend/backend.hpp"
+
+namespace sptrain {
+
+// One example, tokenized: the text tokens (template applied, truncated), its
+// class index and the vocabulary id of its label word.
+struct EncodedExample {
+  std::vector<int32_t> tokens;
+  int32_t label = 0;        // class index (order of task.labels)
+  int32_t label_token = 0;  // vocabulary id of the label word
+};
+
+struct MicroBatch {
+  SequenceIndex seq;
+  Tensor tokens;         // i32 [T]; prompt rows hold -1
+  Tensor label_targets;  // i32 [B] class index
+  Tensor token_targets;  // i32 [B] vocabulary id of the label word
+  std::vector<int32_t> host_labels;  // class index per example
+  int64_t text_rows = 0;             // rows that are text (T - B*P)
+};
+
+class BatchBuilder {
+ public:
+  BatchBuilder(Backend& backend, int prompt_len, int64_t max_rows, int max_seqs);
+  // Packs the examples into mb (whose tensors point into this builder's buffers).
+  void fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples);
+  int64_t max_rows() const { return max_rows_; }
+  int max_seqs() const { return max_seqs_; }
+
+ private:
+  Backend& backend_;
+  int prompt_len_;
+  int64_t max_rows_;
+  int max_seqs_;
+  Buffer offsets_, positions_, answer_rows_, prob_offsets_, tokens_, label_targets_, token_targets_;
+  std::vector<int32_t> host_tokens_, host_token_targets_;
+};
+
+}  // namespace sptrain

@@ -1,0 +1,82 @@
+#pragma once
+// One pipeline stage of the frozen model on one tensor-parallel rank: the
+// embedding and soft prompt (first stage), a run of transformer layers, the
+// final norm, LM head and loss (last stage). With one stage it is the whole model.
+#include <vector>
+
+#include "sptrain/io/h5.hpp"
+#include "sptrain/model/embedding.hpp"
+#include "sptrain/model/lm_head.hpp"
+
+namespace sptrain {
+
+struct StageSpec {
+  int index = 0;  // pipeline stage
+  int count = 1;  // number of stages
+  int first_layer = 0;
+  int num_layers = 0;
+  bool first() const { return index == 0; }
+  bool last() const { return index == count - 1; }
+};
+// Layers per stage: balanced (earlier stages take the remainder) unless
+// `explicit_layers` lists them; errors name the numbers.
+StageSpec plan_stage(int n_layers, int stages, int index, const std::vector<int>& explicit_layers);
+
+struct StageShape {
+  Capacity train;         // largest training micro-batch
+  int train_seqs = 1;     // most examples in one training micro-batch
+  int activation_sets = 1;  // micro-batches in flight (kept for backward)
+  Capacity eval;          // largest evaluation micro-batch
+  int eval_seqs = 1;
+};
+
+class Stage {
+ public:
+  Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File& file,
+        const StageSpec& spec, const HeadSpec& head, const StageShape& shape);
+
+  const StageSpec& spec() const { return spec_; }
+  const LocalDims& dims() const { return dims_; }
+  const ModelConfig& config() const { return config_; }
+  int64_t weight_bytes() const { return weight_bytes_; }
+
+  // Activations in slot `slot` are kept for backward; slot -1 is the
+  // evaluation slot (nothing kept, one set of buffers reused by all layers).
+  // Stages after the first read their input from input(slot, T).
+  void forward(int slot, const MicroBatch& mb, const Tensor& prompt);
+  Tensor input(int slot, int64_t rows) const;
+  Tensor output(int slot, int64_t rows) const;
+  // The last stage's loss and label scores for the latest forward.
+  const HeadOutput& head_output() const { return head_out_; }
+
+  // Last stage: starts from the loss, scaled by loss_weight. Other stages:
+  // grad(T) must hold the gradient w.r.t. this stage's output. On return
+  // grad(T) holds the gradient w.r.t. the stage's input; the first stage adds
+  // the prompt's part to dprompt (stat [P, d]).
+  void backward(int slot, const MicroBatch& mb, float loss_weight, const Tensor& dprompt);
+  Tensor grad(int64_t rows) const { return dx_.view().slice_rows(0, rows); }
+
+ private:
+  struct ActivationSet {
+    std::vector<LayerActivations> layers;
+    Buffer out;  // [R, d] the last layer's output (absent in the evaluation set)
+  };
+  const ActivationSet& set(int slot) const;
+
+  ModelContext ctx_;
+  ModelConfig config_;
+  StageSpec spec_;
+  LocalDims dims_;
+  Embedding embedding_;
+  std::vector<TransformerLayer> layers_;
+  LmHead head_;
+  Buffer rope_table_;  // [max_positions, head_dim] (RoPE only)
+  std::vector<ActivationSet> sets_;
+  ActivationSet eval_set_;
+  LayerWorkspace workspace_;
+  Buffer dx_;
+  HeadOutput head_out_;
+  int64_t weight_bytes_ = 0;
+};
+
+}  // namespace sptrain

@@ -1,0 +1,84 @@
+// Token embedding with the soft prompt in front, the prompt's gradient, and
+// the row gathers that pick the answer positions.
+#include <cstring>
+
+#include "dispatch.hpp"
+#include "sptrain/backend/cpu/cpu_backend.hpp"
+
+namespace sptrain {
+
+using cpu::dispatch_float;
+
+void CpuBackend::embed_forward(const Tensor& x, const Tensor& tokens, const Tensor& table,
+                               int64_t vocab_start, const Tensor& prompt,
+                               const SequenceIndex& seq) {
+  const int64_t T = x.rows(), C = x.cols(), V = table.rows();
+  const int32_t* tok = tokens.ptr<int32_t>();
+  const int32_t* pos = seq.positions.ptr<int32_t>();
+  const int P = seq.prompt_len;
+  dispatch_float(x.dtype, [&](auto tag) {
+    using F = decltype(tag);
+    F* px = x.ptr<F>();
+    const F* pt = table.ptr<F>();
+    const F* pp = prompt.empty() ? nullptr : prompt.ptr<F>();
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+      F* row = px + t * C;
+      const F* src = nullptr;
+      if (pos[t] < P) {
+        src = pp ? pp + int64_t(pos[t]) * C : nullptr;
+      } else {
+        const int64_t local = int64_t(tok[t]) - vocab_start;
+        if (local >= 0 && local < V) src = pt + local * C;
+      }
+      if (src) {
+        std::memcpy(row, src, size_t(C) * sizeof(F));
+      } else {
+        std::memset(row, 0, size_t(C) * sizeof(F));
+      }
+    }
+  });
+}
+
+// Each prompt row j gathers the gradient of row j of every sequence.
+void CpuBackend::prompt_backward(const Tensor& dprompt, const Tensor& dx,
+                                 const SequenceIndex& seq) {
+  const int64_t C = dx.cols();
+  const int P = seq.prompt_len;
+  dispatch_float(dx.dtype, [&](auto tag) {
+    using F = decltype(tag);
+    F* dp = dprompt.ptr<F>();
+    const F* g = dx.ptr<F>();
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < P; ++j) {
+      for (int b = 0; b < seq.num_seqs; ++b) {
+        const F* src = g + (int64_t(seq.host_offsets[size_t(b)]) + j) * C;
+        F* dst = dp + int64_t(j) * C;
+        for (int64_t i = 0; i < C; ++i) dst[i] += src[i];
+      }
+    }
+  });
+}
+
+void CpuBackend::gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) {
+  const int64_t C = x.cols(), n = rows.numel();
+  const int32_t* r = rows.ptr<int32_t>();
+  const size_t row_bytes = size_t(C) * dtype_size(x.dtype);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(static_cast<char*>(out.data) + size_t(i) * row_bytes,
+                static_cast<const char*>(x.data) + size_t(r[i]) * row_bytes, row_bytes);
+}
+
+void CpuBackend::scatter_add_rows(const Tensor& dx, const Tensor& dout, const Tensor& rows) {
+  const int64_t C = dx.cols(), n = rows.numel();
+  const int32_t* r = rows.ptr<int32_t>();
+  dispatch_float(dx.dtype, [&](auto tag) {
+    using F = decltype(tag);
+    F* d = dx.ptr<F>();
+    const F* s = dout.ptr<F>();
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < C; ++j) d[int64_t(r[i]) * C + j] += s[i * C + j];
+  });
+}
+
+}  // namespace sptrain

@@ -1,0 +1,123 @@
+#include "sptrain/model/lm_head.hpp"
+
+#include <cmath>
+
+namespace sptrain {
+
+void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,
+                  const LocalDims& dims, const HeadSpec& spec, int max_seqs) {
+  const Range all_d{0, c.d_model};
+  final_norm.kind = c.norm;
+  final_norm.eps = c.norm_eps;
+  final_norm.weight = loader.read_vector("final_norm/weight", all_d);
+  if (c.bias && c.norm == NormKind::LayerNorm)
+    final_norm.bias = loader.read_vector("final_norm/bias", all_d);
+
+  const std::string head = c.tied_embeddings ? "embeddings/tokens" : "lm_head/weight";
+  loss = spec.loss;
+  n_labels = int(spec.label_tokens.size());
+  vocab = dims.vocab_range;
+  if (loss == LossKind::Vocab) weight = loader.read_matrix(head, vocab, all_d);
+  label_weight = loader.allocate(Shape{n_labels, c.d_model});
+  for (int i = 0; i < n_labels; ++i) {
+    const int32_t tok = spec.label_tokens[size_t(i)];
+    SPT_CHECK(tok >= 0 && tok < c.vocab_size, "label token id ", tok, " is outside the vocabulary");
+    loader.read_into(label_weight, i, head, Range{tok, 1}, all_d);
+  }
+
+  const int64_t B = max_seqs, d = c.d_model;
+  const int64_t V = loss == LossKind::Vocab ? vocab.count : n_labels;
+  h = ctx.alloc(Shape{B, d});
+  hn = ctx.alloc(Shape{B, d});
+  if (c.norm == NormKind::LayerNorm) mean = ctx.alloc_stat(Shape{B});
+  rstd = ctx.alloc_stat(Shape{B});
+  label_logits = ctx.alloc_stat(Shape{B, n_labels});
+  if (loss == LossKind::Vocab) logits = ctx.alloc_stat(Shape{B, vocab.count});
+  row_max = ctx.alloc_stat(Shape{B});
+  row_sumexp = ctx.alloc_stat(Shape{B});
+  target = ctx.alloc_stat(Shape{B});
+  dlogits = ctx.alloc(Shape{B, V});
+  dhn = ctx.alloc(Shape{B, d});
+  dh = ctx.alloc(Shape{B, d});
+  host_stats.resize(size_t(B) * std::max<int64_t>(n_labels, 1));
+  host_max.reserve(size_t(B));
+  host_sumexp.reserve(size_t(B));
+  host_target.reserve(size_t(B));
+}
+
+namespace {
+Tensor rows(const Buffer& b, int64_t n) { return b.view().slice_rows(0, n); }
+
+// Copies a stat tensor to host doubles.
+void to_host(Backend& be, const Tensor& t, std::vector<double>& out, std::vector<double>& staging) {
+  const size_t n = size_t(t.numel());
+  out.resize(n);
+  if (t.dtype == DType::F64) {
+    be.copy_to_host(out.data(), t);
+    return;
+  }
+  SPT_ASSERT(t.dtype == DType::F32 && staging.size() >= (n + 1) / 2);
+  auto* f = reinterpret_cast<float*>(staging.data());
+  be.copy_to_host(f, t);
+  for (size_t i = 0; i < n; ++i) out[i] = f[i];
+}
+}  // namespace
+
+void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor& x,
+                     HeadOutput& out) {
+  Backend& be = ctx.backend;
+  const int64_t B = mb.seq.num_seqs;
+  const Tensor hB = rows(h, B), hnB = rows(hn, B), rstdB = rows(rstd, B);
+  const Tensor meanB = mean.empty() ? Tensor{} : rows(mean, B);
+  be.gather_rows(hB, x, mb.seq.answer_rows);
+  final_norm.forward(ctx, hnB, hB, meanB, rstdB);
+  const Tensor label_logitsB = rows(label_logits, B);
+  be.matmul(label_logitsB, hnB, label_weight, true, false);
+
+  const bool split = loss == LossKind::Vocab && ctx.tp.size() > 1;
+  Tensor z = label_logitsB;
+  int64_t offset = 0;
+  if (loss == LossKind::Vocab) {
+    z = rows(logits, B);
+    be.matmul(z, hnB, weight, true, false);
+    offset = vocab.begin;
+  }
+  const Tensor mx = rows(row_max, B), se = rows(row_sumexp, B), tg = rows(target, B);
+  be.row_max(mx, z);
+  if (split) ctx.tp.all_reduce(mx, ReduceOp::Max);
+  be.row_sumexp(se, z, mx);
+  if (split) ctx.tp.all_reduce(se, ReduceOp::Sum);
+  be.pick_target(tg, z, targets(mb), offset);
+  if (split) ctx.tp.all_reduce(tg, ReduceOp::Sum);
+
+  std::vector<double>& m = host_max;
+  std::vector<double>& s = host_sumexp;
+  std::vector<double>& t = host_target;
+  to_host(be, mx, m, host_stats);
+  to_host(be, se, s, host_stats);
+  to_host(be, tg, t, host_stats);
+  out.loss.resize(size_t(B));
+  for (int64_t b = 0; b < B; ++b)
+    out.loss[size_t(b)] = std::log(s[size_t(b)]) + m[size_t(b)] - t[size_t(b)];
+  to_host(be, label_logitsB, out.label_scores, host_stats);
+}
+
+void LmHead::backward(const ModelContext& ctx, const MicroBatch& mb, float w, const Tensor& dx) {
+  Backend& be = ctx.backend;
+  const int64_t B = mb.seq.num_seqs;
+  const bool vocab_loss = loss == LossKind::Vocab;
+  const Tensor z = vocab_loss ? rows(logits, B) : rows(label_logits, B);
+  const Tensor dz = rows(dlogits, B);
+  be.cross_entropy_backward(dz, z, rows(row_max, B), rows(row_sumexp, B), targets(mb),
+                            vocab_loss ? vocab.begin : 0, w);
+  const Tensor dhnB = rows(dhn, B), dhB = rows(dh, B);
+  be.matmul(dhnB, dz, vocab_loss ? weight : label_weight, false, false);
+  if (vocab_loss && ctx.tp.size() > 1) ctx.tp.all_reduce(dhnB, ReduceOp::Sum);
+  be.fill(dhB, 0.0);
+  final_norm.backward(ctx, dhB, dhnB, rows(h, B), mean.empty() ? Tensor{} : rows(mean, B),
+                      rows(rstd, B));
+  be.fill(dx, 0.0);
+  be.scatter_add_rows(dx, dhB, mb.seq.answer_rows);
+}
+
+}  // namespace sptrain

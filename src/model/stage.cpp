@@ -1,0 +1,121 @@
+#include "sptrain/model/stage.hpp"
+
+#include <cmath>
+#include <numeric>
+
+#include "sptrain/model/weight_loader.hpp"
+
+namespace sptrain {
+
+StageSpec plan_stage(int n_layers, int stages, int index, const std::vector<int>& explicit_layers) {
+  SPT_CHECK(stages >= 1 && stages <= n_layers, "pipeline size ", stages,
+            " must be between 1 and the model's ", n_layers, " layers");
+  StageSpec s;
+  s.index = index;
+  s.count = stages;
+  if (explicit_layers.empty()) {
+    const Range r = split_range(n_layers, stages, index);
+    s.first_layer = int(r.begin);
+    s.num_layers = int(r.count);
+    return s;
+  }
+  SPT_CHECK(int(explicit_layers.size()) == stages, "parallel.stage_layers lists ",
+            explicit_layers.size(), " stages but parallel.pipeline is ", stages);
+  const int total = std::accumulate(explicit_layers.begin(), explicit_layers.end(), 0);
+  SPT_CHECK(total == n_layers, "parallel.stage_layers sums to ", total, " but the model has ",
+            n_layers, " layers");
+  for (int v : explicit_layers)
+    SPT_CHECK(v >= 1, "parallel.stage_layers: every stage needs at least one layer");
+  s.first_layer = std::accumulate(explicit_layers.begin(), explicit_layers.begin() + index, 0);
+  s.num_layers = explicit_layers[size_t(index)];
+  return s;
+}
+
+Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File& file,
+             const StageSpec& spec, const HeadSpec& head, const StageShape& shape)
+    : ctx_(ctx), config_(config), spec_(spec) {
+  dims_ = local_dims(config, ctx.tp.rank(), ctx.tp.size());
+  WeightLoader loader(file, ctx);
+  if (spec.first()) embedding_.load(loader, config, dims_);
+  layers_.resize(size_t(spec.num_layers));
+  for (int i = 0; i < spec.num_layers; ++i)
+    layers_[size_t(i)].load(loader, config, dims_, spec.first_layer + i);
+  if (spec.last()) head_.load(ctx, loader, config, dims_, head, std::max(shape.train_seqs, shape.eval_seqs));
+  weight_bytes_ = loader.resident_bytes();
+
+  if (config.position == PositionKind::Rope) {
+    // cos then sin of pos * theta^(-2j/D), j < D/2, computed in double.
+    const int D = config.head_dim, half = D / 2, N = config.max_positions;
+    std::vector<double> table(size_t(N) * size_t(D));
+    for (int p = 0; p < N; ++p)
+      for (int j = 0; j < half; ++j) {
+        const double inv_freq = std::pow(double(config.rope_theta), -2.0 * j / D);
+        table[size_t(p) * size_t(D) + size_t(j)] = std::cos(p * inv_freq);
+        table[size_t(p) * size_t(D) + size_t(half + j)] = std::sin(p * inv_freq);
+      }
+    Buffer f64 = ctx.backend.allocate(DType::F64, Shape{N, D});
+    ctx.backend.copy_from_host(f64, table.data());
+    rope_table_ = ctx.alloc_stat(Shape{N, D});
+    ctx.backend.convert(rope_table_, f64);
+  }
+
+  Capacity cap = shape.train;
+  Capacity both{std::max(shape.train.rows, shape.eval.rows),
+                std::max(shape.train.max_len, shape.eval.max_len)};
+  sets_.resize(size_t(shape.activation_sets));
+  for (auto& s : sets_) {
+    for (int i = 0; i < spec.num_layers; ++i)
+      s.layers.push_back(TransformerLayer::make_activations(ctx, dims_, config.norm, cap));
+    s.out = ctx.alloc(Shape{cap.rows, config.d_model});
+  }
+  eval_set_.layers.push_back(TransformerLayer::make_activations(ctx, dims_, config.norm, shape.eval));
+  workspace_ = TransformerLayer::make_workspace(ctx, dims_, both);
+  dx_ = ctx.alloc(Shape{both.rows, config.d_model});
+}
+
+const Stage::ActivationSet& Stage::set(int slot) const {
+  if (slot < 0) return eval_set_;
+  SPT_ASSERT(slot < int(sets_.size()));
+  return sets_[size_t(slot)];
+}
+
+Tensor Stage::input(int slot, int64_t rows) const {
+  return set(slot).layers.front().x_in.view().slice_rows(0, rows);
+}
+
+Tensor Stage::output(int slot, int64_t rows) const {
+  const ActivationSet& s = set(slot);
+  // The evaluation set writes every layer's output over its input.
+  const Buffer& out = slot < 0 ? s.layers.front().x_in : s.out;
+  return out.view().slice_rows(0, rows);
+}
+
+void Stage::forward(int slot, const MicroBatch& mb, const Tensor& prompt) {
+  const ActivationSet& s = set(slot);
+  const int64_t T = mb.seq.num_rows;
+  if (spec_.first()) embedding_.forward(ctx_, mb.seq, mb.tokens, prompt, input(slot, T));
+  const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
+  const int n = int(layers_.size());
+  for (int i = 0; i < n; ++i) {
+    const LayerActivations& acts = slot < 0 ? s.layers.front() : s.layers[size_t(i)];
+    const Tensor x_out = (slot < 0 || i == n - 1)
+                             ? output(slot, T)
+                             : s.layers[size_t(i) + 1].x_in.view().slice_rows(0, T);
+    layers_[size_t(i)].forward(ctx_, mb.seq, rope, acts, workspace_, x_out);
+  }
+  if (spec_.last()) head_.forward(ctx_, mb, output(slot, T), head_out_);
+}
+
+void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const Tensor& dprompt) {
+  SPT_ASSERT(slot >= 0);
+  const ActivationSet& s = set(slot);
+  const int64_t T = mb.seq.num_rows;
+  const Tensor dx = grad(T);
+  if (spec_.last()) head_.backward(ctx_, mb, loss_weight, dx);
+  const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
+  for (int i = int(layers_.size()) - 1; i >= 0; --i)
+    layers_[size_t(i)].backward(ctx_, mb.seq, rope, s.layers[size_t(i)], workspace_, dx);
+  if (spec_.first()) embedding_.backward(ctx_, mb.seq, dx, dprompt);
+}
+
+}  // namespace sptrain

@@ -1,0 +1,354 @@
+// Every CPU op's backward against central finite differences of its forward,
+// in double precision; forward products against plain loops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "../support/test_util.hpp"
+#include "sptrain/backend/cpu/cpu_backend.hpp"
+
+namespace sptrain {
+namespace {
+
+using test::expect_gradient;
+using test::random_tensor;
+using test::to_host;
+
+constexpr DType F64 = DType::F64;
+constexpr double kTol = 1e-6;
+
+// Dot product of two f64 tensors: the scalar "loss" sum(r * y).
+double dot(const Tensor& a, const Tensor& b) {
+  double s = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) s += test::get_element(a, i) * test::get_element(b, i);
+  return s;
+}
+
+// Two sequences of lengths 3 and 5, prompt length 2.
+SequenceIndex make_index(CpuBackend& be, std::vector<Buffer>& keep, std::vector<int> lengths,
+                         int prompt_len) {
+  SequenceIndex s;
+  s.num_seqs = int(lengths.size());
+  s.prompt_len = prompt_len;
+  int32_t row = 0;
+  int64_t probs = 0;
+  for (int L : lengths) {
+    s.host_offsets.push_back(row);
+    s.host_prob_offsets.push_back(probs);
+    for (int i = 0; i < L; ++i) s.host_positions.push_back(i);
+    s.host_answer_rows.push_back(row + L - 1);
+    row += L;
+    probs += int64_t(L) * L;
+    s.max_len = std::max(s.max_len, L);
+  }
+  s.host_offsets.push_back(row);
+  s.host_prob_offsets.push_back(probs);
+  s.num_rows = row;
+  auto upload = [&](auto& v, DType t) {
+    Buffer b = be.allocate(t, Shape{int64_t(v.size())});
+    be.copy_from_host(b, v.data());
+    Tensor view = b.view();
+    keep.push_back(std::move(b));
+    return view;
+  };
+  s.offsets = upload(s.host_offsets, DType::I32);
+  s.positions = upload(s.host_positions, DType::I32);
+  s.answer_rows = upload(s.host_answer_rows, DType::I32);
+  s.prob_offsets = upload(s.host_prob_offsets, DType::I64);
+  return s;
+}
+
+TEST(CpuOps, MatmulMatchesLoops) {
+  CpuBackend be(1);
+  Rng rng(1);
+  for (bool trans_b : {false, true}) {
+    for (DType t : {DType::F32, DType::F64}) {
+      Buffer a = random_tensor(be, t, Shape{5, 7}, rng);
+      Buffer b = random_tensor(be, t, trans_b ? Shape{3, 7} : Shape{7, 3}, rng);
+      Buffer c = random_tensor(be, t, Shape{5, 3}, rng);
+      const auto c0 = to_host(be, c), av = to_host(be, a), bv = to_host(be, b);
+      be.matmul(c, a, b, trans_b, /*accumulate=*/true);
+      const auto cv = to_host(be, c);
+      for (int i = 0; i < 5; ++i)
+        for (int j = 0; j < 3; ++j) {
+          double s = c0[size_t(i * 3 + j)];
+          for (int k = 0; k < 7; ++k)
+            s += av[size_t(i * 7 + k)] * (trans_b ? bv[size_t(j * 7 + k)] : bv[size_t(k * 3 + j)]);
+          EXPECT_NEAR(cv[size_t(i * 3 + j)], s, t == DType::F32 ? 1e-4 : 1e-12);
+        }
+    }
+  }
+}
+
+TEST(CpuOps, LayerNormBackwardMatchesFiniteDifferences) {
+  CpuBackend be(1);
+  Rng rng(2);
+  const Shape s{5, 7};
+  Buffer x = random_tensor(be, F64, s, rng), w = random_tensor(be, F64, Shape{7}, rng),
+         b = random_tensor(be, F64, Shape{7}, rng), r = random_tensor(be, F64, s, rng);
+  Buffer y = be.allocate(F64, s), mean = be.allocate(F64, Shape{5}), rstd = be.allocate(F64, Shape{5});
+  auto loss = [&] {
+    be.layernorm_forward(y, mean, rstd, x, w, b, 1e-5f);
+    return dot(y, r);
+  };
+  loss();
+  Buffer dx = be.allocate(F64, s);
+  be.layernorm_backward(dx, r, x, mean, rstd, w);
+  expect_gradient(x, to_host(be, dx), loss, 35, kTol, "layernorm dx");
+  loss();  // finite differences left y at a perturbed x
+  // Forward against the definition.
+  const auto xv = to_host(be, x), yv = to_host(be, y), wv = to_host(be, w), bv = to_host(be, b);
+  for (int t = 0; t < 5; ++t) {
+    double m = 0, v = 0;
+    for (int i = 0; i < 7; ++i) m += xv[size_t(t * 7 + i)] / 7;
+    for (int i = 0; i < 7; ++i) v += std::pow(xv[size_t(t * 7 + i)] - m, 2) / 7;
+    for (int i = 0; i < 7; ++i)
+      EXPECT_NEAR(yv[size_t(t * 7 + i)],
+                  (xv[size_t(t * 7 + i)] - m) / std::sqrt(v + double(1e-5f)) * wv[size_t(i)] + bv[size_t(i)], 1e-12);
+  }
+}
+
+TEST(CpuOps, RmsNormBackwardMatchesFiniteDifferences) {
+  CpuBackend be(1);
+  Rng rng(3);
+  const Shape s{4, 9};
+  Buffer x = random_tensor(be, F64, s, rng), w = random_tensor(be, F64, Shape{9}, rng),
+         r = random_tensor(be, F64, s, rng);
+  Buffer y = be.allocate(F64, s), rstd = be.allocate(F64, Shape{4});
+  auto loss = [&] {
+    be.rmsnorm_forward(y, rstd, x, w, 1e-5f);
+    return dot(y, r);
+  };
+  loss();
+  Buffer dx = be.allocate(F64, s);
+  be.rmsnorm_backward(dx, r, x, rstd, w);
+  expect_gradient(x, to_host(be, dx), loss, 36, kTol, "rmsnorm dx");
+  loss();
+  const auto xv = to_host(be, x), yv = to_host(be, y), wv = to_host(be, w);
+  for (int t = 0; t < 4; ++t) {
+    double ms = 0;
+    for (int i = 0; i < 9; ++i) ms += xv[size_t(t * 9 + i)] * xv[size_t(t * 9 + i)] / 9;
+    for (int i = 0; i < 9; ++i)
+      EXPECT_NEAR(yv[size_t(t * 9 + i)], xv[size_t(t * 9 + i)] / std::sqrt(ms + double(1e-5f)) * wv[size_t(i)], 1e-12);
+  }
+}
+
+TEST(CpuOps, ActivationsBackwardMatchFiniteDifferences) {
+  CpuBackend be(1);
+  Rng rng(4);
+  const Shape s{3, 8};
+  for (Activation a : {Activation::Gelu, Activation::GeluTanh, Activation::Relu}) {
+    Buffer x = random_tensor(be, F64, s, rng), r = random_tensor(be, F64, s, rng);
+    Buffer y = be.allocate(F64, s);
+    auto loss = [&] {
+      be.activation_forward(a, y, x);
+      return dot(y, r);
+    };
+    loss();
+    Buffer dx = be.allocate(F64, s);
+    be.activation_backward(a, dx, r, x);
+    expect_gradient(x, to_host(be, dx), loss, 24, kTol, "activation dx");
+  }
+  // Forward values at known points.
+  Buffer x = be.allocate(F64, Shape{3}), y = be.allocate(F64, Shape{3});
+  const double xs[3] = {-1.0, 0.5, 2.0};
+  be.copy_from_host(x, xs);
+  be.activation_forward(Activation::Gelu, y, x);
+  auto yv = to_host(be, y);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_NEAR(yv[size_t(i)], 0.5 * xs[i] * (1 + std::erf(xs[i] / std::sqrt(2.0))), 1e-14);
+}
+
+TEST(CpuOps, SwiGluBackwardMatchesFiniteDifferences) {
+  CpuBackend be(1);
+  Rng rng(5);
+  Buffer gu = random_tensor(be, F64, Shape{3, 10}, rng), r = random_tensor(be, F64, Shape{3, 5}, rng);
+  Buffer y = be.allocate(F64, Shape{3, 5});
+  auto loss = [&] {
+    be.swiglu_forward(y, gu);
+    return dot(y, r);
+  };
+  loss();
+  Buffer dgu = be.allocate(F64, Shape{3, 10});
+  be.swiglu_backward(dgu, r, gu);
+  expect_gradient(gu, to_host(be, dgu), loss, 30, kTol, "swiglu dgate_up");
+  loss();
+  const auto g = to_host(be, gu), yv = to_host(be, y);
+  for (int t = 0; t < 3; ++t)
+    for (int i = 0; i < 5; ++i) {
+      const double a = g[size_t(t * 10 + i)], u = g[size_t(t * 10 + 5 + i)];
+      EXPECT_NEAR(yv[size_t(t * 5 + i)], a / (1 + std::exp(-a)) * u, 1e-14);
+    }
+}
+
+TEST(CpuOps, RopeBackwardMatchesFiniteDifferences) {
+  CpuBackend be(1);
+  Rng rng(6);
+  std::vector<Buffer> keep;
+  SequenceIndex seq = make_index(be, keep, {3, 5}, 2);
+  const int D = 4, Hq = 2, Hkv = 1, W = (Hq + 2 * Hkv) * D;
+  // cos/sin table for 8 positions, theta 10000.
+  std::vector<double> cs(8 * D);
+  for (int p = 0; p < 8; ++p)
+    for (int j = 0; j < D / 2; ++j) {
+      const double f = std::pow(10000.0, -2.0 * j / D);
+      cs[size_t(p * D + j)] = std::cos(p * f);
+      cs[size_t(p * D + D / 2 + j)] = std::sin(p * f);
+    }
+  Buffer table = be.allocate(F64, Shape{8, D});
+  be.copy_from_host(table, cs.data());
+  Buffer x = random_tensor(be, F64, Shape{8, W}, rng), r = random_tensor(be, F64, Shape{8, W}, rng);
+  Buffer y = be.allocate(F64, Shape{8, W});
+  auto loss = [&] {
+    be.convert(y, x);
+    be.rope(y, Hq + Hkv, D, seq, table, false);
+    return dot(y, r);
+  };
+  loss();
+  // The rotation at position 0 is the identity; v heads are never rotated.
+  const auto xv = to_host(be, x), yv = to_host(be, y);
+  for (int i = 0; i < W; ++i) EXPECT_DOUBLE_EQ(yv[size_t(i)], xv[size_t(i)]);
+  Buffer dx = be.allocate(F64, Shape{8, W});
+  be.convert(dx, r);
+  be.rope(dx, Hq + Hkv, D, seq, table, true);
+  expect_gradient(x, to_host(be, dx), loss, 64, kTol, "rope dx");
+}
+
+TEST(CpuOps, AttentionBackwardMatchesFiniteDifferences) {
+  CpuBackend be(1);
+  Rng rng(7);
+  std::vector<Buffer> keep;
+  SequenceIndex seq = make_index(be, keep, {3, 5}, 0);
+  const int D = 3, Hq = 4, Hkv = 2, W = (Hq + 2 * Hkv) * D, T = 8;
+  be.reserve_attention(5, Hq);
+  Buffer qkv = random_tensor(be, F64, Shape{T, W}, rng);
+  Buffer r = random_tensor(be, F64, Shape{T, Hq * D}, rng);
+  Buffer out = be.allocate(F64, Shape{T, Hq * D});
+  Buffer probs = be.allocate(F64, Shape{Hq * (9 + 25)});
+  const float scale = 0.7f;
+  auto loss = [&] {
+    be.attention_forward(out, probs, qkv, Hq, Hkv, seq, scale);
+    return dot(out, r);
+  };
+  loss();
+  // Forward against a direct computation for one head of the second sequence.
+  const auto x = to_host(be, qkv), o = to_host(be, out);
+  const int h = 3, g = h / (Hq / Hkv), r0 = 3, L = 5;
+  for (int i = 0; i < L; ++i) {
+    std::vector<double> s(size_t(i) + 1);
+    double mx = -1e300, sum = 0;
+    for (int j = 0; j <= i; ++j) {
+      double d = 0;
+      for (int k = 0; k < D; ++k)
+        d += x[size_t((r0 + i) * W + h * D + k)] * x[size_t((r0 + j) * W + (Hq + g) * D + k)];
+      s[size_t(j)] = d * double(scale);
+      mx = std::max(mx, s[size_t(j)]);
+    }
+    for (auto& v : s) sum += (v = std::exp(v - mx));
+    for (int k = 0; k < D; ++k) {
+      double acc = 0;
+      for (int j = 0; j <= i; ++j) acc += s[size_t(j)] / sum * x[size_t((r0 + j) * W + (Hq + Hkv + g) * D + k)];
+      EXPECT_NEAR(o[size_t((r0 + i) * Hq * D + h * D + k)], acc, 1e-12);
+    }
+  }
+  Buffer dqkv = be.allocate(F64, Shape{T, W});
+  be.attention_backward(dqkv, r, qkv, probs, Hq, Hkv, seq, scale);
+  expect_gradient(qkv, to_host(be, dqkv), loss, T * W, kTol, "attention dqkv");
+}
+
+TEST(CpuOps, EmbeddingAndPromptGradient) {
+  CpuBackend be(1);
+  Rng rng(8);
+  std::vector<Buffer> keep;
+  const int P = 2, C = 3;
+  SequenceIndex seq = make_index(be, keep, {4, 3}, P);
+  const int32_t toks[7] = {-1, -1, 5, 1, -1, -1, 2};
+  Buffer tokens = be.allocate(DType::I32, Shape{7});
+  be.copy_from_host(tokens, toks);
+  Buffer table = random_tensor(be, F64, Shape{6, C}, rng);  // vocabulary shard [0, 6)
+  Buffer prompt = random_tensor(be, F64, Shape{P, C}, rng);
+  Buffer x = be.allocate(F64, Shape{7, C}), r = random_tensor(be, F64, Shape{7, C}, rng);
+  auto loss = [&] {
+    be.embed_forward(x, tokens, table, 0, prompt, seq);
+    return dot(x, r);
+  };
+  loss();
+  const auto xv = to_host(be, x), tv = to_host(be, table), pv = to_host(be, prompt);
+  for (int k = 0; k < C; ++k) {
+    EXPECT_EQ(xv[size_t(0 * C + k)], pv[size_t(0 * C + k)]);
+    EXPECT_EQ(xv[size_t(5 * C + k)], pv[size_t(1 * C + k)]);
+    EXPECT_EQ(xv[size_t(2 * C + k)], tv[size_t(5 * C + k)]);
+    EXPECT_EQ(xv[size_t(6 * C + k)], tv[size_t(2 * C + k)]);
+  }
+  Buffer dprompt = be.allocate(F64, Shape{P, C});
+  be.prompt_backward(dprompt, r, seq);
+  expect_gradient(prompt, to_host(be, dprompt), loss, P * C, kTol, "dprompt");
+  // A shard that does not hold token 5 gives zeros there.
+  be.embed_forward(x, tokens, table.view().slice_rows(0, 3), 3, Tensor{}, seq);
+  const auto xs = to_host(be, x);
+  for (int k = 0; k < C; ++k) {
+    EXPECT_EQ(xs[size_t(0 * C + k)], 0.0);                     // prompt left to rank 0
+    EXPECT_EQ(xs[size_t(2 * C + k)], tv[size_t(2 * C + k)]);   // token 5 = local row 2
+    EXPECT_EQ(xs[size_t(3 * C + k)], 0.0);                     // token 1 is on another shard
+  }
+}
+
+TEST(CpuOps, CrossEntropyBackwardMatchesFiniteDifferences) {
+  CpuBackend be(1);
+  Rng rng(9);
+  const int B = 3, V = 6;
+  Buffer logits = random_tensor(be, F64, Shape{B, V}, rng, 2.0);
+  const int32_t tg[B] = {0, 5, 2};
+  Buffer targets = be.allocate(DType::I32, Shape{B});
+  be.copy_from_host(targets, tg);
+  Buffer mx = be.allocate(F64, Shape{B}), se = be.allocate(F64, Shape{B}), pick = be.allocate(F64, Shape{B});
+  const double w = 0.25;
+  auto loss = [&] {
+    be.row_max(mx, logits);
+    be.row_sumexp(se, logits, mx);
+    be.pick_target(pick, logits, targets, 0);
+    double s = 0;
+    for (int b = 0; b < B; ++b)
+      s += w * (std::log(test::get_element(se, b)) + test::get_element(mx, b) - test::get_element(pick, b));
+    return s;
+  };
+  const double l = loss();
+  // Against log-softmax computed directly.
+  const auto lv = to_host(be, logits);
+  double ref = 0;
+  for (int b = 0; b < B; ++b) {
+    double z = 0;
+    for (int v = 0; v < V; ++v) z += std::exp(lv[size_t(b * V + v)]);
+    ref += w * (std::log(z) - lv[size_t(b * V + tg[b])]);
+  }
+  EXPECT_NEAR(l, ref, 1e-12);
+  Buffer d = be.allocate(F64, Shape{B, V});
+  be.cross_entropy_backward(d, logits, mx, se, targets, 0, float(w));
+  expect_gradient(logits, to_host(be, d), loss, B * V, kTol, "dlogits");
+}
+
+TEST(CpuOps, GatherScatterAndPositions) {
+  CpuBackend be(1);
+  Rng rng(10);
+  std::vector<Buffer> keep;
+  SequenceIndex seq = make_index(be, keep, {2, 3}, 0);
+  Buffer x = random_tensor(be, F64, Shape{5, 2}, rng);
+  Buffer g = be.allocate(F64, Shape{2, 2});
+  be.gather_rows(g, x, seq.answer_rows);
+  const auto xv = to_host(be, x), gv = to_host(be, g);
+  EXPECT_EQ(gv[0], xv[2]);  // row 1
+  EXPECT_EQ(gv[2], xv[8]);  // row 4
+  Buffer dx = be.allocate(F64, Shape{5, 2});
+  be.scatter_add_rows(dx, g, seq.answer_rows);
+  const auto dv = to_host(be, dx);
+  EXPECT_EQ(dv[2], xv[2]);
+  EXPECT_EQ(dv[0], 0.0);
+  Buffer table = random_tensor(be, F64, Shape{4, 2}, rng);
+  Buffer y = be.allocate(F64, Shape{5, 2});
+  be.add_positions(y, table, seq);
+  const auto yv = to_host(be, y), tv = to_host(be, table);
+  EXPECT_EQ(yv[4 * 2 + 1], tv[2 * 2 + 1]);  // row 4 is position 2
+}
+
+}  // namespace
+}  // namespace sptrain
