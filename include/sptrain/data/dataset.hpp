@@ -1,0 +1,41 @@
+#pragma once
+// Task data: one labelled example per line, TSV (`text<TAB>label`) or JSONL
+// (`{"text": ..., "label": ...}`). Every problem is an Error naming the file
+// and the 1-based line.
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sptrain {
+
+struct Example {
+  std::string text;
+  std::string label;  // as written in the data (JSON integers become decimal strings)
+  int line = 0;       // 1-based line in the file, for error messages
+};
+
+// Reads a whole dataset. format: "auto" (by extension: .tsv/.txt -> tsv,
+// .jsonl/.json -> jsonl), "tsv" or "jsonl".
+//
+// TSV: the LAST tab on a line separates the label, so the text may not
+// contain tabs but everything before the last tab is the text. A first line
+// whose label field is exactly `label` is a header (GLUE) and skipped.
+// Windows line endings and a UTF-8 byte-order mark are tolerated; blank lines
+// at the end are ignored, a blank line elsewhere is an error.
+// JSONL: one JSON object per line with a string `text` and a string or
+// integer `label`; other keys are ignored.
+// Errors: missing file, unknown format, no examples, and per line (as
+// `path:LINE: ...`): no tab, empty text, empty label, invalid UTF-8,
+// malformed JSON, missing or mistyped field.
+std::vector<Example> read_dataset(const std::string& path, const std::string& format = "auto");
+
+// Fails naming file, line and label when an example's label is not one of
+// `allowed`, listing the allowed labels.
+void check_labels(const std::vector<Example>& examples, const std::vector<std::string>& allowed,
+                  const std::string& path);
+// Same, with the allowed labels taken from the keys of a verbalizer map
+// (TaskSection::labels: label value -> verbalizer word).
+void check_labels(const std::vector<Example>& examples,
+                  const std::map<std::string, std::string>& verbalizer, const std::string& path);
+
+}  // namespace sptrain

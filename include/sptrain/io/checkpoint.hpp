@@ -1,0 +1,61 @@
+#pragma once
+// The prompt checkpoint: everything needed to continue a run exactly (prompt,
+// optimizer state, data position, RNG) and to check it belongs to the model
+// and task at hand. One HDF5 file; docs/formats.md ("Prompt checkpoint")
+// gives the layout.
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sptrain/optim/optimizer.hpp"
+
+namespace sptrain {
+
+struct Checkpoint {
+  int64_t step = 0;  // optimizer steps done (restores Optimizer::step_count)
+  std::vector<float> prompt;  // [prompt_rows, prompt_cols] fp32, row-major
+  int64_t prompt_rows = 0, prompt_cols = 0;
+  std::vector<NamedState> optimizer;
+  std::string optimizer_name;
+  // Data position: the sampler continues from here.
+  int64_t epoch = 0;
+  int64_t epoch_position = 0;  // examples consumed in this epoch
+  std::vector<uint64_t> rng_state;  // opaque words of the run's RNG
+  std::string config_yaml;          // the resolved config the run used
+  std::string model_fingerprint;    // the model file's `fingerprint` attribute
+  std::string model_path;
+  double eval_accuracy = std::numeric_limits<double>::quiet_NaN();  // last evaluation (NaN: none)
+  double eval_loss = std::numeric_limits<double>::quiet_NaN();
+  std::string task_template;
+  std::vector<std::pair<std::string, std::string>> labels;  // verbalizer: label value -> word
+};
+
+inline constexpr const char* kCheckpointFormat = "sptrain-prompt-checkpoint";
+inline constexpr int64_t kCheckpointFormatVersion = 1;
+
+// Writes path + ".tmp", fsyncs it, renames it to path and fsyncs the folder,
+// so `path` is either the old file or the complete new one. On any error the
+// temporary file is removed and the Error rethrown.
+void write_checkpoint(const std::string& path, const Checkpoint& ckpt);
+
+// Reads and checks a checkpoint; fails clearly on a missing file, a file that
+// is not HDF5 (or truncated), another format or a newer version, or a missing
+// or mis-shaped dataset.
+Checkpoint read_checkpoint(const std::string& path);
+
+// "step_000100.h5" (at least six digits; more when the step needs them).
+std::string checkpoint_name(int64_t step);
+
+// The path of the checkpoint with the highest step among the complete
+// `step_<digits>.h5` files in run_dir (temporaries `*.tmp` are never
+// complete); nullopt when there is none or run_dir does not exist.
+std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+
+// Deletes all complete step_*.h5 checkpoints in run_dir except the `keep`
+// with the highest steps. keep <= 0 keeps everything (never deletes all).
+void prune_checkpoints(const std::string& run_dir, int keep);
+
+}  // namespace sptrain
