@@ -25,7 +25,8 @@ inline const char* comm_kind_name(CommKind k) {
 }
 
 // Bytes sent by this rank, by kind. Collectives count their payload (the
-// tensor's size) once per call; see docs/parallelism.md for the formulas.
+// tensor's size) once per call, point-to-point counts what this rank sends,
+// and a group of one rank counts nothing; see docs/parallelism.md.
 struct ByteCounter {
   std::array<uint64_t, 3> bytes{};
   void add(CommKind k, uint64_t n) { bytes[size_t(k)] += n; }
@@ -44,8 +45,21 @@ class Group {
   virtual void broadcast(const Tensor& t, int root) = 0;
   // out = the ranks' `in` tensors stacked along dim 0, rank order.
   virtual void all_gather(const Tensor& out, const Tensor& in) = 0;
+  // Point-to-point, blocking: returns when `t` may be reused (send) or holds
+  // the message (recv). Messages from one rank to another arrive in the order
+  // they were sent (MPI and NCCL both guarantee it), so sender and receiver
+  // must post them in the same order; docs/parallelism.md says how MpiGroup
+  // catches a mismatch.
   virtual void send(const Tensor& t, int peer) = 0;
   virtual void recv(const Tensor& t, int peer) = 0;
+  // Sends `send` to send_peer while receiving `recv` from recv_peer, as one
+  // operation, so that neighbouring pipeline stages exchanging in opposite
+  // directions can never deadlock. Either side is skipped with peer kNoPeer.
+  static constexpr int kNoPeer = -1;
+  virtual void send_recv(const Tensor& send, int send_peer, const Tensor& recv, int recv_peer) {
+    (void)send, (void)send_peer, (void)recv, (void)recv_peer;
+    fail("send_recv is not implemented for this group");
+  }
   virtual void barrier() = 0;
 
   CommKind kind() const { return kind_; }
@@ -71,6 +85,7 @@ class SoloGroup final : public Group {
   void all_gather(const Tensor& out, const Tensor& in) override;
   void send(const Tensor&, int) override { fail("send in a group of one rank"); }
   void recv(const Tensor&, int) override { fail("recv in a group of one rank"); }
+  void send_recv(const Tensor&, int, const Tensor&, int) override;
   void barrier() override {}
 };
 
