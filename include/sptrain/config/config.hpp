@@ -2,9 +2,8 @@
 // The training configuration: one typed struct per YAML section. Defaults here
 // are the defaults a user gets; docs/config.md lists every key.
 #include <cstdint>
-#include <map>
-#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sptrain {
@@ -12,6 +11,8 @@ namespace sptrain {
 struct ModelSection {
   std::string path;            // HDF5 model file (required)
   std::string dtype = "f32";   // compute dtype on the CPU: f32 (f64 only for tests)
+
+  bool operator==(const ModelSection&) const = default;
 };
 
 struct TaskSection {
@@ -19,9 +20,13 @@ struct TaskSection {
   std::string eval;                         // evaluation data file ("" = none)
   std::string format = "auto";              // auto | tsv | jsonl (auto: by extension)
   std::string template_text = "{text}";     // YAML key: template; must contain {text}
-  std::map<std::string, std::string> labels;  // label value in data -> verbalizer word
+  // label value in the data -> verbalizer word, in the order the YAML lists them;
+  // that order defines the class index of each label.
+  std::vector<std::pair<std::string, std::string>> labels;
   int max_length = 128;                     // text tokens kept (template included), >= 1
   std::string loss = "labels";              // labels (CE over label words) | vocab (CE over the vocabulary)
+
+  bool operator==(const TaskSection&) const = default;
 };
 
 struct PromptSection {
@@ -29,6 +34,8 @@ struct PromptSection {
   std::string init = "vocab_sample";  // random_uniform | vocab_sample | text | labels | file:PATH
   std::string init_text;            // for init: text
   double init_range = 0.5;          // for random_uniform: U(-r, r)
+
+  bool operator==(const PromptSection&) const = default;
 };
 
 struct AdafactorSection {
@@ -37,6 +44,8 @@ struct AdafactorSection {
   double eps1 = 1e-30;              // added to squared gradients
   double eps2 = 1e-3;               // floor of the parameter scale
   bool scale_parameter = true;      // multiply lr by max(eps2, RMS(prompt))
+
+  bool operator==(const AdafactorSection&) const = default;
 };
 
 struct OptimSection {
@@ -51,6 +60,8 @@ struct OptimSection {
   double min_lr_ratio = 0.0;        // floor of linear/cosine decay, as a fraction of lr
   double clip_grad_norm = 1.0;      // 0 = off
   AdafactorSection adafactor;
+
+  bool operator==(const OptimSection&) const = default;
 };
 
 struct TrainSection {
@@ -67,6 +78,8 @@ struct TrainSection {
   std::string resume = "auto";      // auto | never | PATH to a checkpoint
   uint64_t seed = 1234;
   bool shuffle = true;
+
+  bool operator==(const TrainSection&) const = default;
 };
 
 struct ParallelSection {
@@ -74,6 +87,8 @@ struct ParallelSection {
   int pipeline = 1;
   std::string schedule = "1f1b";    // gpipe | 1f1b
   std::vector<int> stage_layers;    // explicit layers per stage; empty = balanced
+
+  bool operator==(const ParallelSection&) const = default;
 };
 
 struct Config {
@@ -87,6 +102,8 @@ struct Config {
   ParallelSection parallel;
 
   std::string source_path;          // the YAML file it came from ("" = built in code)
+
+  bool operator==(const Config&) const = default;
 };
 
 }  // namespace sptrain
