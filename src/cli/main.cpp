@@ -1,9 +1,177 @@
-// Temporary entry point until the command-line parser lands.
-#include <cstdio>
+// The sptrain command line: parses arguments with CLI11, loads the
+// configuration and hands over to the subcommand (include/sptrain/cli/commands.hpp).
+// Exit codes: 0 success, 1 an error in the input or during the run
+// ("sptrain: error: ..."), 2 a usage error (unknown subcommand or option).
+#include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "sptrain/backend/cpu/blas_kernel.hpp"
+#include "sptrain/cli/commands.hpp"
+#include "sptrain/config/load.hpp"
+#include "sptrain/core/error.hpp"
 #include "sptrain/core/version.hpp"
 
-int main() {
-  std::printf("sptrain %s\n", sptrain::kVersion);
-  return 0;
+// From OpenBLAS; declared here so this file does not depend on cblas.h.
+extern "C" char* openblas_get_config(void);
+extern "C" char* openblas_get_corename(void);
+
+namespace sptrain {
+namespace {
+
+std::string version_text() {
+  std::string backends = "cpu";
+#ifdef SPTRAIN_WITH_CUDA
+  backends += " cuda";
+#endif
+  return str("sptrain ", kVersion, " (", kGitRevision, ")\n", "backends: ", backends, "\n",
+             "blas: ", openblas_get_config(), " (kernel ", openblas_get_corename(), ")");
+}
+
+const char* const kSetHelp =
+    "Override one configuration key, e.g. --set optim.lr=0.05 or "
+    "--set parallel.stage_layers=[12,12]; repeatable, applied in order. The value is "
+    "YAML; for a string key it is taken as written unless it starts with a quote";
+
+const std::vector<std::string> kSubcommands = {"train", "eval", "init-model", "convert"};
+
+bool is_subcommand(const std::string& arg) {
+  return std::find(kSubcommands.begin(), kSubcommands.end(), arg) != kSubcommands.end();
+}
+
+// `sptrain x.yaml ...` means `sptrain train x.yaml ...`.
+std::vector<std::string> expand_shorthand(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty()) {
+    const std::string& first = args[0];
+    auto ends_with = [&](const std::string& suffix) {
+      return first.size() > suffix.size() && first.compare(first.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (!is_subcommand(first) && (ends_with(".yaml") || ends_with(".yml")))
+      args.insert(args.begin(), "train");
+  }
+  return args;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"sptrain: prompt tuning of frozen transformers (docs/config.md)", "sptrain"};
+  app.set_version_flag("--version", version_text, "Print the version, back ends and BLAS, then exit");
+  app.require_subcommand(1);
+
+  // train
+  std::string config_path;
+  std::vector<std::string> sets;
+  TrainOptions train_options;
+  CLI::App* train = app.add_subcommand("train", "Train a soft prompt as the configuration file says");
+  train->add_option("config", config_path, "YAML configuration file (keys: docs/config.md)")->required();
+  train->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");
+  train->add_flag("--dry-run", train_options.dry_run,
+                  "Print the resolved configuration (every key, defaults included) and exit without training");
+
+  // eval
+  EvalOptions eval_options;
+  CLI::App* eval = app.add_subcommand("eval", "Evaluate a prompt on the task's evaluation data");
+  eval->add_option("config", config_path, "YAML configuration file")->required();
+  eval->add_option("--prompt", eval_options.prompt,
+                   "Checkpoint or exported prompt to evaluate (default: the prompt as prompt.init makes it)");
+  eval->add_option("--data", eval_options.data, "Data file to evaluate on (default: task.eval)");
+  eval->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");
+
+  // init-model
+  InitModelOptions init;
+  bool untied = false;
+  CLI::App* init_model = app.add_subcommand(
+      "init-model", "Write a model file with random weights (for tests, benchmarks and trying things out)");
+  init_model->add_option("--out", init.out, "Model file (HDF5) to write")->required();
+  init_model->add_option("--family", init.family, "Model family")
+      ->check(CLI::IsMember({"llama", "gpt"}))
+      ->capture_default_str();
+  init_model->add_option("--layers", init.layers, "Transformer blocks")->capture_default_str();
+  init_model->add_option("--d-model", init.d_model, "Hidden size")->capture_default_str();
+  init_model->add_option("--heads", init.heads, "Attention (query) heads")->capture_default_str();
+  init_model->add_option("--kv-heads", init.kv_heads, "Key/value heads (0 = --heads, no grouping)")
+      ->capture_default_str();
+  init_model->add_option("--d-ffn", init.d_ffn,
+                         "MLP inner size (0 = 4*d_model for gpt, about 8/3*d_model for llama)")
+      ->capture_default_str();
+  init_model->add_option("--max-positions", init.max_positions, "Longest sequence")->capture_default_str();
+  init_model->add_option("--tokenizer", init.tokenizer,
+                         "Model file or tokenizer.json to take the tokenizer from (default: byte-level tokenizer)");
+  init_model->add_option("--vocab", init.vocab, "Vocabulary size (0 = the tokenizer's size)")->capture_default_str();
+  init_model->add_option("--activation", init.activation, "MLP activation (default: gelu for gpt, swiglu for llama)");
+  init_model->add_flag("--untied", untied, "Give the LM head its own weights instead of tying it to the embeddings (llama)");
+  init_model->add_option("--seed", init.seed, "Random seed of the weights")->capture_default_str();
+  init_model->add_option("--std", init.std, "Standard deviation of the random weights")->capture_default_str();
+
+  // convert
+  ConvertOptions convert_options;
+  CLI::App* convert = app.add_subcommand("convert", "Convert Hugging Face safetensors or a GGUF file to a model file");
+  convert->add_option("--from", convert_options.from, "Source format")
+      ->required()
+      ->check(CLI::IsMember({"safetensors", "gguf"}));
+  convert->add_option("src", convert_options.src, "Source: a folder of safetensors (with config.json) or a .gguf file")
+      ->required();
+  convert->add_option("--out", convert_options.out, "Model file (HDF5) to write")->required();
+  convert->add_option("--dtype", convert_options.dtype, "Type of the weights in the model file")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
+
+  // Set after the subcommands so that they do not inherit it.
+  app.footer("`sptrain CONFIG.yaml ...` is short for `sptrain train CONFIG.yaml ...`.\n"
+             "Run `sptrain SUBCOMMAND --help` for a subcommand's options.");
+  train->footer("`sptrain CONFIG.yaml ...` is short for `sptrain train CONFIG.yaml ...`.\n"
+                "Relative paths in the configuration are relative to the current directory.");
+
+  std::vector<std::string> args = expand_shorthand(argc, argv);
+  if (!args.empty() && !args[0].empty() && args[0][0] != '-' && !is_subcommand(args[0])) {
+    std::cerr << "Unknown subcommand '" << args[0]
+              << "': expected train, eval, init-model, convert or a CONFIG.yaml file\n"
+                 "Run with --help for more information.\n";
+    return 2;
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments back to front
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);  // prints help, the version or the usage error
+    return code == 0 ? 0 : 2;
+  }
+
+  if (train->parsed()) {
+    Config config = load_config(config_path, sets);
+    if (train_options.dry_run) {
+      std::cout << dump_config(config) << std::flush;
+      return 0;
+    }
+    return run_train(config, train_options);
+  }
+  if (eval->parsed()) return run_eval(load_config(config_path, sets), eval_options);
+  if (init_model->parsed()) {
+    init.tied = !untied;
+    return run_init_model(init);
+  }
+  if (convert->parsed()) return run_convert(convert_options);
+  return 2;  // unreachable: a subcommand is required
+}
+
+}  // namespace
+}  // namespace sptrain
+
+int main(int argc, char** argv) {
+  sptrain::ensure_runtime_environment(argv);
+  try {
+    return sptrain::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "sptrain: error: %s\n", e.what());
+  } catch (...) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "sptrain: error: unknown failure\n");
+  }
+  return 1;
 }

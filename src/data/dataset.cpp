@@ -198,7 +198,7 @@ void check_labels(const std::vector<Example>& examples, const std::vector<std::s
 }
 
 void check_labels(const std::vector<Example>& examples,
-                  const std::map<std::string, std::string>& verbalizer, const std::string& path) {
+                  const std::vector<std::pair<std::string, std::string>>& verbalizer, const std::string& path) {
   std::vector<std::string> allowed;
   for (const auto& [label, word] : verbalizer) allowed.push_back(label);
   check_labels(examples, allowed, path);

@@ -66,7 +66,7 @@ void to_host(Backend& be, const Tensor& t, std::vector<double>& out, std::vector
 void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor& x,
                      HeadOutput& out) {
   Backend& be = ctx.backend;
-  const int64_t B = mb.seq.num_seqs;
+  const int64_t B = mb.seq.num_examples;
   const Tensor hB = rows(h, B), hnB = rows(hn, B), rstdB = rows(rstd, B);
   const Tensor meanB = mean.empty() ? Tensor{} : rows(mean, B);
   be.gather_rows(hB, x, mb.seq.answer_rows);
@@ -104,7 +104,7 @@ void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor
 
 void LmHead::backward(const ModelContext& ctx, const MicroBatch& mb, float w, const Tensor& dx) {
   Backend& be = ctx.backend;
-  const int64_t B = mb.seq.num_seqs;
+  const int64_t B = mb.seq.num_examples;
   const bool vocab_loss = loss == LossKind::Vocab;
   const Tensor z = vocab_loss ? rows(logits, B) : rows(label_logits, B);
   const Tensor dz = rows(dlogits, B);

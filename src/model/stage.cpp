@@ -61,7 +61,7 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
 
   Capacity cap = shape.train;
   Capacity both{std::max(shape.train.rows, shape.eval.rows),
-                std::max(shape.train.max_len, shape.eval.max_len)};
+                std::max(shape.train.max_keys, shape.eval.max_keys)};
   sets_.resize(size_t(shape.activation_sets));
   for (auto& s : sets_) {
     for (int i = 0; i < spec.num_layers; ++i)
@@ -71,6 +71,35 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
   eval_set_.layers.push_back(TransformerLayer::make_activations(ctx, dims_, config.norm, shape.eval));
   workspace_ = TransformerLayer::make_workspace(ctx, dims_, both);
   dx_ = ctx.alloc(Shape{both.rows, config.d_model});
+}
+
+void Stage::for_each_weight(
+    const std::function<void(const std::string&, const Tensor&)>& fn) const {
+  auto visit = [&](const std::string& name, const Buffer& b) {
+    if (!b.empty()) fn(name, b.view());
+  };
+  visit("embeddings/tokens", embedding_.tokens);
+  visit("embeddings/positions", embedding_.positions);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const TransformerLayer& l = layers_[i];
+    const std::string p = "layers/" + std::to_string(spec_.first_layer + int(i)) + "/";
+    visit(p + "attn_norm/weight", l.attn_norm.weight);
+    visit(p + "attn_norm/bias", l.attn_norm.bias);
+    visit(p + "attn/qkv/weight", l.qkv.weight);
+    visit(p + "attn/qkv/bias", l.qkv.bias);
+    visit(p + "attn/o/weight", l.o.weight);
+    visit(p + "attn/o/bias", l.o.bias);
+    visit(p + "mlp_norm/weight", l.mlp_norm.weight);
+    visit(p + "mlp_norm/bias", l.mlp_norm.bias);
+    visit(p + "mlp/up/weight", l.up.weight);
+    visit(p + "mlp/up/bias", l.up.bias);
+    visit(p + "mlp/down/weight", l.down.weight);
+    visit(p + "mlp/down/bias", l.down.bias);
+  }
+  visit("final_norm/weight", head_.final_norm.weight);
+  visit("final_norm/bias", head_.final_norm.bias);
+  visit("lm_head/weight", head_.weight);
+  visit("lm_head/label_rows", head_.label_weight);
 }
 
 const Stage::ActivationSet& Stage::set(int slot) const {

@@ -106,8 +106,8 @@ LayerActivations TransformerLayer::make_activations(const ModelContext& ctx, con
   if (ln) a.attn_mean = ctx.alloc_stat(Shape{R});
   a.attn_rstd = ctx.alloc_stat(Shape{R});
   a.qkv = ctx.alloc(Shape{R, d.qkv_width()});
-  // Sum over sequences of L^2 is at most rows * max_len.
-  a.probs = ctx.alloc(Shape{int64_t(d.heads) * R * cap.max_len});
+  // Each row keeps at most max_keys probabilities per head.
+  a.probs = ctx.alloc(Shape{int64_t(d.heads) * R * cap.max_keys});
   a.x_mid = ctx.alloc(Shape{R, d.d_model});
   if (ln) a.mlp_mean = ctx.alloc_stat(Shape{R});
   a.mlp_rstd = ctx.alloc_stat(Shape{R});
@@ -128,7 +128,7 @@ LayerWorkspace TransformerLayer::make_workspace(const ModelContext& ctx, const L
   w.d_qkv = ctx.alloc(Shape{R, d.qkv_width()});
   w.d_act = ctx.alloc(Shape{R, d.ffn});
   w.d_pre = ctx.alloc(Shape{R, d.up_width()});
-  ctx.backend.reserve_attention(int(cap.max_len), d.heads);
+  ctx.backend.reserve_attention(R, int(cap.max_keys), d.heads, d.qkv_width());
   return w;
 }
 

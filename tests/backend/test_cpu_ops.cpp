@@ -24,23 +24,34 @@ double dot(const Tensor& a, const Tensor& b) {
   return s;
 }
 
-// Two sequences of lengths 3 and 5, prompt length 2.
-SequenceIndex make_index(CpuBackend& be, std::vector<Buffer>& keep, std::vector<int> lengths,
+// A segment: its length and its prefix (start row, rows). Positions count
+// from the prefix's length.
+struct Seg {
+  int len;
+  int prefix_start = 0;
+  int prefix_len = 0;
+};
+
+SequenceIndex make_index(CpuBackend& be, std::vector<Buffer>& keep, std::vector<Seg> segs,
                          int prompt_len) {
   SequenceIndex s;
-  s.num_seqs = int(lengths.size());
+  s.num_segments = int(segs.size());
   s.prompt_len = prompt_len;
   int32_t row = 0;
   int64_t probs = 0;
-  for (int L : lengths) {
+  for (const Seg& g : segs) {
     s.host_offsets.push_back(row);
+    s.host_prefix_start.push_back(g.prefix_start);
+    s.host_prefix_len.push_back(g.prefix_len);
     s.host_prob_offsets.push_back(probs);
-    for (int i = 0; i < L; ++i) s.host_positions.push_back(i);
-    s.host_answer_rows.push_back(row + L - 1);
-    row += L;
-    probs += int64_t(L) * L;
-    s.max_len = std::max(s.max_len, L);
+    for (int i = 0; i < g.len; ++i) s.host_positions.push_back(g.prefix_len + i);
+    s.host_answer_rows.push_back(row + g.len - 1);
+    row += g.len;
+    probs += int64_t(g.len) * (g.prefix_len + g.len);
+    s.max_len = std::max(s.max_len, g.len);
+    s.max_keys = std::max(s.max_keys, g.prefix_len + g.len);
   }
+  s.num_examples = int(segs.size());
   s.host_offsets.push_back(row);
   s.host_prob_offsets.push_back(probs);
   s.num_rows = row;
@@ -52,6 +63,8 @@ SequenceIndex make_index(CpuBackend& be, std::vector<Buffer>& keep, std::vector<
     return view;
   };
   s.offsets = upload(s.host_offsets, DType::I32);
+  s.prefix_start = upload(s.host_prefix_start, DType::I32);
+  s.prefix_len = upload(s.host_prefix_len, DType::I32);
   s.positions = upload(s.host_positions, DType::I32);
   s.answer_rows = upload(s.host_answer_rows, DType::I32);
   s.prob_offsets = upload(s.host_prob_offsets, DType::I64);
@@ -185,7 +198,7 @@ TEST(CpuOps, RopeBackwardMatchesFiniteDifferences) {
   CpuBackend be(1);
   Rng rng(6);
   std::vector<Buffer> keep;
-  SequenceIndex seq = make_index(be, keep, {3, 5}, 2);
+  SequenceIndex seq = make_index(be, keep, {{3}, {5}}, 2);
   const int D = 4, Hq = 2, Hkv = 1, W = (Hq + 2 * Hkv) * D;
   // cos/sin table for 8 positions, theta 10000.
   std::vector<double> cs(8 * D);
@@ -214,41 +227,61 @@ TEST(CpuOps, RopeBackwardMatchesFiniteDifferences) {
   expect_gradient(x, to_host(be, dx), loss, 64, kTol, "rope dx");
 }
 
-TEST(CpuOps, AttentionBackwardMatchesFiniteDifferences) {
-  CpuBackend be(1);
+// Direct attention for query row `qrow` of head h over the given key rows.
+std::vector<double> attend(const std::vector<double>& x, int W, int D, int Hq, int Hkv, int h,
+                           int qrow, const std::vector<int>& key_rows, double scale) {
+  const int g = h / (Hq / Hkv);
+  std::vector<double> s;
+  double mx = -1e300, sum = 0;
+  for (int kr : key_rows) {
+    double d = 0;
+    for (int k = 0; k < D; ++k) d += x[size_t(qrow * W + h * D + k)] * x[size_t(kr * W + (Hq + g) * D + k)];
+    s.push_back(d * scale);
+    mx = std::max(mx, s.back());
+  }
+  for (auto& v : s) sum += (v = std::exp(v - mx));
+  std::vector<double> out(size_t(D), 0.0);
+  for (size_t j = 0; j < key_rows.size(); ++j)
+    for (int k = 0; k < D; ++k) out[size_t(k)] += s[j] / sum * x[size_t(key_rows[j] * W + (Hq + Hkv + g) * D + k)];
+  return out;
+}
+
+class Attention : public ::testing::TestWithParam<bool> {};
+
+// Plain segments, and a shared prefix read by two segments.
+TEST_P(Attention, BackwardMatchesFiniteDifferencesAndForwardMatchesDefinition) {
+  const bool prefix = GetParam();
+  CpuBackend be(2);
   Rng rng(7);
   std::vector<Buffer> keep;
-  SequenceIndex seq = make_index(be, keep, {3, 5}, 0);
-  const int D = 3, Hq = 4, Hkv = 2, W = (Hq + 2 * Hkv) * D, T = 8;
-  be.reserve_attention(5, Hq);
+  const std::vector<Seg> segs = prefix ? std::vector<Seg>{{2}, {3, 0, 2}, {4, 0, 2}}
+                                       : std::vector<Seg>{{3}, {5}};
+  SequenceIndex seq = make_index(be, keep, segs, 0);
+  const int D = 3, Hq = 4, Hkv = 2, W = (Hq + 2 * Hkv) * D, T = seq.num_rows;
+  be.reserve_attention(T, seq.max_keys, Hq, W);
   Buffer qkv = random_tensor(be, F64, Shape{T, W}, rng);
   Buffer r = random_tensor(be, F64, Shape{T, Hq * D}, rng);
   Buffer out = be.allocate(F64, Shape{T, Hq * D});
-  Buffer probs = be.allocate(F64, Shape{Hq * (9 + 25)});
+  Buffer probs = be.allocate(F64, Shape{Hq * seq.host_prob_offsets.back()});
   const float scale = 0.7f;
   auto loss = [&] {
     be.attention_forward(out, probs, qkv, Hq, Hkv, seq, scale);
     return dot(out, r);
   };
   loss();
-  // Forward against a direct computation for one head of the second sequence.
   const auto x = to_host(be, qkv), o = to_host(be, out);
-  const int h = 3, g = h / (Hq / Hkv), r0 = 3, L = 5;
-  for (int i = 0; i < L; ++i) {
-    std::vector<double> s(size_t(i) + 1);
-    double mx = -1e300, sum = 0;
-    for (int j = 0; j <= i; ++j) {
-      double d = 0;
-      for (int k = 0; k < D; ++k)
-        d += x[size_t((r0 + i) * W + h * D + k)] * x[size_t((r0 + j) * W + (Hq + g) * D + k)];
-      s[size_t(j)] = d * double(scale);
-      mx = std::max(mx, s[size_t(j)]);
-    }
-    for (auto& v : s) sum += (v = std::exp(v - mx));
-    for (int k = 0; k < D; ++k) {
-      double acc = 0;
-      for (int j = 0; j <= i; ++j) acc += s[size_t(j)] / sum * x[size_t((r0 + j) * W + (Hq + Hkv + g) * D + k)];
-      EXPECT_NEAR(o[size_t((r0 + i) * Hq * D + h * D + k)], acc, 1e-12);
+  for (size_t s = 0; s < segs.size(); ++s) {
+    const int r0 = seq.host_offsets[s];
+    for (int i = 0; i < segs[s].len; ++i) {
+      std::vector<int> keys;
+      for (int j = 0; j < segs[s].prefix_len; ++j) keys.push_back(segs[s].prefix_start + j);
+      for (int j = 0; j <= i; ++j) keys.push_back(r0 + j);
+      for (int h = 0; h < Hq; ++h) {
+        const auto ref = attend(x, W, D, Hq, Hkv, h, r0 + i, keys, double(scale));
+        for (int k = 0; k < D; ++k)
+          EXPECT_NEAR(o[size_t((r0 + i) * Hq * D + h * D + k)], ref[size_t(k)], 1e-12)
+              << "segment " << s << " row " << i << " head " << h;
+      }
     }
   }
   Buffer dqkv = be.allocate(F64, Shape{T, W});
@@ -256,12 +289,15 @@ TEST(CpuOps, AttentionBackwardMatchesFiniteDifferences) {
   expect_gradient(qkv, to_host(be, dqkv), loss, T * W, kTol, "attention dqkv");
 }
 
+INSTANTIATE_TEST_SUITE_P(Layouts, Attention, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "SharedPrefix" : "Plain"; });
+
 TEST(CpuOps, EmbeddingAndPromptGradient) {
   CpuBackend be(1);
   Rng rng(8);
   std::vector<Buffer> keep;
   const int P = 2, C = 3;
-  SequenceIndex seq = make_index(be, keep, {4, 3}, P);
+  SequenceIndex seq = make_index(be, keep, {{4}, {3}}, P);
   const int32_t toks[7] = {-1, -1, 5, 1, -1, -1, 2};
   Buffer tokens = be.allocate(DType::I32, Shape{7});
   be.copy_from_host(tokens, toks);
@@ -331,7 +367,7 @@ TEST(CpuOps, GatherScatterAndPositions) {
   CpuBackend be(1);
   Rng rng(10);
   std::vector<Buffer> keep;
-  SequenceIndex seq = make_index(be, keep, {2, 3}, 0);
+  SequenceIndex seq = make_index(be, keep, {{2}, {3}}, 0);
   Buffer x = random_tensor(be, F64, Shape{5, 2}, rng);
   Buffer g = be.allocate(F64, Shape{2, 2});
   be.gather_rows(g, x, seq.answer_rows);

@@ -209,7 +209,7 @@ TEST_F(DatasetTest, CheckLabels) {
   std::string msg = error_of([&] { sptrain::check_labels(ex, std::vector<std::string>{"0", "1"}, p); });
   EXPECT_THAT(msg, HasSubstr(p + ":3: label '2'"));
   EXPECT_THAT(msg, HasSubstr("'0', '1'"));
-  std::map<std::string, std::string> verbalizer = {{"0", " negative"}, {"2", " neutral"}};
+  std::vector<std::pair<std::string, std::string>> verbalizer = {{"0", " negative"}, {"2", " neutral"}};
   msg = error_of([&] { sptrain::check_labels(ex, verbalizer, p); });
   EXPECT_THAT(msg, HasSubstr(p + ":2: label '1'"));
   EXPECT_THAT(msg, HasSubstr("'0', '2'"));

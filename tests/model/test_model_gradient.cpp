@@ -31,9 +31,9 @@ TEST_P(ModelGradient, PromptGradientMatchesFiniteDifferences) {
   const int P = 3;
   HeadSpec head{cs.loss, {7, 11, 3}};
   StageShape shape;
-  shape.train = Capacity{64, 16};
+  shape.train = Capacity{64, 20};
   shape.train_seqs = 4;
-  shape.eval = Capacity{64, 16};
+  shape.eval = Capacity{64, 20};
   shape.eval_seqs = 4;
   Stage stage(ctx, config, file, plan_stage(config.n_layers, 1, 0, {}), head, shape);
 
@@ -70,6 +70,21 @@ TEST_P(ModelGradient, PromptGradientMatchesFiniteDifferences) {
   double s = 0;
   for (double l : stage.head_output().loss) s += weight * l;
   EXPECT_NEAR(s, l0, 1e-12);
+
+  // Each example with its own copy of the prompt rows (the layout without
+  // sharing) gives the same loss and prompt gradient.
+  BatchBuilder unshared(be, P, 64, 4, /*share_prompt=*/false);
+  MicroBatch mb2;
+  unshared.fill(mb2, ptrs);
+  EXPECT_EQ(mb2.seq.num_rows, mb.seq.num_rows + 2 * P);
+  stage.forward(0, mb2, prompt);
+  double s2 = 0;
+  for (double l : stage.head_output().loss) s2 += weight * l;
+  EXPECT_NEAR(s2, l0, 1e-12);
+  Buffer dprompt2 = be.allocate(DType::F64, Shape{P, config.d_model});
+  stage.backward(0, mb2, weight, dprompt2);
+  const auto g2 = test::to_host(be, dprompt2);
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g2[i], g[i], 1e-12) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFamilies, ModelGradient,

@@ -21,23 +21,35 @@
 
 namespace sptrain {
 
-// Where the sequences of one packed micro-batch lie. Host vectors for the
-// planner, device tensors (on the back end's device) for the kernels.
+// Where the rows of one packed micro-batch lie. The rows form segments; a
+// segment's rows attend causally to each other and, before that, to the rows
+// of its prefix (another segment, or none). Prompt tuning packs a micro-batch
+// as one prompt segment (P rows, positions 0..P-1) shared as the prefix of
+// every example's text segment (positions P, P+1, ...): the prompt rows are
+// the same in every example, so they are computed once. Without sharing each
+// example is one segment [prompt rows, text rows] with no prefix; both
+// layouts give the same results.
 struct SequenceIndex {
-  int num_seqs = 0;     // B
-  int num_rows = 0;     // T = sum of lengths
-  int max_len = 0;      // longest sequence
-  int prompt_len = 0;   // P
-  std::vector<int32_t> host_offsets;      // [B+1] first row of each sequence, then T
-  std::vector<int32_t> host_positions;    // [T] position of each row in its sequence
-  std::vector<int32_t> host_answer_rows;  // [B] row whose output predicts the label
-  std::vector<int64_t> host_prob_offsets; // [B+1] start of each sequence's heads x L x L block (per head count 1)
-  Tensor offsets;       // i32 [B+1]
+  int num_segments = 0;  // S
+  int num_rows = 0;      // T = sum of segment lengths
+  int num_examples = 0;  // B: examples, one answer row each
+  int max_len = 0;       // longest segment
+  int max_keys = 0;      // most keys one query sees (prefix + own segment)
+  int prompt_len = 0;    // P: rows with position < P are prompt rows
+  std::vector<int32_t> host_offsets;       // [S+1] first row of each segment, then T
+  std::vector<int32_t> host_prefix_start;  // [S] first row of the segment's prefix
+  std::vector<int32_t> host_prefix_len;    // [S] rows in the prefix (0: none)
+  std::vector<int64_t> host_prob_offsets;  // [S+1] start of segment s's L x (prefix + L) block, per head
+  std::vector<int32_t> host_positions;     // [T] position of each row in its example
+  std::vector<int32_t> host_answer_rows;   // [B] row whose output predicts the label
+  Tensor offsets;       // i32 [S+1]
+  Tensor prefix_start;  // i32 [S]
+  Tensor prefix_len;    // i32 [S]
+  Tensor prob_offsets;  // i64 [S+1]
   Tensor positions;     // i32 [T]
   Tensor answer_rows;   // i32 [B]
-  Tensor prob_offsets;  // i64 [B+1], in units of L*L elements summed over sequences (multiply by heads)
 
-  int length(int b) const { return host_offsets[size_t(b) + 1] - host_offsets[size_t(b)]; }
+  int length(int s) const { return host_offsets[size_t(s) + 1] - host_offsets[size_t(s)]; }
 };
 
 enum class NormKind : uint8_t { LayerNorm, RmsNorm };
@@ -103,20 +115,24 @@ class Backend {
   // x[T,d] += table[positions[t]] (learned positions).
   virtual void add_positions(const Tensor& x, const Tensor& table, const SequenceIndex& seq) = 0;
 
-  // ---- attention: causal within each sequence, grouped-query heads ----
-  // out[T, Hq*D]; query head h reads kv head h / (Hq/Hkv).
-  // probs: act [Hq * prob_offsets[B]]; sequence b's block starts at
-  // Hq*prob_offsets[b], laid out [Hq, L_b, L_b] (row = query). Kept for backward.
+  // ---- attention: causal within each segment after its prefix, grouped-query heads ----
+  // out[T, Hq*D]; query head h reads kv head h / (Hq/Hkv). Query i of a
+  // segment of length L with a prefix of p rows sees the p prefix rows and
+  // rows 0..i of its segment. probs: act [Hq * prob_offsets[S]]; segment s's
+  // block starts at Hq*prob_offsets[s], laid out [Hq, L, p + L] (row = query,
+  // columns = prefix keys then segment keys). Kept for backward.
   virtual void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv,
                                  int n_heads, int n_kv_heads, const SequenceIndex& seq,
                                  float scale) = 0;
-  // dqkv (overwrites) from dout[T, Hq*D].
+  // dqkv (overwrites) from dout[T, Hq*D]; a prefix's k and v rows gather the
+  // gradient of every segment that reads them.
   virtual void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                                   const Tensor& probs, int n_heads, int n_kv_heads,
                                   const SequenceIndex& seq, float scale) = 0;
-  // Scratch space for the attention of sequences up to max_len rows with up
-  // to n_heads heads, reserved before training so the step never allocates.
-  virtual void reserve_attention(int max_len, int n_heads) = 0;
+  // Scratch for batches of up to max_rows rows, segments seeing up to
+  // max_keys keys, qkv rows of qkv_width: reserved before training so that a
+  // step never allocates.
+  virtual void reserve_attention(int64_t max_rows, int max_keys, int n_heads, int qkv_width) = 0;
 
   // ---- embedding and prompt ----
   // Text rows: x[t] = table[tokens[t] - vocab_start] when the token is in this
@@ -126,7 +142,7 @@ class Backend {
   virtual void embed_forward(const Tensor& x, const Tensor& tokens, const Tensor& table,
                              int64_t vocab_start, const Tensor& prompt,
                              const SequenceIndex& seq) = 0;
-  // dprompt[P,d] (stat) += sum over sequences of dx at their prompt rows.
+  // dprompt[P,d] (stat) += dx at every prompt row (position < P), by position.
   virtual void prompt_backward(const Tensor& dprompt, const Tensor& dx,
                                const SequenceIndex& seq) = 0;
 

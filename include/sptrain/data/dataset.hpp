@@ -34,8 +34,8 @@ std::vector<Example> read_dataset(const std::string& path, const std::string& fo
 void check_labels(const std::vector<Example>& examples, const std::vector<std::string>& allowed,
                   const std::string& path);
 // Same, with the allowed labels taken from the keys of a verbalizer map
-// (TaskSection::labels: label value -> verbalizer word).
+// (TaskSection::labels: label value -> verbalizer word, in class order).
 void check_labels(const std::vector<Example>& examples,
-                  const std::map<std::string, std::string>& verbalizer, const std::string& path);
+                  const std::vector<std::pair<std::string, std::string>>& verbalizer, const std::string& path);
 
 }  // namespace sptrain

@@ -2,6 +2,8 @@
 // One pipeline stage of the frozen model on one tensor-parallel rank: the
 // embedding and soft prompt (first stage), a run of transformer layers, the
 // final norm, LM head and loss (last stage). With one stage it is the whole model.
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "sptrain/io/h5.hpp"
@@ -39,6 +41,9 @@ class Stage {
   const LocalDims& dims() const { return dims_; }
   const ModelConfig& config() const { return config_; }
   int64_t weight_bytes() const { return weight_bytes_; }
+  // Every frozen weight this stage holds, by name: for checks that training
+  // never changes them.
+  void for_each_weight(const std::function<void(const std::string&, const Tensor&)>& fn) const;
 
   // Activations in slot `slot` are kept for backward; slot -1 is the
   // evaluation slot (nothing kept, one set of buffers reused by all layers).

@@ -48,8 +48,8 @@ struct LayerWorkspace {
 };
 
 struct Capacity {
-  int64_t rows = 0;     // most rows in one micro-batch
-  int64_t max_len = 0;  // longest sequence
+  int64_t rows = 0;      // most rows in one micro-batch
+  int64_t max_keys = 0;  // most keys one query sees (prefix + segment)
 };
 
 struct TransformerLayer {

@@ -54,7 +54,7 @@ void CpuBackend::activation_forward(Activation kind, const Tensor& out, const Te
     using F = decltype(tag);
     const F* x = in.ptr<F>();
     F* y = out.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(n))
     for (int64_t i = 0; i < n; ++i) y[i] = act_forward(kind, x[i]);
   });
 }
@@ -68,7 +68,7 @@ void CpuBackend::activation_backward(Activation kind, const Tensor& din, const T
     const F* x = in.ptr<F>();
     const F* dy = dout.ptr<F>();
     F* dx = din.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(n))
     for (int64_t i = 0; i < n; ++i) dx[i] = act_derivative(kind, x[i]) * dy[i];
   });
 }
@@ -81,7 +81,7 @@ void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate_up) {
     using F = decltype(tag);
     const F* gu = gate_up.ptr<F>();
     F* y = out.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * Fn))
     for (int64_t t = 0; t < T; ++t) {
       const F* g = gu + t * 2 * Fn;
       const F* u = g + Fn;
@@ -103,7 +103,7 @@ void CpuBackend::swiglu_backward(const Tensor& dgate_up, const Tensor& dout,
     const F* gu = gate_up.ptr<F>();
     const F* dy = dout.ptr<F>();
     F* dgu = dgate_up.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * Fn))
     for (int64_t t = 0; t < T; ++t) {
       const F* g = gu + t * 2 * Fn;
       const F* u = g + Fn;

@@ -26,7 +26,7 @@ void CpuBackend::rope(const Tensor& qkv, int rot_heads, int head_dim, const Sequ
     F* x = qkv.ptr<F>();
     const F* cs = cos_sin.ptr<F>();
     const F sign = inverse ? F(-1) : F(1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * W))
     for (int64_t t = 0; t < T; ++t) {
       const F* c = cs + int64_t(pos[t]) * D;
       const F* s = c + half;
@@ -50,7 +50,7 @@ void CpuBackend::add_positions(const Tensor& x, const Tensor& table, const Seque
     using F = decltype(tag);
     F* px = x.ptr<F>();
     const F* pt = table.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * C))
     for (int64_t t = 0; t < T; ++t) {
       SPT_ASSERT(pos[t] < table.rows());
       const F* row = pt + int64_t(pos[t]) * C;
@@ -59,14 +59,22 @@ void CpuBackend::add_positions(const Tensor& x, const Tensor& table, const Seque
   });
 }
 
-void CpuBackend::reserve_attention(int max_len, int /*n_heads*/) {
-  if (max_len <= scratch_len_) return;
-  for (auto& s : scratch_) s.assign(size_t(max_len) * size_t(max_len), 0.0);
-  scratch_len_ = max_len;
+void CpuBackend::reserve_attention(int64_t max_rows, int max_keys, int /*n_heads*/,
+                                   int qkv_width) {
+  const size_t ds = size_t(max_keys) * size_t(max_keys);  // one L x (p + L) block, L <= max_keys
+  const size_t prefix = size_t(max_rows) * size_t(qkv_width);
+  for (auto& s : scratch_)
+    if (s.size() < ds) s.assign(ds, 0.0);
+  for (auto& s : prefix_grad_)
+    if (s.size() < prefix) s.assign(prefix, 0.0);
+  scratch_keys_ = std::max(scratch_keys_, max_keys);
+  scratch_rows_ = std::max<int64_t>(scratch_rows_, max_rows);
 }
 
-// For each sequence b and query head h (kv head g = h / group):
-//   S = scale * Q_h K_gᵀ, masked causally, P = softmax(S) (kept), O_h = P V_g.
+
+// For each segment and query head h (kv head g = h / group):
+//   S = scale * Q_h [K_prefix; K_own]ᵀ, masked causally on the own part,
+//   P = softmax(S) (kept), O_h = P [V_prefix; V_own].
 void CpuBackend::attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv,
                                    int n_heads, int n_kv_heads, const SequenceIndex& seq,
                                    float scale) {
@@ -75,43 +83,49 @@ void CpuBackend::attention_forward(const Tensor& out, const Tensor& probs, const
   const int64_t OW = out.cols();
   SPT_ASSERT(OW == n_heads * D && n_heads % n_kv_heads == 0);
   const int group = n_heads / n_kv_heads;
-  const int B = seq.num_seqs;
+  const int S = seq.num_segments;
   dispatch_float(qkv.dtype, [&](auto tag) {
     using F = decltype(tag);
     const F* x = qkv.ptr<F>();
     F* o = out.ptr<F>();
-    F* p = probs.ptr<F>();
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t task = 0; task < int64_t(B) * n_heads; ++task) {
-      const int b = int(task / n_heads), h = int(task % n_heads), g = h / group;
-      const int64_t r0 = seq.host_offsets[size_t(b)];
-      const int L = seq.length(b);
+    F* pr = probs.ptr<F>();
+#pragma omp parallel for schedule(dynamic) if (cpu::worth_threads(int64_t(seq.num_rows) * seq.max_keys * W))
+    for (int64_t task = 0; task < int64_t(S) * n_heads; ++task) {
+      const int s = int(task / n_heads), h = int(task % n_heads), g = h / group;
+      const int64_t r0 = seq.host_offsets[size_t(s)], p0 = seq.host_prefix_start[size_t(s)];
+      const int L = seq.length(s), p = seq.host_prefix_len[size_t(s)], keys = p + L;
       const F* q = x + r0 * W + h * D;
-      const F* k = x + r0 * W + (n_heads + g) * D;
-      const F* v = x + r0 * W + (n_heads + n_kv_heads + g) * D;
-      F* s = p + (seq.host_prob_offsets[size_t(b)] * n_heads) + int64_t(h) * L * L;
-      gemm(false, true, L, L, int(D), F(scale), q, int(W), k, int(W), F(0), s, L);
+      const int64_t k_col = (n_heads + g) * D, v_col = (n_heads + n_kv_heads + g) * D;
+      F* sc = pr + seq.host_prob_offsets[size_t(s)] * n_heads + int64_t(h) * L * keys;
+      if (p > 0) gemm(false, true, L, p, int(D), F(scale), q, int(W), x + p0 * W + k_col, int(W), F(0), sc, keys);
+      gemm(false, true, L, L, int(D), F(scale), q, int(W), x + r0 * W + k_col, int(W), F(0), sc + p, keys);
       for (int i = 0; i < L; ++i) {
-        F* row = s + int64_t(i) * L;
+        F* row = sc + int64_t(i) * keys;
+        const int seen = p + i + 1;
         F mx = -std::numeric_limits<F>::infinity();
-        for (int j = 0; j <= i; ++j) mx = std::max(mx, row[j]);
+        for (int j = 0; j < seen; ++j) mx = std::max(mx, row[j]);
         F sum = 0;
-        for (int j = 0; j <= i; ++j) {
+        for (int j = 0; j < seen; ++j) {
           row[j] = std::exp(row[j] - mx);
           sum += row[j];
         }
         const F inv = F(1) / sum;
-        for (int j = 0; j <= i; ++j) row[j] *= inv;
-        for (int j = i + 1; j < L; ++j) row[j] = F(0);
+        for (int j = 0; j < seen; ++j) row[j] *= inv;
+        for (int j = seen; j < keys; ++j) row[j] = F(0);
       }
-      gemm(false, false, L, int(D), L, F(1), s, L, v, int(W), F(0), o + r0 * OW + h * D, int(OW));
+      F* oh = o + r0 * OW + h * D;
+      if (p > 0) gemm(false, false, L, int(D), p, F(1), sc, keys, x + p0 * W + v_col, int(W), F(0), oh, int(OW));
+      gemm(false, false, L, int(D), L, F(1), sc + p, keys, x + r0 * W + v_col, int(W), p > 0 ? F(1) : F(0), oh, int(OW));
     }
   });
 }
 
-// For each sequence b and kv head g, over the query heads h of its group:
-//   dP = dO_h V_gᵀ; dS = P ∘ (dP - rowsum(P ∘ dP));
-//   dQ_h = scale dS K_g; dK_g += scale dSᵀ Q_h; dV_g += Pᵀ dO_h.
+// For each segment and kv head g, over the query heads h of its group:
+//   dP = dO_h Vᵀ; dS = P ∘ (dP - rowsum(P ∘ dP));
+//   dQ_h = scale dS K; dK += scale dSᵀ Q_h; dV += Pᵀ dO_h,
+// where K, V are [prefix; own]. The own rows' dK, dV are written by the task
+// of their segment; a prefix's rows are read by many segments, so their
+// share is summed in per-thread buffers and added at the end.
 void CpuBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                                     const Tensor& probs, int n_heads, int n_kv_heads,
                                     const SequenceIndex& seq, float scale) {
@@ -119,44 +133,95 @@ void CpuBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, cons
   const int64_t D = W / (n_heads + 2 * n_kv_heads);
   const int64_t OW = dout.cols();
   const int group = n_heads / n_kv_heads;
-  const int B = seq.num_seqs;
-  SPT_CHECK(seq.max_len <= scratch_len_,
-            "internal error: attention scratch reserved for ", scratch_len_, " rows, need ",
-            seq.max_len);
+  const int S = seq.num_segments;
+  SPT_CHECK(seq.max_keys <= scratch_keys_ && seq.num_rows <= scratch_rows_,
+            "internal error: attention scratch too small (reserve_attention)");
+  const int64_t kv0 = int64_t(n_heads) * D, kv_width = 2 * int64_t(n_kv_heads) * D;
+  // Rows that are some segment's prefix.
+  bool any_prefix = false;
+  for (int s = 0; s < S; ++s) any_prefix |= seq.host_prefix_len[size_t(s)] > 0;
+  const int threads = int(prefix_grad_.size());
   dispatch_float(qkv.dtype, [&](auto tag) {
     using F = decltype(tag);
     const F* x = qkv.ptr<F>();
     const F* dO = dout.ptr<F>();
-    const F* p = probs.ptr<F>();
+    const F* pr = probs.ptr<F>();
     F* dx = dqkv.ptr<F>();
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t task = 0; task < int64_t(B) * n_kv_heads; ++task) {
-      const int b = int(task / n_kv_heads), g = int(task % n_kv_heads);
-      const int64_t r0 = seq.host_offsets[size_t(b)];
-      const int L = seq.length(b);
+    auto prefix_buf = [&](int t) { return reinterpret_cast<F*>(prefix_grad_[size_t(t)].data()); };
+    if (any_prefix) {
+      // Zero each thread's buffer on the prefix rows only.
+      for (int t = 0; t < threads; ++t)
+        for (int s = 0; s < S; ++s) {
+          const int p = seq.host_prefix_len[size_t(s)];
+          if (p > 0)
+            std::fill(prefix_buf(t) + int64_t(seq.host_prefix_start[size_t(s)]) * kv_width,
+                      prefix_buf(t) + (int64_t(seq.host_prefix_start[size_t(s)]) + p) * kv_width, F(0));
+        }
+    }
+#pragma omp parallel for schedule(dynamic) if (cpu::worth_threads(int64_t(seq.num_rows) * seq.max_keys * W))
+    for (int64_t task = 0; task < int64_t(S) * n_kv_heads; ++task) {
+      const int s = int(task / n_kv_heads), g = int(task % n_kv_heads);
+      const int64_t r0 = seq.host_offsets[size_t(s)], p0 = seq.host_prefix_start[size_t(s)];
+      const int L = seq.length(s), p = seq.host_prefix_len[size_t(s)], keys = p + L;
       F* ds = reinterpret_cast<F*>(scratch_[size_t(omp_get_thread_num())].data());
-      const F* k = x + r0 * W + (n_heads + g) * D;
-      const F* v = x + r0 * W + (n_heads + n_kv_heads + g) * D;
-      F* dk = dx + r0 * W + (n_heads + g) * D;
-      F* dv = dx + r0 * W + (n_heads + n_kv_heads + g) * D;
+      const int64_t k_col = (n_heads + g) * D, v_col = (n_heads + n_kv_heads + g) * D;
+      const F* k_own = x + r0 * W + k_col;
+      const F* v_own = x + r0 * W + v_col;
+      const F* k_pre = x + p0 * W + k_col;
+      const F* v_pre = x + p0 * W + v_col;
+      F* dk_own = dx + r0 * W + k_col;
+      F* dv_own = dx + r0 * W + v_col;
+      // The prefix's share goes to this thread's buffer (same column layout as qkv's k|v part).
+      F* buf = prefix_buf(omp_get_thread_num());
+      F* dk_pre = buf + p0 * kv_width + (k_col - kv0);
+      F* dv_pre = buf + p0 * kv_width + (v_col - kv0);
       for (int hh = 0; hh < group; ++hh) {
         const int h = g * group + hh;
         const F* q = x + r0 * W + h * D;
-        const F* P = p + (seq.host_prob_offsets[size_t(b)] * n_heads) + int64_t(h) * L * L;
+        const F* P = pr + seq.host_prob_offsets[size_t(s)] * n_heads + int64_t(h) * L * keys;
         const F* dOh = dO + r0 * OW + h * D;
         const F beta = hh == 0 ? F(0) : F(1);
-        gemm(false, true, L, L, int(D), F(1), dOh, int(OW), v, int(W), F(0), ds, L);
+        if (p > 0) gemm(false, true, L, p, int(D), F(1), dOh, int(OW), v_pre, int(W), F(0), ds, keys);
+        gemm(false, true, L, L, int(D), F(1), dOh, int(OW), v_own, int(W), F(0), ds + p, keys);
         for (int i = 0; i < L; ++i) {
-          const F* pr = P + int64_t(i) * L;
-          F* dr = ds + int64_t(i) * L;
+          const F* prow = P + int64_t(i) * keys;
+          F* drow = ds + int64_t(i) * keys;
+          const int seen = p + i + 1;
           F dot = 0;
-          for (int j = 0; j <= i; ++j) dot += pr[j] * dr[j];
-          for (int j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot);
-          for (int j = i + 1; j < L; ++j) dr[j] = F(0);
+          for (int j = 0; j < seen; ++j) dot += prow[j] * drow[j];
+          for (int j = 0; j < seen; ++j) drow[j] = prow[j] * (drow[j] - dot);
+          for (int j = seen; j < keys; ++j) drow[j] = F(0);
         }
-        gemm(false, false, L, int(D), L, F(scale), ds, L, k, int(W), F(0), dx + r0 * W + h * D, int(W));
-        gemm(true, false, L, int(D), L, F(scale), ds, L, q, int(W), beta, dk, int(W));
-        gemm(true, false, L, int(D), L, F(1), P, L, dOh, int(OW), beta, dv, int(W));
+        F* dq = dx + r0 * W + h * D;
+        if (p > 0) gemm(false, false, L, int(D), p, F(scale), ds, keys, k_pre, int(W), F(0), dq, int(W));
+        gemm(false, false, L, int(D), L, F(scale), ds + p, keys, k_own, int(W), p > 0 ? F(1) : F(0), dq, int(W));
+        gemm(true, false, L, int(D), L, F(scale), ds + p, keys, q, int(W), beta, dk_own, int(W));
+        gemm(true, false, L, int(D), L, F(1), P + p, keys, dOh, int(OW), beta, dv_own, int(W));
+        if (p > 0) {
+          gemm(true, false, p, int(D), L, F(scale), ds, keys, q, int(W), F(1), dk_pre, int(kv_width));
+          gemm(true, false, p, int(D), L, F(1), P, keys, dOh, int(OW), F(1), dv_pre, int(kv_width));
+        }
+      }
+    }
+    if (any_prefix) {
+      // Add every thread's prefix share to the prefix rows' k and v gradient.
+      for (int s = 0; s < S; ++s) {
+        const int p = seq.host_prefix_len[size_t(s)];
+        if (p == 0) continue;
+        // A prefix is shared by many segments: add it once, at its first reader.
+        bool first = true;
+        for (int s2 = 0; s2 < s; ++s2)
+          if (seq.host_prefix_len[size_t(s2)] > 0 &&
+              seq.host_prefix_start[size_t(s2)] == seq.host_prefix_start[size_t(s)])
+            first = false;
+        if (!first) continue;
+        const int64_t p0 = seq.host_prefix_start[size_t(s)];
+        for (int t = 0; t < threads; ++t)
+          for (int64_t r = p0; r < p0 + p; ++r) {
+            const F* src = prefix_buf(t) + r * kv_width;
+            F* dst = dx + r * W + kv0;
+            for (int64_t c = 0; c < kv_width; ++c) dst[c] += src[c];
+          }
       }
     }
   });

@@ -28,6 +28,7 @@ CpuBackend::CpuBackend(int threads) : threads_(threads) {
     threads_ = omp_get_max_threads();
   }
   scratch_.resize(size_t(threads_ > 0 ? threads_ : 1));
+  prefix_grad_.resize(scratch_.size());
 }
 
 std::string blas_description() {
@@ -90,7 +91,7 @@ void CpuBackend::convert(const Tensor& dst, const Tensor& src) {
     return;
   }
   const int64_t n = src.numel();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(n))
   for (int64_t i = 0; i < n; ++i) store(dst, i, load(src, i));
 }
 
@@ -132,7 +133,7 @@ void CpuBackend::add_bias(const Tensor& x, const Tensor& bias) {
     using T = decltype(tag);
     T* px = x.ptr<T>();
     const T* pb = bias.ptr<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(R * N))
     for (int64_t r = 0; r < R; ++r)
       for (int64_t j = 0; j < N; ++j) px[r * N + j] += pb[j];
   });
@@ -145,7 +146,7 @@ void CpuBackend::add(const Tensor& y, const Tensor& x) {
     using T = decltype(tag);
     T* py = y.ptr<T>();
     const T* px = x.ptr<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(n))
     for (int64_t i = 0; i < n; ++i) py[i] += px[i];
   });
 }

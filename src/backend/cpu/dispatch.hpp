@@ -30,6 +30,11 @@ inline void gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, 
               trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// Threads pay off only for loops with enough work: below this many element
+// operations a parallel region's start and barrier cost more than they save
+// (and far more when the cores are shared with other processes).
+inline bool worth_threads(int64_t work) { return work >= (int64_t(1) << 16); }
+
 inline void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   if (!(a.shape == b.shape))
     fail("internal error: ", op, ": shapes ", a.shape.to_string(), " and ", b.shape.to_string(),

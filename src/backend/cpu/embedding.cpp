@@ -21,7 +21,7 @@ void CpuBackend::embed_forward(const Tensor& x, const Tensor& tokens, const Tens
     F* px = x.ptr<F>();
     const F* pt = table.ptr<F>();
     const F* pp = prompt.empty() ? nullptr : prompt.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * C))
     for (int64_t t = 0; t < T; ++t) {
       F* row = px + t * C;
       const F* src = nullptr;
@@ -40,22 +40,22 @@ void CpuBackend::embed_forward(const Tensor& x, const Tensor& tokens, const Tens
   });
 }
 
-// Each prompt row j gathers the gradient of row j of every sequence.
+// Prompt row j's gradient is the sum over every row at position j < P (one
+// row per micro-batch with a shared prompt segment, one per example without).
 void CpuBackend::prompt_backward(const Tensor& dprompt, const Tensor& dx,
                                  const SequenceIndex& seq) {
   const int64_t C = dx.cols();
   const int P = seq.prompt_len;
+  const int32_t* pos = seq.positions.ptr<int32_t>();
   dispatch_float(dx.dtype, [&](auto tag) {
     using F = decltype(tag);
     F* dp = dprompt.ptr<F>();
     const F* g = dx.ptr<F>();
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < P; ++j) {
-      for (int b = 0; b < seq.num_seqs; ++b) {
-        const F* src = g + (int64_t(seq.host_offsets[size_t(b)]) + j) * C;
-        F* dst = dp + int64_t(j) * C;
-        for (int64_t i = 0; i < C; ++i) dst[i] += src[i];
-      }
+    for (int64_t t = 0; t < seq.num_rows; ++t) {
+      if (pos[t] >= P) continue;
+      const F* src = g + t * C;
+      F* dst = dp + int64_t(pos[t]) * C;
+      for (int64_t i = 0; i < C; ++i) dst[i] += src[i];
     }
   });
 }

@@ -20,7 +20,7 @@ void CpuBackend::layernorm_forward(const Tensor& out, const Tensor& mean, const 
     F* po = out.ptr<F>();
     F* pm = mean.ptr<F>();
     F* pr = rstd.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * C))
     for (int64_t t = 0; t < T; ++t) {
       const F* xr = px + t * C;
       double m = 0;
@@ -51,7 +51,7 @@ void CpuBackend::layernorm_backward(const Tensor& dx, const Tensor& dout, const 
     const F* pm = mean.ptr<F>();
     const F* pr = rstd.ptr<F>();
     F* pdx = dx.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * C))
     for (int64_t t = 0; t < T; ++t) {
       const F* xr = px + t * C;
       const F* dr = pd + t * C;
@@ -83,7 +83,7 @@ void CpuBackend::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Te
     const F* pw = w.ptr<F>();
     F* po = out.ptr<F>();
     F* pr = rstd.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * C))
     for (int64_t t = 0; t < T; ++t) {
       const F* xr = px + t * C;
       double ss = 0;
@@ -107,7 +107,7 @@ void CpuBackend::rmsnorm_backward(const Tensor& dx, const Tensor& dout, const Te
     const F* pw = w.ptr<F>();
     const F* pr = rstd.ptr<F>();
     F* pdx = dx.ptr<F>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu::worth_threads(T * C))
     for (int64_t t = 0; t < T; ++t) {
       const F* xr = px + t * C;
       const F* dr = pd + t * C;

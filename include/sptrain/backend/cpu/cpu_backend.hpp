@@ -54,7 +54,7 @@ class CpuBackend final : public Backend {
   void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                           const Tensor& probs, int n_heads, int n_kv_heads,
                           const SequenceIndex& seq, float scale) override;
-  void reserve_attention(int max_len, int n_heads) override;
+  void reserve_attention(int64_t max_rows, int max_keys, int n_heads, int qkv_width) override;
 
   void embed_forward(const Tensor& x, const Tensor& tokens, const Tensor& table,
                      int64_t vocab_start, const Tensor& prompt, const SequenceIndex& seq) override;
@@ -73,9 +73,12 @@ class CpuBackend final : public Backend {
 
  private:
   int threads_ = 0;
-  // Per-thread attention scratch (one L x L block each), sized by reserve_attention.
-  std::vector<std::vector<double>> scratch_;
-  int scratch_len_ = 0;
+  // Per-thread attention scratch, sized by reserve_attention: one
+  // L x (prefix + L) block each, and each thread's share of the prefix rows'
+  // k/v gradient (rows x k|v columns).
+  std::vector<std::vector<double>> scratch_, prefix_grad_;
+  int scratch_keys_ = 0;
+  int64_t scratch_rows_ = 0;
 };
 
 // The BLAS library and kernel in use, e.g. "OpenBLAS 0.3.21 (Haswell)".

@@ -1,0 +1,47 @@
+#pragma once
+// Runs a schedule on one stage: the forward and backward passes of the
+// step's micro-batches, with the activations and their gradients passed
+// stage to stage over the pipeline group. A forward followed by a backward
+// (and the reverse) exchange with their neighbour in one send_recv, as
+// Megatron's 1F1B does, so no ordering of blocking calls can deadlock.
+#include <vector>
+
+#include "sptrain/comm/communicator.hpp"
+#include "sptrain/model/stage.hpp"
+#include "sptrain/pipeline/schedule.hpp"
+
+namespace sptrain {
+
+class PipelineRunner {
+ public:
+  // Told, on the last stage, each micro-batch's loss and label scores right
+  // after its forward pass (an interface, not std::function, so a training
+  // step allocates nothing).
+  struct OutputSink {
+    virtual ~OutputSink() = default;
+    virtual void on_output(int micro_batch, const HeadOutput& out) = 0;
+  };
+
+  PipelineRunner(Stage& stage, Group& pipeline, ScheduleKind kind)
+      : stage_(stage), pipe_(pipeline), kind_(kind) {}
+
+  // Forward and backward of every micro-batch; the first stage accumulates
+  // the prompt's gradient into dprompt. loss_weight scales each example's loss.
+  void train(const std::vector<MicroBatch*>& mbs, const Tensor& prompt, const Tensor& dprompt,
+             float loss_weight, OutputSink& sink);
+  // Forward only (evaluation), nothing kept for a backward.
+  void evaluate(const std::vector<MicroBatch*>& mbs, const Tensor& prompt,
+                OutputSink& sink);
+
+ private:
+  int prev() const { return stage_.spec().index - 1; }
+  int next() const { return stage_.spec().index + 1; }
+
+  Stage& stage_;
+  Group& pipe_;
+  ScheduleKind kind_;
+  std::vector<PipelineOp> ops_;
+  std::vector<char> have_input_, have_grad_;
+};
+
+}  // namespace sptrain

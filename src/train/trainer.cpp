@@ -1,0 +1,287 @@
+#include "sptrain/train/trainer.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "sptrain/config/load.hpp"
+#include "sptrain/io/checkpoint.hpp"
+#include "sptrain/io/fingerprint.hpp"
+#include "sptrain/optim/clip.hpp"
+#include "sptrain/optim/optimizer.hpp"
+#include "sptrain/optim/schedule.hpp"
+#include "sptrain/prompt/prompt_init.hpp"
+#include "sptrain/train/control.hpp"
+#include "sptrain/train/sampler.hpp"
+
+namespace sptrain {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string format_duration(double s) {
+  char buf[32];
+  const int total = int(s + 0.5);
+  if (total >= 3600) {
+    std::snprintf(buf, sizeof buf, "%dh%02dm", total / 3600, total / 60 % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%dm%02ds", total / 60, total % 60);
+  }
+  return buf;
+}
+
+// metrics.jsonl, written by world rank 0 only. On resume, lines of steps
+// after the checkpoint are dropped so the file describes one run.
+class MetricsLog {
+ public:
+  MetricsLog(const std::string& path, int64_t resume_step, bool active) : active_(active) {
+    if (!active) return;
+    std::vector<std::string> kept;
+    if (resume_step > 0) {
+      std::ifstream in(path);
+      std::string line;
+      while (std::getline(in, line)) {
+        try {
+          auto j = nlohmann::json::parse(line);
+          if (j.value("step", int64_t(0)) <= resume_step) kept.push_back(line);
+        } catch (const std::exception&) {
+          // A line cut short by a crash: dropped.
+        }
+      }
+    }
+    out_.open(path, std::ios::trunc);
+    SPT_CHECK(out_.good(), path, ": cannot write metrics");
+    for (const auto& l : kept) out_ << l << '\n';
+    out_.flush();
+  }
+  void write(const nlohmann::json& j) {
+    if (!active_) return;
+    out_ << j.dump() << '\n';
+    out_.flush();
+  }
+
+ private:
+  bool active_;
+  std::ofstream out_;
+};
+
+uint64_t checksum(const std::vector<float>& v) {
+  Fingerprint f;
+  f.update(v.data(), v.size() * sizeof(float));
+  uint64_t h = 0;
+  std::sscanf(f.hex().c_str(), "%16llx", reinterpret_cast<unsigned long long*>(&h));
+  return h;
+}
+
+}  // namespace
+
+void request_stop() { g_stop = true; }
+
+TrainSummary train(const Config& config, ProcessGrid& grid) {
+  const bool lead = grid.world_rank == 0;
+  const TrainSection& t = config.train;
+  SPT_CHECK(config.prompt.length >= 1, "prompt.length must be >= 1 to train (0 is only for "
+            "evaluating the template alone)");
+  Session session(config, grid, /*eval_only=*/false);
+  const ModelConfig& model = session.model();
+  const int P = config.prompt.length, d = model.d_model;
+
+  if (lead) std::filesystem::create_directories(t.run_dir);
+
+  // Where to start: a checkpoint, or the prompt's initializer.
+  std::optional<std::string> resume_path;
+  if (t.resume == "auto") {
+    resume_path = latest_checkpoint(t.run_dir);
+  } else if (t.resume != "never") {
+    resume_path = t.resume;
+  }
+  DataSampler sampler(int64_t(session.train_data().size()), t.seed, t.shuffle);
+  std::unique_ptr<Optimizer> optimizer = make_optimizer(config.optim, P, d);
+  const LrSchedule schedule(config.optim, t.steps);
+  int64_t start_step = 0;
+  if (resume_path) {
+    Checkpoint c = read_checkpoint(*resume_path);
+    SPT_CHECK(c.model_fingerprint == model.fingerprint, *resume_path,
+              ": checkpoint of another model (fingerprint ", c.model_fingerprint, ", ",
+              config.model.path, " has ", model.fingerprint, ")");
+    SPT_CHECK(c.prompt_rows == P && c.prompt_cols == d, *resume_path, ": prompt is ",
+              c.prompt_rows, " x ", c.prompt_cols, ", the config wants ", P, " x ", d);
+    SPT_CHECK(c.optimizer_name == optimizer->name(), *resume_path, ": optimizer state is ",
+              c.optimizer_name, " but optim.name is ", optimizer->name());
+    session.prompt() = c.prompt;
+    optimizer->load_state(c.optimizer);
+    optimizer->set_step_count(c.step);
+    sampler.seek(c.epoch, c.epoch_position);
+    start_step = c.step;
+    if (lead) std::fprintf(stderr, "sptrain: resuming from %s (step %lld)\n", resume_path->c_str(),
+                           static_cast<long long>(c.step));
+  } else {
+    Rng rng(t.seed);
+    session.prompt() = init_prompt(config.prompt, model, session.model_file(), session.tokenizer(),
+                                   session.task(), rng);
+  }
+
+  MetricsLog metrics(t.run_dir + "/metrics.jsonl", start_step, lead);
+  if (lead) {
+    std::ofstream(t.run_dir + "/config.yaml") << dump_config(config);
+    std::fprintf(stderr,
+                 "sptrain: %s | %d layers, d_model %d | %d ranks (data %d x pipeline %d x tensor %d) "
+                 "| %s\n"
+                 "sptrain: %zu training examples, %zu evaluation examples, prompt %d x %d, %s lr %g, "
+                 "batch %d, %d steps\n",
+                 model.name.c_str(), model.n_layers, model.d_model, grid.world_size(), grid.layout.data,
+                 grid.layout.pipeline, grid.layout.tensor, session.backend().name().c_str(), session.train_data().size(),
+                 session.eval_data().size(), P, d, config.optim.name.c_str(), config.optim.lr,
+                 t.batch_size, t.steps);
+  }
+
+  auto save = [&](int64_t step, const EvalResult* eval) {
+    // Replicas must agree on the prompt before one of them writes it.
+    const bool agree = control_all_equal(checksum(session.prompt()), session.holds_prompt());
+    SPT_CHECK(agree, "the prompt differs between replicas at step ", step,
+              " (checksums disagree): refusing to write a checkpoint");
+    if (!lead) return;
+    Checkpoint c;
+    c.step = step;
+    c.prompt = session.prompt();
+    c.prompt_rows = P;
+    c.prompt_cols = d;
+    c.optimizer = optimizer->state();
+    c.optimizer_name = optimizer->name();
+    c.epoch = sampler.epoch();
+    c.epoch_position = sampler.position();
+    c.config_yaml = dump_config(config);
+    c.model_fingerprint = model.fingerprint;
+    c.model_path = config.model.path;
+    if (eval) {
+      c.eval_accuracy = eval->accuracy;
+      c.eval_loss = eval->loss;
+    }
+    c.task_template = config.task.template_text;
+    c.labels = config.task.labels;
+    write_checkpoint(t.run_dir + "/" + checkpoint_name(step), c);
+    prune_checkpoints(t.run_dir, t.keep_checkpoints);
+  };
+
+  auto evaluate = [&](int64_t step) {
+    EvalResult r = session.evaluate(session.eval_data());
+    metrics.write({{"step", step},
+                   {"eval_loss", r.loss},
+                   {"eval_accuracy", r.accuracy},
+                   {"eval_examples", r.examples}});
+    if (lead)
+      std::fprintf(stderr, "sptrain: step %lld eval: loss %.4f, accuracy %.4f (%lld examples)\n",
+                   static_cast<long long>(step), r.loss, r.accuracy,
+                   static_cast<long long>(r.examples));
+    return r;
+  };
+
+  TrainSummary summary;
+  if (start_step == 0 && !session.eval_data().empty() && t.eval_every > 0) evaluate(0);
+
+  std::vector<int64_t> batch;
+  batch.reserve(size_t(t.batch_size));
+  std::vector<double> sums(7);
+  const auto run_start = Clock::now();
+  double loss_avg = 0;
+  EvalResult last_eval;
+  bool have_eval = false;
+  for (int64_t step = start_step + 1; step <= t.steps; ++step) {
+    const auto step_start = Clock::now();
+    const ByteCounter before = (*grid.bytes);
+    sampler.next(t.batch_size, batch);
+    double loss_sum = 0;
+    int64_t correct = 0;
+    session.forward_backward(batch, loss_sum, correct);
+
+    double grad_norm = 0, lr = schedule.lr(int(step));
+    bool skipped = false;
+    if (session.holds_prompt()) {
+      std::vector<float>& g = session.grad();
+      grad_norm = clip_grad_norm(g.data(), g.size(), config.optim.clip_grad_norm);
+      if (std::isfinite(grad_norm)) {
+        optimizer->step(session.prompt().data(), g.data(), lr);
+      } else {
+        skipped = true;
+        optimizer->set_step_count(optimizer->step_count() + 1);  // keep steps aligned with the schedule
+      }
+    }
+    const double step_time = seconds_since(step_start);
+    // Job-wide figures: loss and accuracy from the reporting ranks, rows from
+    // stage 0's first tensor rank of each replica, bytes from every rank.
+    const bool counts_rows = grid.coords.pp == 0 && grid.coords.tp == 0;
+    sums = {loss_sum,
+            double(correct),
+            counts_rows ? double(session.text_rows_last_step()) : 0.0,
+            counts_rows ? double(session.prompt_rows_last_step()) : 0.0,
+            lead ? grad_norm : 0.0,
+            g_stop.load() ? 1.0 : 0.0,
+            lead && skipped ? 1.0 : 0.0};
+    control_sum(sums);
+    const double loss = sums[0] / t.batch_size;
+    loss_avg = step == start_step + 1 ? loss : 0.9 * loss_avg + 0.1 * loss;
+    summary.final_loss = loss;
+    const double rows = sums[2] + sums[3];
+    nlohmann::json j = {{"step", step},
+                        {"loss", loss},
+                        {"accuracy", sums[1] / t.batch_size},
+                        {"lr", lr},
+                        {"grad_norm", sums[4]},
+                        {"step_time_s", step_time},
+                        {"examples_per_s", t.batch_size / step_time},
+                        {"tokens_per_s", rows / step_time},
+                        {"text_tokens", int64_t(sums[2])},
+                        {"prompt_tokens", int64_t(sums[3])}};
+    for (CommKind k : {CommKind::Tensor, CommKind::Pipeline, CommKind::Data})
+      j["comm_bytes"][comm_kind_name(k)] = (*grid.bytes).get(k) - before.get(k);
+    if (sums[6] > 0) j["skipped_non_finite_grad"] = true;
+    metrics.write(j);
+
+    if (lead && (step % t.log_every == 0 || step == t.steps)) {
+      const double elapsed = seconds_since(run_start);
+      const double eta = elapsed / double(step - start_step) * double(t.steps - step);
+      std::fprintf(stderr,
+                   "step %lld/%d | loss %.4f (avg %.4f) | lr %.3g | grad %.3g | %.1f ex/s, %.0f tok/s | "
+                   "elapsed %s, ETA %s\n",
+                   static_cast<long long>(step), t.steps, loss, loss_avg, lr, sums[4],
+                   t.batch_size / step_time, rows / step_time, format_duration(elapsed).c_str(),
+                   format_duration(eta).c_str());
+    }
+    if (sums[6] > 0 && lead)
+      std::fprintf(stderr, "sptrain: step %lld: gradient is not finite, update skipped\n",
+                   static_cast<long long>(step));
+
+    const bool last = step == t.steps;
+    const bool stop = sums[5] > 0;
+    if (!session.eval_data().empty() &&
+        (last || (t.eval_every > 0 && step % t.eval_every == 0))) {
+      last_eval = evaluate(step);
+      have_eval = true;
+    }
+    if (last || stop || (t.checkpoint_every > 0 && step % t.checkpoint_every == 0))
+      save(step, have_eval ? &last_eval : nullptr);
+    summary.steps_done = step;
+    if (stop && !last) {
+      summary.stopped_by_signal = true;
+      if (lead)
+        std::fprintf(stderr, "sptrain: stop requested: checkpoint written at step %lld\n",
+                     static_cast<long long>(step));
+      break;
+    }
+  }
+  if (have_eval) summary.final_eval = last_eval;
+  return summary;
+}
+
+}  // namespace sptrain
