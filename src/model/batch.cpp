@@ -67,7 +67,7 @@ void BatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>
   auto add_prompt_rows = [&] {
     for (int i = 0; i < P; ++i) {
       s.host_positions.push_back(i);
-      host_tokens_.push_back(-1);
+      host_tokens_.push_back(-1 - i);  // prompt row i
     }
     row += P;
   };

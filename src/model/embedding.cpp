@@ -18,9 +18,9 @@ void Embedding::forward(const ModelContext& ctx, const SequenceIndex& seq,
   if (!positions.empty()) ctx.backend.add_positions(x, positions, seq);
 }
 
-void Embedding::backward(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& dx,
-                         const Tensor& dprompt) const {
-  ctx.backend.prompt_backward(dprompt, dx, seq);
+void Embedding::backward(const ModelContext& ctx, const SequenceIndex& seq,
+                         const Tensor& token_ids, const Tensor& dx, const Tensor& dprompt) const {
+  ctx.backend.prompt_backward(dprompt, dx, token_ids, seq);
 }
 
 }  // namespace sptrain

@@ -144,7 +144,7 @@ void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const Te
   const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
   for (int i = int(layers_.size()) - 1; i >= 0; --i)
     layers_[size_t(i)].backward(ctx_, mb.seq, rope, s.layers[size_t(i)], workspace_, dx);
-  if (spec_.first()) embedding_.backward(ctx_, mb.seq, dx, dprompt);
+  if (spec_.first()) embedding_.backward(ctx_, mb.seq, mb.tokens, dx, dprompt);
 }
 
 }  // namespace sptrain

@@ -197,7 +197,7 @@ EvalResult Session::evaluate(const std::vector<EncodedExample>& data) {
     sums[2] = double(tally_.correct);
     for (size_t i = 0; i < tally_.confusion.size(); ++i) sums[3 + i] = double(tally_.confusion[i]);
   }
-  control_sum(sums);
+  control_sum(grid_, sums);
   EvalResult r;
   r.examples = int64_t(sums[0]);
   r.loss = sums[0] > 0 ? sums[1] / sums[0] : 0;

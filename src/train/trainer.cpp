@@ -148,7 +148,7 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
 
   auto save = [&](int64_t step, const EvalResult* eval) {
     // Replicas must agree on the prompt before one of them writes it.
-    const bool agree = control_all_equal(checksum(session.prompt()), session.holds_prompt());
+    const bool agree = control_all_equal(grid, checksum(session.prompt()), session.holds_prompt());
     SPT_CHECK(agree, "the prompt differs between replicas at step ", step,
               " (checksums disagree): refusing to write a checkpoint");
     if (!lead) return;
@@ -228,7 +228,7 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
             lead ? grad_norm : 0.0,
             g_stop.load() ? 1.0 : 0.0,
             lead && skipped ? 1.0 : 0.0};
-    control_sum(sums);
+    control_sum(grid, sums);
     const double loss = sums[0] / t.batch_size;
     loss_avg = step == start_step + 1 ? loss : 0.9 * loss_avg + 0.1 * loss;
     summary.final_loss = loss;

@@ -298,7 +298,7 @@ TEST(CpuOps, EmbeddingAndPromptGradient) {
   std::vector<Buffer> keep;
   const int P = 2, C = 3;
   SequenceIndex seq = make_index(be, keep, {{4}, {3}}, P);
-  const int32_t toks[7] = {-1, -1, 5, 1, -1, -1, 2};
+  const int32_t toks[7] = {-1, -2, 5, 1, -1, -2, 2};
   Buffer tokens = be.allocate(DType::I32, Shape{7});
   be.copy_from_host(tokens, toks);
   Buffer table = random_tensor(be, F64, Shape{6, C}, rng);  // vocabulary shard [0, 6)
@@ -317,7 +317,7 @@ TEST(CpuOps, EmbeddingAndPromptGradient) {
     EXPECT_EQ(xv[size_t(6 * C + k)], tv[size_t(2 * C + k)]);
   }
   Buffer dprompt = be.allocate(F64, Shape{P, C});
-  be.prompt_backward(dprompt, r, seq);
+  be.prompt_backward(dprompt, r, tokens, seq);
   expect_gradient(prompt, to_host(be, dprompt), loss, P * C, kTol, "dprompt");
   // A shard that does not hold token 5 gives zeros there.
   be.embed_forward(x, tokens, table.view().slice_rows(0, 3), 3, Tensor{}, seq);

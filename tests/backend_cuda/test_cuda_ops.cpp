@@ -403,7 +403,8 @@ TEST_F(CudaOps, EmbeddingAndPromptMatchCpu) {
     const int T = gs.num_rows, C = random_int(rng_, 1, 200), V = 20, vocab_start = 5;
     std::vector<int32_t> tokens(static_cast<size_t>(T));
     for (int t = 0; t < T; ++t)
-      tokens[size_t(t)] = gs.host_positions[size_t(t)] < P ? -1 : random_int(rng_, 0, 39);
+      tokens[size_t(t)] = gs.host_positions[size_t(t)] < P ? -1 - gs.host_positions[size_t(t)]
+                                                           : random_int(rng_, 0, 39);
     Buffer gt = gpu().allocate(DType::I32, Shape{T}), ct = cpu_.allocate(DType::I32, Shape{T});
     gpu().copy_from_host(gt, tokens.data());
     cpu_.copy_from_host(ct, tokens.data());
@@ -421,12 +422,12 @@ TEST_F(CudaOps, EmbeddingAndPromptMatchCpu) {
         // Copies (and f32 -> bf16 for the prompt rows): exact in f32, one rounding in bf16.
         expect_close(get(gpu(), gx), get(cpu_, cx), tol(act, 0.0, kTolBf16), "embed_forward");
       }
-      // prompt_backward accumulates into dprompt (f32), by position.
+      // prompt_backward accumulates into dprompt (f32), by prompt row.
       const auto dx = random_values(rng_, int64_t(T) * C), dp0 = random_values(rng_, int64_t(P) * C);
       Buffer gdx = put(gpu(), act, Shape{T, C}, dx), cdx = put(cpu_, DType::F32, Shape{T, C}, dx);
       Buffer gdp = put(gpu(), DType::F32, Shape{P, C}, dp0), cdp = put(cpu_, DType::F32, Shape{P, C}, dp0);
-      gpu().prompt_backward(gdp, gdx, gs);
-      cpu_.prompt_backward(cdp, cdx, cs);
+      gpu().prompt_backward(gdp, gdx, gt, gs);
+      cpu_.prompt_backward(cdp, cdx, ct, cs);
       // The same f32 additions in the same order on both sides.
       expect_close(get(gpu(), gdp), get(cpu_, cdp), kTolF32, "prompt_backward");
     }

@@ -135,15 +135,17 @@ class Backend {
   virtual void reserve_attention(int64_t max_rows, int max_keys, int n_heads, int qkv_width) = 0;
 
   // ---- embedding and prompt ----
-  // Text rows: x[t] = table[tokens[t] - vocab_start] when the token is in this
-  // shard's range [vocab_start, vocab_start + table.rows()), else 0. Prompt rows
-  // (position < P): x[t] = prompt[position] (stat dtype, converted), or 0 when
-  // prompt is empty (other tensor-parallel ranks). tokens: i32 [T].
+  // Text rows (tokens[t] >= 0): x[t] = table[tokens[t] - vocab_start] when
+  // the token is in this shard's range [vocab_start, vocab_start +
+  // table.rows()), else 0. Prompt rows (tokens[t] < 0): x[t] = prompt[-1 -
+  // tokens[t]] (stat dtype, converted), or 0 when prompt is empty (other
+  // tensor-parallel ranks). The prompt tensor may stack several prompts
+  // (one per task) so that one batch can mix them. tokens: i32 [T].
   virtual void embed_forward(const Tensor& x, const Tensor& tokens, const Tensor& table,
                              int64_t vocab_start, const Tensor& prompt,
                              const SequenceIndex& seq) = 0;
-  // dprompt[P,d] (stat) += dx at every prompt row (position < P), by position.
-  virtual void prompt_backward(const Tensor& dprompt, const Tensor& dx,
+  // dprompt (stat) row -1 - tokens[t] += dx[t] for every prompt row t.
+  virtual void prompt_backward(const Tensor& dprompt, const Tensor& dx, const Tensor& tokens,
                                const SequenceIndex& seq) = 0;
 
   // ---- answer rows ----

@@ -21,7 +21,7 @@ struct EncodedExample {
 
 struct MicroBatch {
   SequenceIndex seq;
-  Tensor tokens;         // i32 [T]; prompt rows hold -1
+  Tensor tokens;         // i32 [T]; prompt row i holds -1 - i
   Tensor label_targets;  // i32 [B] class index
   Tensor token_targets;  // i32 [B] vocabulary id of the label word
   std::vector<int32_t> host_labels;  // class index per example

@@ -19,8 +19,8 @@ struct Embedding {
   void forward(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& token_ids,
                const Tensor& prompt, const Tensor& x) const;
   // dprompt[P,d] += the gradient at the prompt rows of every sequence.
-  void backward(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& dx,
-                const Tensor& dprompt) const;
+  void backward(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& token_ids,
+                const Tensor& dx, const Tensor& dprompt) const;
 };
 
 }  // namespace sptrain

@@ -5,12 +5,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "sptrain/comm/process_grid.hpp"
+
 namespace sptrain {
 
-// Element-wise sum of `values` over every rank of the job.
-void control_sum(std::vector<double>& values);
+// Element-wise sum of `values` over every rank of the grid's job (a grid of
+// one rank sends nothing, even inside a larger MPI world, as tests do).
+void control_sum(const ProcessGrid& grid, std::vector<double>& values);
 // True when every rank that participates passed the same value (the others'
 // value is ignored).
-bool control_all_equal(uint64_t value, bool participates);
+bool control_all_equal(const ProcessGrid& grid, uint64_t value, bool participates);
 
 }  // namespace sptrain

@@ -14,8 +14,8 @@ void CpuBackend::embed_forward(const Tensor& x, const Tensor& tokens, const Tens
                                const SequenceIndex& seq) {
   const int64_t T = x.rows(), C = x.cols(), V = table.rows();
   const int32_t* tok = tokens.ptr<int32_t>();
-  const int32_t* pos = seq.positions.ptr<int32_t>();
-  const int P = seq.prompt_len;
+  const int64_t prompt_rows = prompt.empty() ? 0 : prompt.rows();
+  (void)seq;
   dispatch_float(x.dtype, [&](auto tag) {
     using F = decltype(tag);
     F* px = x.ptr<F>();
@@ -25,8 +25,10 @@ void CpuBackend::embed_forward(const Tensor& x, const Tensor& tokens, const Tens
     for (int64_t t = 0; t < T; ++t) {
       F* row = px + t * C;
       const F* src = nullptr;
-      if (pos[t] < P) {
-        src = pp ? pp + int64_t(pos[t]) * C : nullptr;
+      if (tok[t] < 0) {
+        const int64_t j = -1 - int64_t(tok[t]);
+        SPT_ASSERT(!pp || j < prompt_rows);
+        src = pp ? pp + j * C : nullptr;
       } else {
         const int64_t local = int64_t(tok[t]) - vocab_start;
         if (local >= 0 && local < V) src = pt + local * C;
@@ -40,21 +42,22 @@ void CpuBackend::embed_forward(const Tensor& x, const Tensor& tokens, const Tens
   });
 }
 
-// Prompt row j's gradient is the sum over every row at position j < P (one
+// A prompt row's gradient sums the gradient of every row that holds it (one
 // row per micro-batch with a shared prompt segment, one per example without).
-void CpuBackend::prompt_backward(const Tensor& dprompt, const Tensor& dx,
+void CpuBackend::prompt_backward(const Tensor& dprompt, const Tensor& dx, const Tensor& tokens,
                                  const SequenceIndex& seq) {
   const int64_t C = dx.cols();
-  const int P = seq.prompt_len;
-  const int32_t* pos = seq.positions.ptr<int32_t>();
+  const int32_t* tok = tokens.ptr<int32_t>();
   dispatch_float(dx.dtype, [&](auto tag) {
     using F = decltype(tag);
     F* dp = dprompt.ptr<F>();
     const F* g = dx.ptr<F>();
     for (int64_t t = 0; t < seq.num_rows; ++t) {
-      if (pos[t] >= P) continue;
+      if (tok[t] >= 0) continue;
+      const int64_t j = -1 - int64_t(tok[t]);
+      SPT_ASSERT(j < dprompt.rows());
       const F* src = g + t * C;
-      F* dst = dp + int64_t(pos[t]) * C;
+      F* dst = dp + j * C;
       for (int64_t i = 0; i < C; ++i) dst[i] += src[i];
     }
   });

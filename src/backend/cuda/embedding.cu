@@ -11,19 +11,20 @@ using cuda::store;
 
 namespace {
 
-// x[t, i] = prompt[pos, i] (prompt rows, f32 -> act) or table[token - vocab_start, i]
-// (this shard's rows), else 0. One thread per element.
+// x[t, i] = prompt[-1 - token, i] (prompt rows: token < 0, f32 -> act) or
+// table[token - vocab_start, i] (this shard's rows), else 0. One thread per element.
 template <typename T>
-__global__ void embed_forward_kernel(T* x, const int32_t* tokens, const int32_t* positions,
-                                     const T* table, int64_t V, int64_t vocab_start,
-                                     const float* prompt, int P, int64_t n, int64_t C) {
+__global__ void embed_forward_kernel(T* x, const int32_t* tokens, const T* table, int64_t V,
+                                     int64_t vocab_start, const float* prompt,
+                                     int64_t prompt_rows, int64_t n, int64_t C) {
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n;
        k += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = k / C, i = k % C;
-    const int pos = positions[t];
+    const int64_t tok = tokens[t];
     float v = 0.f;
-    if (pos < P) {
-      if (prompt) v = prompt[int64_t(pos) * C + i];
+    if (tok < 0) {
+      const int64_t j = -1 - tok;
+      if (prompt && j < prompt_rows) v = prompt[j * C + i];
     } else {
       const int64_t local = int64_t(tokens[t]) - vocab_start;
       if (local >= 0 && local < V) v = load(table, local * C + i);
@@ -32,17 +33,17 @@ __global__ void embed_forward_kernel(T* x, const int32_t* tokens, const int32_t*
   }
 }
 
-// dprompt[pos[t], i] += dx[t, i] for every row t at a prompt position
-// (pos < P): one thread per column walks the rows in order, so the sums are
-// race-free and deterministic, in the CPU back end's order.
+// dprompt[-1 - tokens[t], i] += dx[t, i] for every prompt row t (token < 0):
+// one thread per column walks the rows in order, so the sums are race-free
+// and deterministic, in the CPU back end's order.
 template <typename T>
-__global__ void prompt_backward_kernel(float* dprompt, const T* dx, const int32_t* positions,
-                                       int64_t T_rows, int P, int64_t C) {
+__global__ void prompt_backward_kernel(float* dprompt, const T* dx, const int32_t* tokens,
+                                       int64_t T_rows, int64_t prompt_rows, int64_t C) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < C;
        i += int64_t(gridDim.x) * blockDim.x) {
     for (int64_t t = 0; t < T_rows; ++t) {
-      const int pos = positions[t];
-      if (pos >= 0 && pos < P) dprompt[int64_t(pos) * C + i] += load(dx, t * C + i);
+      const int64_t j = -1 - int64_t(tokens[t]);
+      if (j >= 0 && j < prompt_rows) dprompt[j * C + i] += load(dx, t * C + i);
     }
   }
 }
@@ -88,41 +89,41 @@ void CudaBackend::embed_forward(const Tensor& x, const Tensor& tokens, const Ten
   cuda::expect_same_dtype(x, table, op);
   cuda::expect_dtype(tokens, DType::I32, op, "tokens");
   const int64_t T = x.rows(), C = x.cols(), n = x.numel();
-  const int P = seq.prompt_len;
-  SPT_ASSERT(table.cols() == C && tokens.numel() >= T && seq.positions.numel() >= T);
+  (void)seq;
+  SPT_ASSERT(table.cols() == C && tokens.numel() >= T);
   if (!prompt.empty()) {
     cuda::expect_dtype(prompt, DType::F32, op, "prompt");
-    SPT_ASSERT(prompt.rows() >= P && prompt.cols() == C);
+    SPT_ASSERT(prompt.cols() == C);
   }
   if (n == 0) return;
   cuda::dispatch_act(x.dtype, op, [&](auto tag) {
     using F = typename decltype(tag)::type;
     embed_forward_kernel<F><<<grid_for(n), kThreads, 0, impl_->stream>>>(
         static_cast<F*>(x.data), static_cast<const int32_t*>(tokens.data),
-        static_cast<const int32_t*>(seq.positions.data), static_cast<const F*>(table.data),
-        table.rows(), vocab_start,
-        prompt.empty() ? nullptr : static_cast<const float*>(prompt.data), P, n, C);
+        static_cast<const F*>(table.data), table.rows(), vocab_start,
+        prompt.empty() ? nullptr : static_cast<const float*>(prompt.data),
+        prompt.empty() ? 0 : prompt.rows(), n, C);
     SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "embed_forward_kernel");
   });
 }
 
-void CudaBackend::prompt_backward(const Tensor& dprompt, const Tensor& dx,
+void CudaBackend::prompt_backward(const Tensor& dprompt, const Tensor& dx, const Tensor& tokens,
                                   const SequenceIndex& seq) {
   const char* op = "prompt_backward";
   cuda::expect_device(dprompt, op, "dprompt");
   cuda::expect_device(dx, op, "dx");
-  cuda::expect_device(seq.positions, op, "seq.positions");
+  cuda::expect_device(tokens, op, "tokens");
   cuda::expect_dtype(dprompt, DType::F32, op, "dprompt");
+  cuda::expect_dtype(tokens, DType::I32, op, "tokens");
   const int64_t C = dx.cols(), T = seq.num_rows;
-  const int P = seq.prompt_len;
-  SPT_ASSERT(dprompt.rows() >= P && dprompt.cols() == C);
-  SPT_ASSERT(dx.rows() >= T && seq.positions.numel() >= T);
-  if (C == 0 || T == 0 || P == 0) return;
+  SPT_ASSERT(dprompt.cols() == C);
+  SPT_ASSERT(dx.rows() >= T && tokens.numel() >= T);
+  if (C == 0 || T == 0 || dprompt.rows() == 0) return;
   cuda::dispatch_act(dx.dtype, op, [&](auto tag) {
     using F = typename decltype(tag)::type;
     prompt_backward_kernel<F><<<grid_for(C), kThreads, 0, impl_->stream>>>(
         static_cast<float*>(dprompt.data), static_cast<const F*>(dx.data),
-        static_cast<const int32_t*>(seq.positions.data), T, P, C);
+        static_cast<const int32_t*>(tokens.data), T, dprompt.rows(), C);
     SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "prompt_backward_kernel");
   });
 }

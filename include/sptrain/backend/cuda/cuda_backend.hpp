@@ -92,7 +92,8 @@ class CudaBackend final : public Backend {
 
   void embed_forward(const Tensor& x, const Tensor& tokens, const Tensor& table,
                      int64_t vocab_start, const Tensor& prompt, const SequenceIndex& seq) override;
-  void prompt_backward(const Tensor& dprompt, const Tensor& dx, const SequenceIndex& seq) override;
+  void prompt_backward(const Tensor& dprompt, const Tensor& dx, const Tensor& tokens,
+                       const SequenceIndex& seq) override;
 
   void gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) override;
   void scatter_add_rows(const Tensor& dx, const Tensor& dout, const Tensor& rows) override;
