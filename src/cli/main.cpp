@@ -38,7 +38,7 @@ const char* const kSetHelp =
     "--set parallel.stage_layers=[12,12]; repeatable, applied in order. The value is "
     "YAML; for a string key it is taken as written unless it starts with a quote";
 
-const std::vector<std::string> kSubcommands = {"train", "eval", "init-model", "convert"};
+const std::vector<std::string> kSubcommands = {"train", "eval", "init-model", "convert", "bench"};
 
 bool is_subcommand(const std::string& arg) {
   return std::find(kSubcommands.begin(), kSubcommands.end(), arg) != kSubcommands.end();
@@ -121,6 +121,19 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
 
+  // bench
+  BenchOptions bench_options;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Time the configuration's real training step and report throughput, GFLOP/s "
+               "and the share of the BLAS rate (docs/performance.md)");
+  bench->add_option("config", config_path, "YAML configuration file")->required();
+  bench->add_option("--steps", bench_options.steps, "Timed steps")->capture_default_str();
+  bench->add_option("--warmup", bench_options.warmup, "Untimed steps before them")->capture_default_str();
+  bench->add_flag("--json", bench_options.json, "Print one JSON object instead of a table");
+  bench->add_option("--batches-out", bench_options.batches_out,
+                    "Write each step's global batch (indices into task.train) as JSON lines here");
+  bench->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");
+
   // Set after the subcommands so that they do not inherit it.
   app.footer("`sptrain CONFIG.yaml ...` is short for `sptrain train CONFIG.yaml ...`.\n"
              "Run `sptrain SUBCOMMAND --help` for a subcommand's options.");
@@ -130,7 +143,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> args = expand_shorthand(argc, argv);
   if (!args.empty() && !args[0].empty() && args[0][0] != '-' && !is_subcommand(args[0])) {
     std::cerr << "Unknown subcommand '" << args[0]
-              << "': expected train, eval, init-model, convert or a CONFIG.yaml file\n"
+              << "': expected train, eval, init-model, convert, bench or a CONFIG.yaml file\n"
                  "Run with --help for more information.\n";
     return 2;
   }
@@ -156,6 +169,7 @@ int run(int argc, char** argv) {
     return run_init_model(init);
   }
   if (convert->parsed()) return run_convert(convert_options);
+  if (bench->parsed()) return run_bench(load_config(config_path, sets), bench_options);
   return 2;  // unreachable: a subcommand is required
 }
 

@@ -77,6 +77,7 @@ void MpiGroup::check_peer(int peer, const char* op) const {
 }
 
 void MpiGroup::all_reduce(const Tensor& t, ReduceOp op) {
+  const auto timer = timed();
   check_host(t, "all_reduce");
   const MPI_Datatype type = reduce_type(t.dtype);
   const MPI_Op mpi_op = op == ReduceOp::Sum ? MPI_SUM : MPI_MAX;
@@ -88,6 +89,7 @@ void MpiGroup::all_reduce(const Tensor& t, ReduceOp op) {
 }
 
 void MpiGroup::broadcast(const Tensor& t, int root) {
+  const auto timer = timed();
   check_host(t, "broadcast");
   SPT_CHECK(root >= 0 && root < size_, "MpiGroup::broadcast on the ", comm_kind_name(kind()), " group: root ", root,
             " is not a rank of a group of ", size_);
@@ -98,6 +100,7 @@ void MpiGroup::broadcast(const Tensor& t, int root) {
 }
 
 void MpiGroup::all_gather(const Tensor& out, const Tensor& in) {
+  const auto timer = timed();
   check_host(out, "all_gather");
   check_host(in, "all_gather");
   SPT_CHECK(out.dtype == in.dtype && out.cols() == in.cols() && out.rows() == in.rows() * size_,
@@ -119,6 +122,7 @@ void MpiGroup::send(const Tensor& t, int peer) { send_recv(t, peer, Tensor{}, kN
 void MpiGroup::recv(const Tensor& t, int peer) { send_recv(Tensor{}, kNoPeer, t, peer); }
 
 void MpiGroup::send_recv(const Tensor& out, int out_peer, const Tensor& in, int in_peer) {
+  const auto timer = timed();
   // The send side is nonblocking (MPI_Isend) and completes after the receive,
   // so a rank that sends to and receives from the same peer cannot deadlock.
   std::vector<MPI_Request> sends;

@@ -73,6 +73,30 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
   dx_ = ctx.alloc(Shape{both.rows, config.d_model});
 }
 
+Stage::Work Stage::work(const MicroBatch& mb) const {
+  const SequenceIndex& q = mb.seq;
+  const double d = config_.d_model, D = dims_.head_dim, H = dims_.heads;
+  const double linear_per_row = 2.0 * d * (dims_.qkv_width() + dims_.up_width()) +
+                                2.0 * H * D * d + 2.0 * dims_.ffn * d;
+  // Keys seen, summed over query rows: a segment of L rows after p prefix
+  // rows sees p + 1, p + 2, ..., p + L keys.
+  double keys = 0;
+  for (int s = 0; s < q.num_segments; ++s) {
+    const double L = q.length(s), p = q.host_prefix_len[size_t(s)];
+    keys += L * p + L * (L + 1) / 2;
+  }
+  const double layers = double(layers_.size());
+  Work w;
+  w.forward = layers * (linear_per_row * q.num_rows + 4.0 * D * H * keys);
+  w.backward = layers * (linear_per_row * q.num_rows + 8.0 * D * H * keys);
+  if (spec_.last()) {
+    const double cols = head_.loss == LossKind::Vocab ? double(head_.vocab.count) : head_.n_labels;
+    w.forward += 2.0 * d * cols * q.num_examples;
+    w.backward += 2.0 * d * cols * q.num_examples;
+  }
+  return w;
+}
+
 void Stage::for_each_weight(
     const std::function<void(const std::string&, const Tensor&)>& fn) const {
   auto visit = [&](const std::string& name, const Buffer& b) {

@@ -1,6 +1,18 @@
 #include "sptrain/pipeline/runner.hpp"
 
+#include <chrono>
+
 namespace sptrain {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+// Adds the seconds since construction to `total`.
+struct Stopwatch {
+  double& total;
+  Clock::time_point start = Clock::now();
+  ~Stopwatch() { total += std::chrono::duration<double>(Clock::now() - start).count(); }
+};
+}  // namespace
 
 void PipelineRunner::train(const std::vector<MicroBatch*>& mbs, const Tensor& prompt,
                            const Tensor& dprompt, float loss_weight, OutputSink& sink) {
@@ -22,8 +34,15 @@ void PipelineRunner::train(const std::vector<MicroBatch*>& mbs, const Tensor& pr
     const int i = op.micro_batch;
     MicroBatch& mb = *mbs[size_t(i)];
     if (op.kind == PipelineOp::Forward) {
-      if (!s.first() && !have_input_[size_t(i)]) pipe_.recv(stage_.input(slot(i), rows(i)), prev());
-      stage_.forward(slot(i), mb, prompt);
+      if (!s.first() && !have_input_[size_t(i)]) {
+        Stopwatch w{times_.pipeline};
+        pipe_.recv(stage_.input(slot(i), rows(i)), prev());
+      }
+      {
+        Stopwatch w{times_.forward};
+        stage_.forward(slot(i), mb, prompt);
+      }
+      Stopwatch w{times_.pipeline};
       if (s.last()) {
         sink.on_output(i, stage_.head_output());
       } else if (has_next_op && after.kind == PipelineOp::Backward) {
@@ -34,9 +53,16 @@ void PipelineRunner::train(const std::vector<MicroBatch*>& mbs, const Tensor& pr
         pipe_.send(stage_.output(slot(i), rows(i)), next());
       }
     } else {
-      if (!s.last() && !have_grad_[size_t(i)]) pipe_.recv(stage_.grad(rows(i)), next());
-      stage_.backward(slot(i), mb, loss_weight, dprompt);
+      if (!s.last() && !have_grad_[size_t(i)]) {
+        Stopwatch w{times_.pipeline};
+        pipe_.recv(stage_.grad(rows(i)), next());
+      }
+      {
+        Stopwatch w{times_.backward};
+        stage_.backward(slot(i), mb, loss_weight, dprompt);
+      }
       if (s.first()) continue;
+      Stopwatch w{times_.pipeline};
       if (has_next_op && after.kind == PipelineOp::Forward) {
         const int j = after.micro_batch;
         pipe_.send_recv(stage_.grad(rows(i)), prev(), stage_.input(slot(j), rows(j)), prev());

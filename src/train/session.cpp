@@ -153,6 +153,16 @@ void Session::forward_backward(const std::vector<int64_t>& global_batch, double&
   }
 }
 
+Stage::Work Session::work_last_step() const {
+  Stage::Work total;
+  for (const MicroBatch& mb : micro_batches_) {
+    const Stage::Work w = stage_->work(mb);
+    total.forward += w.forward;
+    total.backward += w.backward;
+  }
+  return total;
+}
+
 void Session::Tally::reset(const std::vector<MicroBatch*>* mbs, int labels) {
   batches = mbs;
   n_labels = labels;

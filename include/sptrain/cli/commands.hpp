@@ -19,6 +19,14 @@ struct EvalOptions {
 };
 int run_eval(const Config& config, const EvalOptions& options);
 
+struct BenchOptions {
+  int steps = 10;           // timed steps
+  int warmup = 3;           // untimed steps first
+  bool json = false;        // one JSON object instead of the table
+  std::string batches_out;  // write each step's example indices (JSONL) here
+};
+int run_bench(const Config& config, const BenchOptions& options);
+
 struct InitModelOptions {
   std::string out;                 // HDF5 model file to write
   std::string family = "llama";    // llama | gpt

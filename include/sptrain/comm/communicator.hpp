@@ -4,6 +4,7 @@
 // the bootstrap of NCCL) and NCCL (CUDA back end). Every byte this rank sends
 // is counted under the group's kind.
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,11 +28,18 @@ inline const char* comm_kind_name(CommKind k) {
 // Bytes sent by this rank, by kind. Collectives count their payload (the
 // tensor's size) once per call, point-to-point counts what this rank sends,
 // and a group of one rank counts nothing; see docs/parallelism.md.
+// Seconds spent inside the calls are kept beside the bytes (wall time of
+// the blocking call, waiting for peers included).
 struct ByteCounter {
   std::array<uint64_t, 3> bytes{};
+  std::array<double, 3> seconds{};
   void add(CommKind k, uint64_t n) { bytes[size_t(k)] += n; }
   uint64_t get(CommKind k) const { return bytes[size_t(k)]; }
-  void reset() { bytes = {}; }
+  double time(CommKind k) const { return seconds[size_t(k)]; }
+  void reset() {
+    bytes = {};
+    seconds = {};
+  }
 };
 
 class Group {
@@ -68,6 +76,24 @@ class Group {
   void count(uint64_t n) {
     if (counter_) counter_->add(kind_, n);
   }
+  // Adds the lifetime of the returned object to this kind's seconds:
+  // `auto timer = timed();` at the top of each communicating call.
+  class Timer {
+   public:
+    explicit Timer(Group& g) : g_(g), start_(std::chrono::steady_clock::now()) {}
+    ~Timer() {
+      if (g_.counter_)
+        g_.counter_->seconds[size_t(g_.kind_)] +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+
+   private:
+    Group& g_;
+    std::chrono::steady_clock::time_point start_;
+  };
+  Timer timed() { return Timer(*this); }
 
  private:
   CommKind kind_;

@@ -41,6 +41,15 @@ class Stage {
   const LocalDims& dims() const { return dims_; }
   const ModelConfig& config() const { return config_; }
   int64_t weight_bytes() const { return weight_bytes_; }
+  // Floating-point operations this rank does for one micro-batch, counted
+  // as docs/performance.md writes out: 2 per multiply-add of every matrix
+  // product, attention only over the keys a query sees (causal), the head
+  // only at answer rows. Backward is input gradients only.
+  struct Work {
+    double forward = 0, backward = 0;
+  };
+  Work work(const MicroBatch& mb) const;
+
   // Every frozen weight this stage holds, by name: for checks that training
   // never changes them.
   void for_each_weight(const std::function<void(const std::string&, const Tensor&)>& fn) const;

@@ -29,6 +29,15 @@ class PipelineRunner {
   // the prompt's gradient into dprompt. loss_weight scales each example's loss.
   void train(const std::vector<MicroBatch*>& mbs, const Tensor& prompt, const Tensor& dprompt,
              float loss_weight, OutputSink& sink);
+  // Seconds spent in this stage's forward and backward passes (tensor-parallel
+  // all-reduces inside them included) and waiting on pipeline messages,
+  // summed since the last reset.
+  struct Times {
+    double forward = 0, backward = 0, pipeline = 0;
+  };
+  const Times& times() const { return times_; }
+  void reset_times() { times_ = {}; }
+
   // Forward only (evaluation), nothing kept for a backward.
   void evaluate(const std::vector<MicroBatch*>& mbs, const Tensor& prompt,
                 OutputSink& sink);
@@ -42,6 +51,7 @@ class PipelineRunner {
   ScheduleKind kind_;
   std::vector<PipelineOp> ops_;
   std::vector<char> have_input_, have_grad_;
+  Times times_;
 };
 
 }  // namespace sptrain

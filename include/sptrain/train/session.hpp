@@ -66,6 +66,10 @@ class Session {
   // every rank returns the same result.
   EvalResult evaluate(const std::vector<EncodedExample>& data);
 
+  // Work and time of the latest forward_backward on this rank.
+  Stage::Work work_last_step() const;
+  PipelineRunner& runner() { return *runner_; }
+  const std::vector<MicroBatch>& micro_batches() const { return micro_batches_; }
   int64_t text_rows_last_step() const { return text_rows_; }
   int64_t prompt_rows_last_step() const { return prompt_rows_; }
 

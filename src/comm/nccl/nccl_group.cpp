@@ -193,6 +193,7 @@ void NcclGroup::check_peer(int peer, const char* op) const {
 }
 
 void NcclGroup::all_reduce(const Tensor& t, ReduceOp op) {
+  const auto timer = timed();
   check_device(t, "all_reduce");
   const ncclDataType_t type = reduce_type(t.dtype);
   const ncclRedOp_t nccl_op = op == ReduceOp::Sum ? ncclSum : ncclMax;
@@ -203,6 +204,7 @@ void NcclGroup::all_reduce(const Tensor& t, ReduceOp op) {
 }
 
 void NcclGroup::broadcast(const Tensor& t, int root) {
+  const auto timer = timed();
   check_device(t, "broadcast");
   SPT_CHECK(root >= 0 && root < size_, "NcclGroup::broadcast on ", where(), ": root ", root, " is not a rank");
   run("ncclBroadcast", [&] {
@@ -212,6 +214,7 @@ void NcclGroup::broadcast(const Tensor& t, int root) {
 }
 
 void NcclGroup::all_gather(const Tensor& out, const Tensor& in) {
+  const auto timer = timed();
   check_device(out, "all_gather");
   check_device(in, "all_gather");
   SPT_CHECK(out.dtype == in.dtype && out.cols() == in.cols() && out.rows() == in.rows() * size_,
@@ -229,6 +232,7 @@ void NcclGroup::send(const Tensor& t, int peer) { send_recv(t, peer, Tensor{}, k
 void NcclGroup::recv(const Tensor& t, int peer) { send_recv(Tensor{}, kNoPeer, t, peer); }
 
 void NcclGroup::send_recv(const Tensor& out, int out_peer, const Tensor& in, int in_peer) {
+  const auto timer = timed();
   if (out_peer != kNoPeer) {
     check_device(out, "send");
     check_peer(out_peer, "send");
@@ -255,6 +259,7 @@ void NcclGroup::send_recv(const Tensor& out, int out_peer, const Tensor& in, int
 }
 
 void NcclGroup::barrier() {
+  const auto timer = timed();
   // NCCL has no barrier: a one-element all-reduce completes on a rank only
   // after every rank has joined it. Max keeps the value from growing.
   run("barrier (ncclAllReduce)", [&] {

@@ -1,0 +1,205 @@
+// `sptrain bench`: the config's real training step (same data path, same
+// batches), timed, with the figures docs/performance.md defines.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sptrain/backend/cpu/blas_kernel.hpp"
+#include "sptrain/backend/cpu/cpu_backend.hpp"
+#include "sptrain/cli/commands.hpp"
+#include "sptrain/comm/mpi_runtime.hpp"
+#include "sptrain/comm/process_grid.hpp"
+#include "sptrain/optim/clip.hpp"
+#include "sptrain/optim/optimizer.hpp"
+#include "sptrain/optim/schedule.hpp"
+#include "sptrain/prompt/prompt_init.hpp"
+#include "sptrain/train/control.hpp"
+#include "sptrain/train/sampler.hpp"
+#include "sptrain/train/session.hpp"
+
+namespace sptrain {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The BLAS rate at this model's own matrix shapes: every product of one
+// layer's forward and input-gradient backward for a micro-batch of `rows`
+// rows, each repeated for ~0.2 s; the rate is their total FLOPs over total time.
+double blas_rate_at_model_shapes(Backend& be, const LocalDims& d, int64_t rows) {
+  struct Product {
+    int64_t m, n, k;
+    bool trans_b;
+  };
+  const int64_t D = d.d_model, A = int64_t(d.heads) * d.head_dim;
+  const std::vector<Product> products = {
+      {rows, d.qkv_width(), D, true}, {rows, D, A, true},   {rows, d.up_width(), D, true},
+      {rows, D, d.ffn, true},         {rows, D, d.qkv_width(), false}, {rows, A, D, false},
+      {rows, D, d.up_width(), false}, {rows, d.ffn, D, false}};
+  double flops = 0, seconds = 0;
+  for (const Product& p : products) {
+    Buffer a = be.allocate(DType::F32, Shape{p.m, p.k});
+    Buffer b = be.allocate(DType::F32, p.trans_b ? Shape{p.n, p.k} : Shape{p.k, p.n});
+    Buffer c = be.allocate(DType::F32, Shape{p.m, p.n});
+    be.fill(a, 0.01);
+    be.fill(b, 0.02);
+    be.matmul(c, a, b, p.trans_b, false);  // warm
+    int reps = 0;
+    const auto t0 = Clock::now();
+    do {
+      be.matmul(c, a, b, p.trans_b, false);
+      ++reps;
+    } while (since(t0) < 0.2);
+    seconds += since(t0);
+    flops += 2.0 * double(p.m) * double(p.n) * double(p.k) * reps;
+  }
+  return flops / seconds / 1e9;
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+}  // namespace
+
+int run_bench(const Config& config, const BenchOptions& o) {
+  SPT_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be >= 1 and --warmup >= 0");
+  MpiRuntime mpi;
+  try {
+    ProcessGrid grid = make_process_grid(config.parallel.tensor, config.parallel.pipeline);
+    const bool lead = grid.world_rank == 0;
+    Session session(config, grid, false);
+    const ModelConfig& m = session.model();
+    Rng rng(config.train.seed);
+    session.prompt() = init_prompt(config.prompt, m, session.model_file(), session.tokenizer(),
+                                   session.task(), rng);
+    auto optimizer = make_optimizer(config.optim, config.prompt.length, m.d_model);
+    const LrSchedule schedule(config.optim, config.train.steps);
+    DataSampler sampler(int64_t(session.train_data().size()), config.train.seed, config.train.shuffle);
+    std::ofstream batches;
+    if (lead && !o.batches_out.empty()) {
+      batches.open(o.batches_out);
+      SPT_CHECK(batches.good(), o.batches_out, ": cannot write");
+    }
+    const int B = config.train.batch_size;
+    std::vector<int64_t> batch;
+    // sums: forward, backward, pipeline, optimizer, data-comm seconds; fwd, bwd flops;
+    // text rows, prompt rows (computed), prompt positions (one per example), step seconds.
+    std::vector<double> sums(11, 0.0);
+    double loss_last = 0;
+    for (int step = 1; step <= o.warmup + o.steps; ++step) {
+      const bool timed = step > o.warmup;
+      sampler.next(B, batch);
+      if (batches.is_open()) batches << nlohmann::json{{"step", step}, {"examples", batch}}.dump() << '\n';
+      session.runner().reset_times();
+      const ByteCounter before = *grid.bytes;
+      const auto t0 = Clock::now();
+      double loss = 0;
+      int64_t correct = 0;
+      session.forward_backward(batch, loss, correct);
+      const auto t1 = Clock::now();
+      if (session.holds_prompt()) {
+        clip_grad_norm(session.grad().data(), session.grad().size(), config.optim.clip_grad_norm);
+        optimizer->step(session.prompt().data(), session.grad().data(), schedule.lr(step));
+      }
+      const double total = since(t0);
+      loss_last = loss;
+      if (!timed) continue;
+      const auto& t = session.runner().times();
+      const Stage::Work w = session.work_last_step();
+      const bool counts_rows = grid.coords.pp == 0 && grid.coords.tp == 0;
+      sums[0] += t.forward;
+      sums[1] += t.backward;
+      sums[2] += t.pipeline;
+      sums[3] += std::chrono::duration<double>(Clock::now() - t1).count();
+      sums[4] += grid.bytes->time(CommKind::Data) - before.time(CommKind::Data);
+      sums[5] += w.forward;
+      sums[6] += w.backward;
+      if (counts_rows) {
+        sums[7] += double(session.text_rows_last_step());
+        sums[8] += double(session.prompt_rows_last_step());
+        sums[9] += double(B / grid.layout.data) * config.prompt.length;
+      }
+      sums[10] += total;
+    }
+    // FLOPs and rows are summed over ranks. Times are rank 0's: it holds
+    // stage 0, whose step ends only after every other stage's work reached it.
+    std::vector<double> work = {sums[5], sums[6], sums[7], sums[8], sums[9]};
+    control_sum(grid, work);
+    const std::vector<double> times = {sums[0], sums[1], sums[2], sums[3], sums[4], sums[10]};
+    const double n = o.steps;
+    const double step_s = times[5] / n;
+    const double flops = (work[0] + work[1]) / n;
+    const double text = work[2] / n, prompt_rows = work[3] / n, prompt_positions = work[4] / n;
+    double blas = 0;
+    if (lead && session.backend().device() == Device::CPU)
+      blas = blas_rate_at_model_shapes(session.backend(), session.stage().dims(),
+                                       int64_t((text + prompt_rows) / std::max(1, B / config.train.micro_batch_size)));
+    const double gflops = flops / step_s / 1e9;
+    nlohmann::json j = {
+        {"tool", "sptrain"},
+        {"model", m.name},
+        {"config", config.source_path},
+        {"ranks", grid.world_size()},
+        {"layout", {{"tensor", grid.layout.tensor}, {"pipeline", grid.layout.pipeline}, {"data", grid.layout.data}}},
+        {"backend", session.backend().name()},
+        {"threads", config.threads},
+        {"batch_size", B},
+        {"micro_batch_size", config.train.micro_batch_size},
+        {"steps", o.steps},
+        {"warmup", o.warmup},
+        {"examples_per_s", B / step_s},
+        {"positions_per_s",
+         {{"text", text / step_s},
+          {"prompt", prompt_rows / step_s},
+          {"prompt_per_example", prompt_positions / step_s},
+          {"padding", 0.0},
+          {"total", (text + prompt_rows) / step_s}}},
+        {"step_time_s",
+         {{"forward", times[0] / n},
+          {"backward", times[1] / n},
+          {"optimizer", times[3] / n},
+          {"comm", {{"pipeline", times[2] / n}, {"data", times[4] / n}}},
+          {"total", step_s}}},
+        {"gflop_per_step", flops / 1e9},
+        {"gflops_per_s", gflops},
+        {"blas", blas_description()},
+        {"blas_gflops_per_s_at_model_shapes", blas},
+        {"share_of_blas", blas > 0 ? gflops / blas : 0.0},
+        {"peak_rss_mb", peak_rss_mb()},
+        {"last_loss", loss_last / B}};
+    if (lead) {
+      if (o.json) {
+        std::printf("%s\n", j.dump(2).c_str());
+      } else {
+        std::printf("sptrain bench: %s, %s\n", m.name.c_str(), session.backend().name().c_str());
+        std::printf("  %d timed steps after %d warm-up, batch %d (micro-batch %d), %d rank(s)\n",
+                    o.steps, o.warmup, B, config.train.micro_batch_size, grid.world_size());
+        std::printf("  examples/s          %10.2f\n", B / step_s);
+        std::printf("  positions/s         %10.1f  (text %.1f, prompt %.1f computed / %.1f per example, padding 0)\n",
+                    (text + prompt_rows) / step_s, text / step_s, prompt_rows / step_s,
+                    prompt_positions / step_s);
+        std::printf("  step time           %10.3f s (forward %.3f, backward %.3f, optimizer %.4f, "
+                    "pipeline comm %.3f, data comm %.4f)\n",
+                    step_s, times[0] / n, times[1] / n, times[3] / n, times[2] / n, times[4] / n);
+        std::printf("  work                %10.1f GFLOP/step, %.1f GFLOP/s\n", flops / 1e9, gflops);
+        if (blas > 0)
+          std::printf("  BLAS at these shapes %9.1f GFLOP/s -> %.0f%% of it\n", blas, 100 * gflops / blas);
+        std::printf("  BLAS                %s\n", blas_description().c_str());
+        std::printf("  peak RSS            %10.0f MB (rank 0)\n", peak_rss_mb());
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    if (mpi.world_size() > 1) abort_job(e.what());
+    throw;
+  }
+}
+
+}  // namespace sptrain
