@@ -84,6 +84,31 @@ uint64_t checksum(const std::vector<float>& v) {
   return h;
 }
 
+// The learning-rate trap (docs/config.md, "Learning rates"): an optimizer
+// step moves each prompt value by about lr (AdamW, or Adafactor without
+// parameter scaling) or lr x RMS(prompt) (Adafactor with it). Far above the
+// scale of the model's embeddings, the prompt leaves the region the model
+// understands in a few steps and training collapses.
+void warn_about_learning_rate(const Config& config, Session& session) {
+  const double emb = embedding_rms(session.model_file(), session.model());
+  double sq = 0;
+  for (float v : session.prompt()) sq += double(v) * v;
+  const double prompt_rms = std::sqrt(sq / double(std::max<size_t>(1, session.prompt().size())));
+  const OptimSection& o = config.optim;
+  const bool relative = o.name == "adafactor" && o.adafactor.scale_parameter;
+  const double step = relative ? o.lr * std::max(o.adafactor.eps2, prompt_rms) : o.lr;
+  std::fprintf(stderr, "sptrain: embedding RMS %.4g, prompt RMS %.4g; an update moves a prompt "
+                       "value by about %.3g\n", emb, prompt_rms, step);
+  if (step > 0.5 * emb)
+    std::fprintf(stderr,
+                 "sptrain: warning: optim.lr %g moves each prompt value by about %.3g per step, "
+                 "more than half this model's embedding RMS (%.3g); prompt tuning tends to "
+                 "collapse to one class. Try optim.lr <= %.2g%s (docs/config.md, \"Learning "
+                 "rates\").\n",
+                 o.lr, step, emb, relative ? 0.2 * emb / std::max(o.adafactor.eps2, prompt_rms) : 0.1 * emb,
+                 o.name == "adafactor" && !relative ? " or optim.adafactor.scale_parameter: true" : "");
+}
+
 }  // namespace
 
 void request_stop() { g_stop = true; }
@@ -131,6 +156,8 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
     session.prompt() = init_prompt(config.prompt, model, session.model_file(), session.tokenizer(),
                                    session.task(), rng);
   }
+
+  if (lead) warn_about_learning_rate(config, session);
 
   MetricsLog metrics(t.run_dir + "/metrics.jsonl", start_step, lead);
   if (lead) {
