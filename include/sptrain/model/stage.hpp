@@ -62,6 +62,12 @@ class Stage {
   Tensor output(int slot, int64_t rows) const;
   // The last stage's loss and label scores for the latest forward.
   const HeadOutput& head_output() const { return head_out_; }
+  // The latest forward's logits over this rank's vocabulary shard at the
+  // answer rows [B, V_local] (loss `vocab` only): for parity checks.
+  Tensor vocab_logits(int64_t examples) const {
+    SPT_CHECK(!head_.logits.empty(), "vocab logits exist only with loss: vocab");
+    return head_.logits.view().slice_rows(0, examples);
+  }
 
   // Last stage: starts from the loss, scaled by loss_weight. Other stages:
   // grad(T) must hold the gradient w.r.t. this stage's output. On return
