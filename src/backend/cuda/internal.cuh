@@ -216,11 +216,13 @@ struct MatmulKey {
   }
 };
 
-// Descriptors and the heuristic's algorithm for one MatmulKey.
+// Descriptors and the heuristic's algorithm for one MatmulKey, or the
+// fallback kernel when cuBLASLt has no algorithm for the shape.
 struct MatmulPlan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool fallback = false;
   MatmulPlan() = default;
   MatmulPlan(const MatmulPlan&) = delete;
   MatmulPlan& operator=(const MatmulPlan&) = delete;

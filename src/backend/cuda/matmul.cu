@@ -1,6 +1,7 @@
 // Matrix products through cuBLASLt: bf16 (or f32) inputs, f32 compute and
 // scale, bf16 or f32 output. One plan (descriptors + the heuristic's
-// algorithm) per shape, dtypes and pointer alignment, made on first use.
+// algorithm) per shape, dtypes and pointer alignment, made on first use;
+// shapes cuBLASLt has no algorithm for use a simple kernel instead.
 //
 // Row-major to column-major: a row-major X[r, c] is the column-major matrix
 // Xᵀ[c, r] with leading dimension c. So row-major C = A·op(B) is computed as
@@ -11,6 +12,29 @@
 namespace sptrain {
 
 namespace {
+
+using cuda::grid_for;
+using cuda::kThreads;
+using cuda::load;
+using cuda::store;
+
+// The fallback for shapes cuBLASLt has no algorithm for (it may refuse
+// leading dimensions that are not multiples of 16 bytes, as the LM head's
+// few label rows give): one thread per element of C, f32 accumulation.
+template <typename A, typename C>
+__global__ void matmul_fallback_kernel(C* c, const A* a, const A* b, int64_t M, int64_t N,
+                                       int64_t K, bool trans_b, float beta) {
+  const int64_t n = M * N;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = idx / N, j = idx % N;
+    float acc = 0.f;
+    for (int64_t k = 0; k < K; ++k)
+      acc += load(a, i * K + k) * load(b, trans_b ? j * K + k : k * N + j);
+    if (beta != 0.f) acc += beta * load(c, idx);
+    store(c, idx, acc);
+  }
+}
 
 cudaDataType_t cuda_type(DType t) {
   switch (t) {
@@ -110,20 +134,32 @@ void CudaBackend::matmul(const Tensor& c, const Tensor& a, const Tensor& b, bool
                               sizeof(align_c)));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    SPT_CUBLASLT(s.where, cublasLtMatmulAlgoGetHeuristic(s.lt, plan->desc, plan->a, plan->b,
-                                                         plan->c, plan->c, pref, 1, &result,
-                                                         &found));
-    if (found == 0)
-      fail("CUDA back end, rank ", s.where.rank, ", device ", s.where.device,
-           ": cuBLASLt has no algorithm for the product [", M, ", ", K, "]·[", trans_b ? N : K,
-           ", ", trans_b ? K : N, "]", trans_b ? "ᵀ" : "", " (", dtype_name(a.dtype), " -> ",
-           dtype_name(c.dtype), ")");
-    plan->algo = result.algo;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+        s.lt, plan->desc, plan->a, plan->b, plan->c, plan->c, pref, 1, &result, &found);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0)) {
+      plan->fallback = true;  // no algorithm for this shape: our own kernel
+    } else {
+      cuda::check_cublaslt(st, "cublasLtMatmulAlgoGetHeuristic", s.where, __FILE__, __LINE__);
+      plan->algo = result.algo;
+    }
     it = s.plans.emplace(key, std::move(plan)).first;
   }
 
   const cuda::MatmulPlan& plan = *it->second;
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  if (plan.fallback) {
+    cuda::dispatch_act(a.dtype, "matmul", [&](auto atag) {
+      using A = typename decltype(atag)::type;
+      cuda::dispatch_act(c.dtype, "matmul", [&](auto ctag) {
+        using C = typename decltype(ctag)::type;
+        matmul_fallback_kernel<A, C><<<grid_for(M * N), kThreads, 0, s.stream>>>(
+            static_cast<C*>(c.data), static_cast<const A*>(a.data),
+            static_cast<const A*>(b.data), M, N, K, trans_b, beta);
+        SPT_CUDA_LAUNCHED(s.where, s.stream, "matmul_fallback_kernel");
+      });
+    });
+    return;
+  }
   SPT_CUBLASLT(s.where, cublasLtMatmul(s.lt, plan.desc, &alpha, b.data, plan.a, a.data, plan.b,
                                        &beta, c.data, plan.c, c.data, plan.c, &plan.algo,
                                        s.workspace, s.workspace_bytes, s.stream));

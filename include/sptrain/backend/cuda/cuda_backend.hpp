@@ -43,8 +43,8 @@ class CudaBackend final : public Backend {
   // The stream every op is queued on (communicators order their work after it).
   CUstream_st* stream() const;
 
-  // Device memory, zero-filled. Every allocation is made at setup (model
-  // load, batch builder, reserve_attention): a training step never allocates.
+  // Device memory, zero-filled. Every allocation is made at setup (weights,
+  // activations, workspaces, batch buffers): a training step never allocates.
   Buffer allocate(DType dtype, Shape shape) override;
   // Both return when the copy is complete (the host buffer may be reused).
   void copy_from_host(const Tensor& dst, const void* src) override;
