@@ -1,11 +1,12 @@
 #include "sptrain/model/lm_head.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace sptrain {
 
 void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,
-                  const LocalDims& dims, const HeadSpec& spec, int max_seqs) {
+                  const LocalDims& dims, const HeadSpec& spec, int max_seqs, int slots) {
   const Range all_d{0, c.d_model};
   final_norm.kind = c.norm;
   final_norm.eps = c.norm_eps;
@@ -27,14 +28,17 @@ void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConf
 
   const int64_t B = max_seqs, d = c.d_model;
   const int64_t V = loss == LossKind::Vocab ? vocab.count : n_labels;
-  h = ctx.alloc(Shape{B, d});
+  saved.resize(size_t(std::max(slots, 1)));
+  for (Saved& k : saved) {
+    k.h = ctx.alloc(Shape{B, d});
+    if (c.norm == NormKind::LayerNorm) k.mean = ctx.alloc_stat(Shape{B});
+    k.rstd = ctx.alloc_stat(Shape{B});
+    k.label_logits = ctx.alloc_stat(Shape{B, n_labels});
+    if (loss == LossKind::Vocab) k.logits = ctx.alloc_stat(Shape{B, vocab.count});
+    k.row_max = ctx.alloc_stat(Shape{B});
+    k.row_sumexp = ctx.alloc_stat(Shape{B});
+  }
   hn = ctx.alloc(Shape{B, d});
-  if (c.norm == NormKind::LayerNorm) mean = ctx.alloc_stat(Shape{B});
-  rstd = ctx.alloc_stat(Shape{B});
-  label_logits = ctx.alloc_stat(Shape{B, n_labels});
-  if (loss == LossKind::Vocab) logits = ctx.alloc_stat(Shape{B, vocab.count});
-  row_max = ctx.alloc_stat(Shape{B});
-  row_sumexp = ctx.alloc_stat(Shape{B});
   target = ctx.alloc_stat(Shape{B});
   dlogits = ctx.alloc(Shape{B, V});
   dhn = ctx.alloc(Shape{B, d});
@@ -64,25 +68,28 @@ void to_host(Backend& be, const Tensor& t, std::vector<double>& out, std::vector
 }  // namespace
 
 void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor& x,
-                     HeadOutput& out) {
+                     HeadOutput& out, int slot) {
   Backend& be = ctx.backend;
   const int64_t B = mb.seq.num_examples;
-  const Tensor hB = rows(h, B), hnB = rows(hn, B), rstdB = rows(rstd, B);
-  const Tensor meanB = mean.empty() ? Tensor{} : rows(mean, B);
+  SPT_ASSERT(slot < int(saved.size()));
+  latest = std::max(slot, 0);
+  const Saved& k = saved[size_t(latest)];
+  const Tensor hB = rows(k.h, B), hnB = rows(hn, B), rstdB = rows(k.rstd, B);
+  const Tensor meanB = k.mean.empty() ? Tensor{} : rows(k.mean, B);
   be.gather_rows(hB, x, mb.seq.answer_rows);
   final_norm.forward(ctx, hnB, hB, meanB, rstdB);
-  const Tensor label_logitsB = rows(label_logits, B);
+  const Tensor label_logitsB = rows(k.label_logits, B);
   be.matmul(label_logitsB, hnB, label_weight, true, false);
 
   const bool split = loss == LossKind::Vocab && ctx.tp.size() > 1;
   Tensor z = label_logitsB;
   int64_t offset = 0;
   if (loss == LossKind::Vocab) {
-    z = rows(logits, B);
+    z = rows(k.logits, B);
     be.matmul(z, hnB, weight, true, false);
     offset = vocab.begin;
   }
-  const Tensor mx = rows(row_max, B), se = rows(row_sumexp, B), tg = rows(target, B);
+  const Tensor mx = rows(k.row_max, B), se = rows(k.row_sumexp, B), tg = rows(target, B);
   be.row_max(mx, z);
   if (split) ctx.tp.all_reduce(mx, ReduceOp::Max);
   be.row_sumexp(se, z, mx);
@@ -102,20 +109,23 @@ void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor
   to_host(be, label_logitsB, out.label_scores, host_stats);
 }
 
-void LmHead::backward(const ModelContext& ctx, const MicroBatch& mb, float w, const Tensor& dx) {
+void LmHead::backward(const ModelContext& ctx, const MicroBatch& mb, float w, const Tensor& dx,
+                      int slot) {
   Backend& be = ctx.backend;
   const int64_t B = mb.seq.num_examples;
+  SPT_ASSERT(slot >= 0 && slot < int(saved.size()));
+  const Saved& k = saved[size_t(slot)];
   const bool vocab_loss = loss == LossKind::Vocab;
-  const Tensor z = vocab_loss ? rows(logits, B) : rows(label_logits, B);
+  const Tensor z = vocab_loss ? rows(k.logits, B) : rows(k.label_logits, B);
   const Tensor dz = rows(dlogits, B);
-  be.cross_entropy_backward(dz, z, rows(row_max, B), rows(row_sumexp, B), targets(mb),
+  be.cross_entropy_backward(dz, z, rows(k.row_max, B), rows(k.row_sumexp, B), targets(mb),
                             vocab_loss ? vocab.begin : 0, w);
   const Tensor dhnB = rows(dhn, B), dhB = rows(dh, B);
   be.matmul(dhnB, dz, vocab_loss ? weight : label_weight, false, false);
   if (vocab_loss && ctx.tp.size() > 1) ctx.tp.all_reduce(dhnB, ReduceOp::Sum);
   be.fill(dhB, 0.0);
-  final_norm.backward(ctx, dhB, dhnB, rows(h, B), mean.empty() ? Tensor{} : rows(mean, B),
-                      rows(rstd, B));
+  final_norm.backward(ctx, dhB, dhnB, rows(k.h, B), k.mean.empty() ? Tensor{} : rows(k.mean, B),
+                      rows(k.rstd, B));
   be.fill(dx, 0.0);
   be.scatter_add_rows(dx, dhB, mb.seq.answer_rows);
 }

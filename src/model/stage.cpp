@@ -40,7 +40,9 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
   layers_.resize(size_t(spec.num_layers));
   for (int i = 0; i < spec.num_layers; ++i)
     layers_[size_t(i)].load(loader, config, dims_, spec.first_layer + i);
-  if (spec.last()) head_.load(ctx, loader, config, dims_, head, std::max(shape.train_seqs, shape.eval_seqs));
+  if (spec.last())
+    head_.load(ctx, loader, config, dims_, head, std::max(shape.train_seqs, shape.eval_seqs),
+               shape.activation_sets);
   weight_bytes_ = loader.resident_bytes();
 
   if (config.position == PositionKind::Rope) {
@@ -156,7 +158,7 @@ void Stage::forward(int slot, const MicroBatch& mb, const Tensor& prompt) {
                              : s.layers[size_t(i) + 1].x_in.view().slice_rows(0, T);
     layers_[size_t(i)].forward(ctx_, mb.seq, rope, acts, workspace_, x_out);
   }
-  if (spec_.last()) head_.forward(ctx_, mb, output(slot, T), head_out_);
+  if (spec_.last()) head_.forward(ctx_, mb, output(slot, T), head_out_, slot);
 }
 
 void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const Tensor& dprompt) {
@@ -164,7 +166,7 @@ void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const Te
   const ActivationSet& s = set(slot);
   const int64_t T = mb.seq.num_rows;
   const Tensor dx = grad(T);
-  if (spec_.last()) head_.backward(ctx_, mb, loss_weight, dx);
+  if (spec_.last()) head_.backward(ctx_, mb, loss_weight, dx, slot);
   const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
   for (int i = int(layers_.size()) - 1; i >= 0; --i)
     layers_[size_t(i)].backward(ctx_, mb.seq, rope, s.layers[size_t(i)], workspace_, dx);

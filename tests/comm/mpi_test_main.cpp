@@ -10,23 +10,30 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <string>
 
 #include "sptrain/comm/mpi_runtime.hpp"
 
 namespace {
 
+// The test's name is kept from OnTestStart: calling current_test_info() from
+// OnTestPartResult deadlocks (GoogleTest holds its mutex while it calls the
+// listeners), which hung any job where a rank other than 0 failed.
 class RankFailurePrinter : public ::testing::EmptyTestEventListener {
  public:
   explicit RankFailurePrinter(int rank) : rank_(rank) {}
+  void OnTestStart(const ::testing::TestInfo& test) override {
+    name_ = std::string(test.test_suite_name()) + "." + test.name();
+  }
   void OnTestPartResult(const ::testing::TestPartResult& r) override {
     if (!r.failed()) return;
-    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::fprintf(stderr, "[rank %d] %s.%s: %s:%d: %s\n", rank_, test ? test->test_suite_name() : "?",
-                 test ? test->name() : "?", r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
+    std::fprintf(stderr, "[rank %d] %s: %s:%d: %s\n", rank_, name_.c_str(),
+                 r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
   }
 
  private:
   int rank_;
+  std::string name_ = "?";
 };
 
 }  // namespace

@@ -32,18 +32,29 @@ struct LmHead {
   LossKind loss = LossKind::Labels;
   int n_labels = 0;
 
-  // Workspace for up to max_seqs answer rows.
-  Buffer h, hn, mean, rstd, label_logits, logits, row_max, row_sumexp, target;
-  Buffer dlogits, dhn, dh;
+  // What forward keeps for backward, for up to max_seqs answer rows: one set
+  // per activation slot of the stage, since a schedule may run several
+  // forwards before their backwards (gpipe runs them all first).
+  struct Saved {
+    Buffer h, mean, rstd, label_logits, logits, row_max, row_sumexp;
+  };
+  std::vector<Saved> saved;
+  int latest = 0;  // the set of the latest forward
+  // Workspace, not kept between forward and backward.
+  Buffer hn, target, dlogits, dhn, dh;
   std::vector<double> host_stats, host_max, host_sumexp, host_target;  // reused every step
 
   void load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,
-            const LocalDims& dims, const HeadSpec& spec, int max_seqs);
+            const LocalDims& dims, const HeadSpec& spec, int max_seqs, int slots);
 
-  // x: [T,d] the last layer's output. Fills out (host).
-  void forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor& x, HeadOutput& out);
-  // dx[T,d] (overwrites) = d(weight * sum of losses)/dx; zero except at answer rows.
-  void backward(const ModelContext& ctx, const MicroBatch& mb, float weight, const Tensor& dx);
+  // x: [T,d] the last layer's output. Fills out (host). Keeps what backward
+  // needs in set `slot`; slot -1 (evaluation, no backward) uses set 0.
+  void forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor& x, HeadOutput& out,
+               int slot);
+  // dx[T,d] (overwrites) = d(weight * sum of losses)/dx; zero except at answer
+  // rows. mb and slot are those of the micro-batch's forward.
+  void backward(const ModelContext& ctx, const MicroBatch& mb, float weight, const Tensor& dx,
+                int slot);
 
  private:
   const Tensor& targets(const MicroBatch& mb) const {

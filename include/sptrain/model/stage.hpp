@@ -65,8 +65,9 @@ class Stage {
   // The latest forward's logits over this rank's vocabulary shard at the
   // answer rows [B, V_local] (loss `vocab` only): for parity checks.
   Tensor vocab_logits(int64_t examples) const {
-    SPT_CHECK(!head_.logits.empty(), "vocab logits exist only with loss: vocab");
-    return head_.logits.view().slice_rows(0, examples);
+    const Buffer& logits = head_.saved[size_t(head_.latest)].logits;
+    SPT_CHECK(!logits.empty(), "vocab logits exist only with loss: vocab");
+    return logits.view().slice_rows(0, examples);
   }
 
   // Last stage: starts from the loss, scaled by loss_weight. Other stages:

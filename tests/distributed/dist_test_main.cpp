@@ -1,0 +1,84 @@
+// main() of the distributed tests, run under mpirun with one layout per job:
+//
+//   mpirun -np 8 test_distributed --layout=2,2      (tensor 2, pipeline 2, so data 2)
+//
+// Every rank runs every test (they make collective calls, so a test must make
+// the same calls on every rank and EXPECT rather than return early). Only
+// rank 0 prints the usual report; the others print their failures prefixed
+// with their rank. The job exits non-zero on every rank if any rank failed.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "../support/test_util.hpp"
+#include "dist_env.hpp"
+#include "sptrain/comm/mpi_runtime.hpp"
+
+namespace {
+
+std::unique_ptr<sptrain::ProcessGrid> g_grid;
+
+// Prints a non-zero rank's failures with its rank. The test's name is kept
+// from OnTestStart: asking UnitTest::current_test_info() from inside
+// OnTestPartResult deadlocks (GoogleTest holds its mutex while it calls
+// the listeners).
+class RankFailurePrinter : public ::testing::EmptyTestEventListener {
+ public:
+  explicit RankFailurePrinter(int rank) : rank_(rank) {}
+  void OnTestStart(const ::testing::TestInfo& test) override {
+    name_ = std::string(test.test_suite_name()) + "." + test.name();
+  }
+  void OnTestPartResult(const ::testing::TestPartResult& r) override {
+    if (!r.failed()) return;
+    std::fprintf(stderr, "[rank %d] %s: %s:%d: %s\n", rank_, name_.c_str(),
+                 r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
+  }
+
+ private:
+  int rank_;
+  std::string name_ = "?";
+};
+
+}  // namespace
+
+sptrain::ProcessGrid& sptrain::dist::grid() { return *g_grid; }
+
+int main(int argc, char** argv) {
+  sptrain::MpiRuntime mpi(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  // An exception on one rank must not leave the others waiting for it in a
+  // collective: let it end the process, and mpirun then ends the job.
+  GTEST_FLAG_SET(catch_exceptions, false);
+  int tensor = 0, pipeline = 0;
+  for (int i = 1; i < argc; ++i)
+    if (std::sscanf(argv[i], "--layout=%d,%d", &tensor, &pipeline) == 2) break;
+  if (tensor < 1 || pipeline < 1) {
+    std::fprintf(stderr, "usage: mpirun -np N %s --layout=TENSOR,PIPELINE [gtest flags]\n", argv[0]);
+    return 2;
+  }
+  if (mpi.world_rank() != 0) {
+    ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+    listeners.Append(new RankFailurePrinter(mpi.world_rank()));  // GoogleTest owns listeners
+  }
+  int failed = 1;
+  try {
+    g_grid = std::make_unique<sptrain::ProcessGrid>(sptrain::make_process_grid(tensor, pipeline));
+    failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
+  } catch (const std::exception& e) {
+    // Outside any test (the layout does not fit the world): end every rank.
+    sptrain::abort_job(e.what());
+  }
+  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (failed && mpi.world_rank() == 0)
+    std::fprintf(stderr, "FAILED on at least one of %d ranks (see [rank N] lines)\n", mpi.world_size());
+  g_grid.reset();  // its communicators must be freed before MPI_Finalize
+  std::error_code ignored;
+  std::filesystem::remove_all(std::filesystem::path(sptrain::test::temp_path("x")).parent_path(), ignored);
+  return failed;
+}

@@ -1,0 +1,104 @@
+// Each rank reads and keeps only its share of the frozen weights: its
+// stage's layers, its tensor-parallel rows or columns, the embedding rows of
+// its vocabulary range on the first stage, the head on the last. The
+// resident bytes (Stage::weight_bytes) must equal the formula of
+// docs/parallelism.md ("Loading") exactly.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "dist_env.hpp"
+
+namespace sptrain::dist {
+namespace {
+
+// Values a rank at tensor rank `t` of `tp`, holding stage `stage`, keeps
+// resident (docs/parallelism.md, "Loading").
+struct Share {
+  int64_t embedding = 0;  // first stage: token rows of its vocabulary range (+ positions)
+  int64_t blocks = 0;     // its layers' split matrices (q/k/v, o, up/gate, down)
+  int64_t vectors = 0;    // its layers' norms and biases (q/k/v and up biases split, the rest whole)
+  int64_t head = 0;       // last stage: final norm, LM head rows (vocab loss), label rows
+  int64_t total() const { return embedding + blocks + vectors + head; }
+};
+
+Share expected_share(const ModelConfig& m, const StageSpec& stage, int t, int tp, bool vocab_loss,
+                     int n_labels) {
+  const int64_t d = m.d_model, hd = m.head_dim;
+  const int64_t v_local = split_range(m.vocab_size, tp, t).count;
+  const int64_t heads = m.n_heads / tp;
+  // Fewer key/value heads than ranks: each rank keeps the one its queries read.
+  const int64_t kv = m.n_kv_heads >= tp ? m.n_kv_heads / tp : 1;
+  const int64_t ffn = m.d_ffn / tp;
+  const bool swiglu = m.activation == Activation::SwiGlu;
+  const int64_t norm = (m.norm == NormKind::LayerNorm && m.bias) ? 2 * d : d;
+  Share s;
+  if (stage.first()) s.embedding = v_local * d + (m.position == PositionKind::Learned ? m.max_positions * d : 0);
+  const int64_t matrices = (heads + 2 * kv) * hd * d  // q, k, v rows of its heads
+                           + d * heads * hd           // o: its heads' columns
+                           + (swiglu ? 2 : 1) * ffn * d  // gate and up rows
+                           + d * ffn;                 // down: its columns
+  int64_t vectors = 2 * norm;
+  if (m.bias) vectors += (heads + 2 * kv) * hd + (swiglu ? 0 : ffn)  // qkv and up biases: split
+                         + 2 * d;                                    // o and down biases: whole
+  s.blocks = stage.num_layers * matrices;
+  s.vectors = stage.num_layers * vectors;
+  if (stage.last()) s.head = norm + (vocab_loss ? v_local * d : 0) + int64_t(n_labels) * d;
+  return s;
+}
+
+std::string loading_name(const ::testing::TestParamInfo<std::pair<Family, const char*>>& p) {
+  return std::string(family_label(p.param.first)) + "_" + p.param.second;
+}
+
+class Loading : public ::testing::TestWithParam<std::pair<Family, const char*>> {};
+
+TEST_P(Loading, EachRankHoldsExactlyItsShareOfTheWeights) {
+  const auto [family, loss] = GetParam();
+  ProcessGrid& g = grid();
+  const Config c = make_config(family, loss, "1f1b", g.layout.tensor, g.layout.pipeline,
+                               test::temp_path("loading_run"));
+  Session s(c, g, /*eval_only=*/false);
+  const ModelConfig& m = s.model();
+  const bool vocab = c.task.loss == "vocab";
+  const int n_labels = int(c.task.labels.size());
+  const Share want = expected_share(m, s.stage().spec(), g.coords.tp, g.layout.tensor, vocab, n_labels);
+  EXPECT_EQ(s.stage().weight_bytes(), 4 * want.total())
+      << "rank " << g.world_rank << " (tp " << g.coords.tp << ", stage " << g.coords.pp << ")";
+
+  // The formula for one rank holding everything is what one rank really holds.
+  ProcessGrid solo = make_solo_grid();
+  Config one = c;
+  one.parallel.tensor = one.parallel.pipeline = 1;
+  Session whole(one, solo, /*eval_only=*/false);
+  const Share all = expected_share(m, whole.stage().spec(), 0, 1, vocab, n_labels);
+  EXPECT_EQ(whole.stage().weight_bytes(), 4 * all.total());
+  EXPECT_EQ(all.blocks, m.block_params()) << "the split matrices are the model's block weights";
+
+  // Without replicated key/value heads, the ranks of one replica hold the
+  // block matrices exactly once between them.
+  const int64_t blocks_in_replica = world_sum(g.coords.dp == 0 ? want.blocks : 0);
+  if (m.n_kv_heads >= g.layout.tensor) EXPECT_EQ(blocks_in_replica, m.block_params());
+  else EXPECT_GT(blocks_in_replica, m.block_params());
+
+  const double share = double(s.stage().weight_bytes()) / double(whole.stage().weight_bytes());
+  const double block_share = double(want.blocks) / double(m.block_params());
+  const double worst = world_max(share);
+  if (world_rank() == 0)
+    std::printf("[layout %s %s/%s] rank 0 holds %lld of %lld weight bytes (%.1f%%; %.1f%% of the "
+                "block matrices); the largest rank holds %.1f%%\n",
+                layout_name().c_str(), family_label(family), loss,
+                static_cast<long long>(s.stage().weight_bytes()),
+                static_cast<long long>(whole.stage().weight_bytes()), 100 * share, 100 * block_share,
+                100 * worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layout, Loading,
+                         ::testing::Values(std::make_pair(Family::Llama, "labels"),
+                                           std::make_pair(Family::Llama, "vocab"),
+                                           std::make_pair(Family::Gpt, "labels"),
+                                           std::make_pair(Family::Gpt, "vocab")),
+                         loading_name);
+
+}  // namespace
+}  // namespace sptrain::dist
