@@ -6,6 +6,10 @@
 #include "sptrain/backend/factory.hpp"
 #include "sptrain/data/dataset.hpp"
 #include "sptrain/train/control.hpp"
+#ifdef SPTRAIN_WITH_CUDA
+#include "sptrain/backend/cuda/cuda_backend.hpp"
+#include "sptrain/comm/nccl_group.hpp"
+#endif
 
 namespace sptrain {
 
@@ -43,9 +47,24 @@ Session::Session(const Config& config, ProcessGrid& grid, bool eval_only)
   const int micro_batches = local_batch / t.micro_batch_size;
 
   backend_ = make_backend(config, grid.world_rank);
+  tp_group_ = grid.tp.get();
+  pp_group_ = grid.pp.get();
+  dp_group_ = grid.dp.get();
+#ifdef SPTRAIN_WITH_CUDA
+  if (backend_->device() == Device::CUDA) {
+    auto& cuda = static_cast<CudaBackend&>(*backend_);
+    DeviceGroups g = make_device_groups(grid, cuda.device_index(), cuda.stream());
+    tp_group_ = g.tp.get();
+    pp_group_ = g.pp.get();
+    dp_group_ = g.dp.get();
+    device_groups_.push_back(std::move(g.tp));
+    device_groups_.push_back(std::move(g.pp));
+    device_groups_.push_back(std::move(g.dp));
+  }
+#endif
   const DType act = compute_dtype(config, *backend_);
   ctx_ = std::make_unique<ModelContext>(
-      ModelContext{*backend_, *grid.tp, act, act == DType::F64 ? DType::F64 : DType::F32});
+      ModelContext{*backend_, *tp_group_, act, act == DType::F64 ? DType::F64 : DType::F32});
 
   tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(model_file_));
   SPT_CHECK(tokenizer_->vocab_size() <= model_.vocab_size, config.model.path, ": the tokenizer has ",
@@ -76,7 +95,7 @@ Session::Session(const Config& config, ProcessGrid& grid, bool eval_only)
   shape.eval = Capacity{eval_rows, P + eval_tokens};
   shape.eval_seqs = t.eval_batch_size;
   stage_ = std::make_unique<Stage>(*ctx_, model_, model_file_, spec, task_->head_spec(), shape);
-  runner_ = std::make_unique<PipelineRunner>(*stage_, *grid.pp,
+  runner_ = std::make_unique<PipelineRunner>(*stage_, *pp_group_,
                                              schedule_kind(config.parallel.schedule));
 
   if (!eval_only) {
@@ -143,7 +162,7 @@ void Session::forward_backward(const std::vector<int64_t>& global_batch, double&
   loss_sum = reports_loss() ? tally_.loss_sum : 0.0;
   correct = reports_loss() ? tally_.correct : 0;
   if (holds_prompt()) {
-    if (grid_.layout.data > 1) grid_.dp->all_reduce(dprompt_dev_, ReduceOp::Sum);
+    if (grid_.layout.data > 1) dp_group_->all_reduce(dprompt_dev_, ReduceOp::Sum);
     if (dprompt_dev_.view().dtype == DType::F32) {
       backend_->copy_to_host(grad_.data(), dprompt_dev_);
     } else {

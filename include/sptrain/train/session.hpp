@@ -93,6 +93,12 @@ class Session {
   Config config_;
   ProcessGrid& grid_;
   std::unique_ptr<Backend> backend_;
+  // The groups the back end's tensors travel through: the grid's MPI groups
+  // for the CPU back end, NCCL groups over the same ranks for CUDA.
+  std::vector<std::unique_ptr<Group>> device_groups_;
+  Group* tp_group_ = nullptr;
+  Group* pp_group_ = nullptr;
+  Group* dp_group_ = nullptr;
   std::unique_ptr<ModelContext> ctx_;
   h5::File model_file_;
   ModelConfig model_;
