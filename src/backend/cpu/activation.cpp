@@ -86,6 +86,7 @@ void CpuBackend::swiglu_forward(const Tensor& out, const Tensor& gate_up) {
       const F* g = gu + t * 2 * Fn;
       const F* u = g + Fn;
       F* o = y + t * Fn;
+#pragma omp simd
       for (int64_t i = 0; i < Fn; ++i) {
         const F sig = F(1) / (F(1) + std::exp(-g[i]));
         o[i] = g[i] * sig * u[i];
@@ -110,6 +111,7 @@ void CpuBackend::swiglu_backward(const Tensor& dgate_up, const Tensor& dout,
       const F* d = dy + t * Fn;
       F* dg = dgu + t * 2 * Fn;
       F* du = dg + Fn;
+#pragma omp simd
       for (int64_t i = 0; i < Fn; ++i) {
         const F sig = F(1) / (F(1) + std::exp(-g[i]));
         const F silu = g[i] * sig;
