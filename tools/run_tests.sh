@@ -23,7 +23,7 @@ fi
 export SPTRAIN_PYTHON="$ROOT/.venv-tests/bin/python"
 
 echo "== build (Release, all back ends found) in build/"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > build.log 2>&1 || { cat build.log; exit 1; }
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPTRAIN_PYTHON="$SPTRAIN_PYTHON" > build.log 2>&1 || { cat build.log; exit 1; }
 cmake --build build -j "$(nproc)" >> build.log 2>&1 || { grep -E "error|FAILED" -A3 build.log | head -60; exit 1; }
 
 echo "== model for the golden tests"

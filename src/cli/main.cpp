@@ -38,7 +38,8 @@ const char* const kSetHelp =
     "--set parallel.stage_layers=[12,12]; repeatable, applied in order. The value is "
     "YAML; for a string key it is taken as written unless it starts with a quote";
 
-const std::vector<std::string> kSubcommands = {"train", "eval", "init-model", "convert", "bench"};
+const std::vector<std::string> kSubcommands = {"train",   "eval", "init-model", "convert",
+                                               "bench",   "export", "infer"};
 
 bool is_subcommand(const std::string& arg) {
   return std::find(kSubcommands.begin(), kSubcommands.end(), arg) != kSubcommands.end();
@@ -78,8 +79,10 @@ int run(int argc, char** argv) {
   CLI::App* eval = app.add_subcommand("eval", "Evaluate a prompt on the task's evaluation data");
   eval->add_option("config", config_path, "YAML configuration file")->required();
   eval->add_option("--prompt", eval_options.prompt,
-                   "Checkpoint or exported prompt to evaluate (default: the prompt as prompt.init makes it)");
-  eval->add_option("--data", eval_options.data, "Data file to evaluate on (default: task.eval)");
+                   "Prompt to evaluate: a checkpoint, an hdf5 export, a .npy file or a PEFT folder; "
+                   "its length is the file's (default: the prompt as prompt.init makes it)");
+  eval->add_option("--data", eval_options.data,
+                   "Data file in the task's format to evaluate on, all of it (default: task.eval)");
   eval->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");
 
   // init-model
@@ -134,6 +137,54 @@ int run(int argc, char** argv) {
                     "Write each step's global batch (indices into task.train) as JSON lines here");
   bench->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");
 
+  // export
+  ExportOptions export_options;
+  CLI::App* export_cmd = app.add_subcommand(
+      "export", "Export a checkpoint's prompt as HDF5, NumPy .npy or a Hugging Face PEFT folder "
+                "(docs/export.md)");
+  export_cmd->add_option("checkpoint", export_options.checkpoint,
+                         "Prompt checkpoint (step_*.h5) or hdf5 export to export")
+      ->required();
+  export_cmd->add_option("--format", export_options.format,
+                         "hdf5: the prompt with its metadata; npy: [P, d_model] array; peft: folder "
+                         "with adapter_model.safetensors and adapter_config.json")
+      ->required()
+      ->check(CLI::IsMember({"hdf5", "npy", "peft"}));
+  export_cmd->add_option("--out", export_options.out, "File (hdf5, npy) or folder (peft) to write")->required();
+  export_cmd->add_option("--dtype", export_options.dtype,
+                         "npy only: f32, or bf16 (stored as uint16 bits: numpy has no bf16)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
+  export_cmd->add_option("--model", export_options.model,
+                         "peft only: model file to read num_layers and num_attention_heads from "
+                         "(default: the model the checkpoint records)");
+  export_cmd->add_option("--base-model", export_options.base_model,
+                         "peft only: base_model_name_or_path to write (default: the model's name)");
+
+  // infer
+  InferOptions infer_options;
+  CLI::App* infer = app.add_subcommand(
+      "infer", "Classify JSONL lines {\"task\": NAME, \"text\": ...} with one frozen model and one "
+               "prompt per task, tasks mixed in each batch (single process, CPU back end)");
+  infer->add_option("--model", infer_options.model, "Model file (HDF5)")->required();
+  infer->add_option("--prompt", infer_options.prompts,
+                    "NAME=PATH: task NAME uses the prompt at PATH (a checkpoint or hdf5 export, which "
+                    "carry the template, verbalizer and max_length); repeatable")
+      ->required()
+      ->allow_extra_args(false)
+      ->type_name("NAME=PATH");
+  infer->add_option("--input", infer_options.input, "JSONL input file (- = standard input)")
+      ->capture_default_str();
+  infer->add_option("--batch-size", infer_options.batch_size, "Examples per forward pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  infer->add_option("--threads", infer_options.threads, "CPU threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  infer->footer("Prints one JSON line per input line, in order: {\"task\", \"label\" (predicted), "
+                "\"scores\": {label: {\"logit\", \"prob\"}}}, and the input's \"id\" when it has one.\n"
+                "Runs in one process on the CPU back end (no MPI, no tensor or pipeline parallelism).");
+
   // Set after the subcommands so that they do not inherit it.
   app.footer("`sptrain CONFIG.yaml ...` is short for `sptrain train CONFIG.yaml ...`.\n"
              "Run `sptrain SUBCOMMAND --help` for a subcommand's options.");
@@ -143,7 +194,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> args = expand_shorthand(argc, argv);
   if (!args.empty() && !args[0].empty() && args[0][0] != '-' && !is_subcommand(args[0])) {
     std::cerr << "Unknown subcommand '" << args[0]
-              << "': expected train, eval, init-model, convert, bench or a CONFIG.yaml file\n"
+              << "': expected train, eval, init-model, convert, bench, export, infer or a CONFIG.yaml file\n"
                  "Run with --help for more information.\n";
     return 2;
   }
@@ -170,6 +221,8 @@ int run(int argc, char** argv) {
   }
   if (convert->parsed()) return run_convert(convert_options);
   if (bench->parsed()) return run_bench(load_config(config_path, sets), bench_options);
+  if (export_cmd->parsed()) return run_export(export_options);
+  if (infer->parsed()) return run_infer(infer_options);
   return 2;  // unreachable: a subcommand is required
 }
 

@@ -1,8 +1,9 @@
 #include "sptrain/prompt/prompt_init.hpp"
 
 #include <cmath>
+#include <utility>
 
-#include "sptrain/io/checkpoint.hpp"
+#include "sptrain/prompt/export.hpp"
 
 namespace sptrain {
 
@@ -55,21 +56,12 @@ std::vector<float> init_prompt(const PromptSection& s, const ModelConfig& m, con
 }
 
 std::vector<float> load_prompt_file(const std::string& path, int prompt_len, const ModelConfig& m) {
-  h5::File probe = h5::File::open_read(path);
-  const std::string format = probe.has_attr("/", "format") ? probe.attr_string("/", "format") : "";
-  probe.close();
-  SPT_CHECK(format == kCheckpointFormat, path, ": not an sptrain prompt checkpoint (format '",
-            format, "')");
-  Checkpoint c = read_checkpoint(path);
-  SPT_CHECK(c.prompt_cols == m.d_model, path, ": the prompt has d_model ", c.prompt_cols,
-            " but the model has ", m.d_model);
-  SPT_CHECK(c.prompt_rows == prompt_len, path, ": the prompt has ", c.prompt_rows,
+  // A checkpoint, an hdf5 export, a .npy file or a PEFT adapter.
+  StoredPrompt p = read_stored_prompt(path);
+  check_prompt_matches_model(p, m, "in use");
+  SPT_CHECK(p.rows == prompt_len, path, ": the prompt has ", p.rows,
             " vectors but prompt.length is ", prompt_len);
-  SPT_CHECK(c.model_fingerprint.empty() || m.fingerprint.empty() ||
-                c.model_fingerprint == m.fingerprint,
-            path, ": the prompt was trained on another model (fingerprint ", c.model_fingerprint,
-            ", this model ", m.fingerprint, ")");
-  return c.prompt;
+  return std::move(p.values);
 }
 
 double embedding_rms(const h5::File& f, const ModelConfig& m) {

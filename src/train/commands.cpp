@@ -2,10 +2,12 @@
 // and make sure a failure on any rank ends the whole job with its message.
 #include <csignal>
 #include <cstdio>
+#include <optional>
 
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/comm/mpi_runtime.hpp"
 #include "sptrain/comm/process_grid.hpp"
+#include "sptrain/prompt/export.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/train/trainer.hpp"
 
@@ -40,6 +42,18 @@ void print_confusion(const Task& task, const EvalResult& r) {
   }
 }
 
+// A prompt evaluated under another template or verbalizer than it was
+// trained with is allowed (that may be the point) but worth a note.
+void warn_if_task_differs(const StoredPrompt& p, const TaskSection& task) {
+  if (!p.has_task) return;
+  if (p.task_template != task.template_text)
+    std::fprintf(stderr, "sptrain: note: %s was trained with template \"%s\"; evaluating with \"%s\"\n",
+                 p.path.c_str(), p.task_template.c_str(), task.template_text.c_str());
+  if (p.labels != task.labels)
+    std::fprintf(stderr, "sptrain: note: %s was trained with another verbalizer (task.labels)\n",
+                 p.path.c_str());
+}
+
 }  // namespace
 
 int run_train(const Config& config, const TrainOptions&) {
@@ -60,27 +74,43 @@ int run_train(const Config& config, const TrainOptions&) {
   });
 }
 
-int run_eval(const Config& config, const EvalOptions& options) {
+int run_eval(const Config& config_in, const EvalOptions& options) {
+  // --data replaces task.eval (so the evaluation buffers are sized for it) and
+  // is evaluated whole; --prompt brings its own length.
+  Config config = config_in;
+  if (!options.data.empty()) {
+    config.task.eval = options.data;
+    config.train.eval_max_examples = 0;
+  }
+  SPT_CHECK(!config.task.eval.empty(), "nothing to evaluate: give --data FILE or set task.eval");
   return run_job([&] {
+    std::optional<StoredPrompt> stored;
+    if (!options.prompt.empty()) {
+      stored = read_stored_prompt(options.prompt);
+      config.prompt.length = int(stored->rows);
+    }
     ProcessGrid grid = make_process_grid(config.parallel.tensor, config.parallel.pipeline);
     Session session(config, grid, /*eval_only=*/true);
-    if (!options.prompt.empty()) {
-      session.prompt() = load_prompt_file(options.prompt, config.prompt.length, session.model());
+    const bool lead = grid.world_rank == 0;
+    if (stored) {
+      check_prompt_matches_model(*stored, session.model(), config.model.path);
+      session.prompt() = stored->values;
+      if (lead) warn_if_task_differs(*stored, config.task);
     } else {
       Rng rng(config.train.seed);
       session.prompt() = init_prompt(config.prompt, session.model(), session.model_file(),
                                      session.tokenizer(), session.task(), rng);
     }
-    const std::string data_path = options.data.empty() ? config.task.eval : options.data;
-    SPT_CHECK(!data_path.empty(), "nothing to evaluate: give --data FILE or set task.eval");
-    const std::vector<EncodedExample> data =
-        options.data.empty() ? session.eval_data() : session.encode_file(options.data);
-    const EvalResult r = session.evaluate(data);
-    if (grid.world_rank == 0) {
+    const EvalResult r = session.evaluate(session.eval_data());
+    if (lead) {
+      std::string prompt = "initializer " + config.prompt.init;
+      if (stored) {
+        prompt = str(options.prompt, " (", stored->format, ", ", stored->rows, " x ", stored->cols);
+        if (stored->step >= 0) prompt += str(", step ", stored->step);
+        prompt += ")";
+      }
       std::printf("data: %s (%lld examples)\nprompt: %s\nloss: %.4f\naccuracy: %.4f\n",
-                  data_path.c_str(), static_cast<long long>(r.examples),
-                  options.prompt.empty() ? ("initializer " + config.prompt.init).c_str()
-                                         : options.prompt.c_str(),
+                  config.task.eval.c_str(), static_cast<long long>(r.examples), prompt.c_str(),
                   r.loss, r.accuracy);
       print_confusion(session.task(), r);
     }

@@ -53,4 +53,23 @@ struct ConvertOptions {
 };
 int run_convert(const ConvertOptions& options);
 
+struct ExportOptions {
+  std::string checkpoint;  // checkpoint (or hdf5 export) to export
+  std::string format;      // hdf5 | npy | peft
+  std::string out;         // file (hdf5, npy) or folder (peft)
+  std::string dtype = "f32";  // npy only: f32 | bf16 (bf16 bits stored as uint16)
+  std::string model;       // peft: model file (default: the one the checkpoint records)
+  std::string base_model;  // peft: base_model_name_or_path (default: the model's name)
+};
+int run_export(const ExportOptions& options);
+
+struct InferOptions {
+  std::string model;                 // HDF5 model file
+  std::vector<std::string> prompts;  // NAME=PATH (checkpoint or hdf5 export), one per task
+  std::string input = "-";           // JSONL input, "-" = standard input
+  int batch_size = 32;               // examples per forward pass (tasks mixed)
+  int threads = 0;                   // CPU threads, 0 = all cores
+};
+int run_infer(const InferOptions& options);
+
 }  // namespace sptrain

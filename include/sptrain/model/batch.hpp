@@ -53,4 +53,42 @@ class BatchBuilder {
   std::vector<int32_t> host_tokens_, host_token_targets_;
 };
 
+// A micro-batch whose examples use different prompts (several tasks served
+// by one frozen model at once). The prompts lie stacked in one tensor
+// [sum of P_k, d]: prompt k's row i is row offset_k + i (offset_k = P_0 + ...
+// + P_{k-1}), so its rows carry token id -1 - (offset_k + i). Each prompt
+// used in the batch is one prefix segment (positions 0..P_k-1), computed
+// once; each example is a segment of text rows (positions P_k, P_k + 1, ...)
+// whose prefix is its prompt's segment:
+//   [prompt a | prompt b | text 1 (prefix a) | text 2 (prefix b) | text 3 (prefix a) ...]
+// An example therefore sees exactly what it would see alone with its prompt.
+class MixedPromptBatchBuilder {
+ public:
+  // Rows a micro-batch of `examples` examples of at most `max_tokens` tokens
+  // needs in the worst case (it uses the longest prompts).
+  static int64_t rows_needed(const std::vector<int>& prompt_lens, int examples, int64_t max_tokens);
+  MixedPromptBatchBuilder(Backend& backend, std::vector<int> prompt_lens, int64_t max_rows,
+                          int max_seqs);
+  // Packs the examples; prompt_of[b] is the index of example b's prompt.
+  // mb.seq.prompt_len is the shortest prompt used (rows with a smaller
+  // position are prompt rows).
+  void fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples,
+            const std::vector<int>& prompt_of);
+  int num_prompts() const { return int(prompt_lens_.size()); }
+  int64_t prompt_rows() const { return prompt_offsets_.back(); }  // rows of the stacked prompts
+  int64_t prompt_offset(int k) const { return prompt_offsets_[size_t(k)]; }
+
+ private:
+  Backend& backend_;
+  std::vector<int> prompt_lens_;
+  std::vector<int64_t> prompt_offsets_;  // [K+1]
+  int64_t max_rows_;
+  int max_seqs_;
+  int max_segments_;
+  Buffer offsets_, prefix_start_, prefix_len_, positions_, answer_rows_, prob_offsets_, tokens_,
+      label_targets_, token_targets_;
+  std::vector<int32_t> host_tokens_, host_token_targets_;
+  std::vector<int32_t> segment_of_prompt_;  // first row of prompt k's segment, -1 = not in the batch
+};
+
 }  // namespace sptrain

@@ -6,7 +6,8 @@
 //                   standing in for Lester's "5,000 most common")
 //   text            embeddings of init_text's tokens, cycled to length P
 //   labels          the label words' embeddings first, then vocabulary samples
-//   file:PATH       the prompt of a checkpoint or exported prompt
+//   file:PATH       the prompt of a checkpoint or an export: hdf5, .npy, a PEFT
+//                   folder or its adapter_model.safetensors (docs/export.md)
 #include <vector>
 
 #include "sptrain/config/config.hpp"
@@ -22,8 +23,9 @@ std::vector<float> init_prompt(const PromptSection& section, const ModelConfig& 
                                const h5::File& model_file, const Tokenizer& tokenizer,
                                const Task& task, Rng& rng);
 
-// Reads the prompt from a checkpoint or exported prompt file, checking its
-// shape against the model (and its fingerprint, when the file records one).
+// Reads the prompt from a checkpoint or an export in any format
+// (read_stored_prompt), checking its shape against the model and prompt_len,
+// and its model fingerprint when the file records one.
 std::vector<float> load_prompt_file(const std::string& path, int prompt_len,
                                     const ModelConfig& model);
 

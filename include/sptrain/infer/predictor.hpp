@@ -1,0 +1,86 @@
+#pragma once
+// Multi-task inference: one frozen model and several trained prompts, one
+// per task. Examples of different tasks share a forward pass: each example's
+// text attends to its own task's prompt (MixedPromptBatchBuilder), so a
+// batch costs what it would for one task. The LM head scores the union of
+// all tasks' label words; each example keeps its task's columns.
+//
+// Single process, CPU back end, whole model on this rank (no tensor or
+// pipeline parallelism).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sptrain/comm/process_grid.hpp"
+#include "sptrain/model/stage.hpp"
+#include "sptrain/prompt/export.hpp"
+#include "sptrain/prompt/task.hpp"
+
+namespace sptrain {
+
+// One task: a name and a prompt that carries its task (template, verbalizer,
+// max_length): a checkpoint or an hdf5 export.
+struct TaskPrompt {
+  std::string name;
+  StoredPrompt prompt;
+};
+
+// "NAME=PATH": reads the prompt at PATH. Errors name the argument.
+TaskPrompt parse_task_prompt(const std::string& arg);
+
+struct Prediction {
+  int task = 0;
+  int label = 0;               // predicted class: index into the task's labels
+  std::vector<double> logits;  // the label words' logits, in the task's label order
+  std::vector<double> probs;   // softmax over the task's label words
+};
+
+struct PredictorOptions {
+  int batch_size = 32;  // examples per forward pass
+  int threads = 0;      // CPU threads, 0 = all cores
+};
+
+class Predictor {
+ public:
+  // Loads the model and checks every prompt against it (d_model, model
+  // fingerprint, prompt + max_length within the model's positions).
+  Predictor(const std::string& model_path, std::vector<TaskPrompt> tasks, const PredictorOptions& options);
+  ~Predictor();
+
+  int num_tasks() const { return int(tasks_.size()); }
+  int find_task(const std::string& name) const;  // -1 when there is none
+  const std::string& task_name(int k) const { return tasks_[size_t(k)].name; }
+  const Task& task(int k) const { return *tasks_[size_t(k)].task; }
+  std::string task_names() const;  // "a, b, c", for messages
+  int batch_size() const { return options_.batch_size; }
+  const ModelConfig& model() const { return model_; }
+
+  // The text's tokens for task k: template applied, truncated to max_length.
+  EncodedExample encode(int task, const std::string& text) const;
+  // Scores up to batch_size() examples, of any tasks, in one forward pass.
+  std::vector<Prediction> predict(const std::vector<const EncodedExample*>& examples,
+                                  const std::vector<int>& task_of);
+
+ private:
+  struct Entry {
+    std::string name;
+    StoredPrompt prompt;
+    std::unique_ptr<Task> task;
+    std::vector<int> columns;  // the head's column of each of the task's labels
+  };
+
+  PredictorOptions options_;
+  ProcessGrid grid_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<ModelContext> ctx_;
+  h5::File model_file_;
+  ModelConfig model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<Entry> tasks_;
+  std::unique_ptr<Stage> stage_;
+  std::unique_ptr<MixedPromptBatchBuilder> builder_;
+  MicroBatch mb_;
+  Buffer prompts_;  // every task's prompt, stacked [sum P_k, d]
+};
+
+}  // namespace sptrain

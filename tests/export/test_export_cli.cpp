@@ -1,0 +1,231 @@
+// `sptrain export` and `sptrain eval --prompt` through the binary: a prompt
+// trained on a tiny model, exported in every format, evaluates the same from
+// each; errors exit 1 and say which check failed.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "../support/train_env.hpp"
+#include "sptrain/comm/process_grid.hpp"
+#include "sptrain/io/checkpoint.hpp"
+#include "sptrain/prompt/export.hpp"
+#include "sptrain/train/session.hpp"
+#include "sptrain/train/trainer.hpp"
+
+namespace sptrain {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string quote(const std::string& arg) {
+  std::string q = "'";
+  for (char ch : arg) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return q + "'";
+}
+
+Result run_cli(const std::vector<std::string>& args, const std::string& dir) {
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "literal" + string.
+  std::string cmd = "OMP_NUM_THREADS=1 ";
+  cmd += quote(SPTRAIN_BINARY);
+  for (const std::string& a : args) cmd.append(" ").append(quote(a));
+  cmd.append(" > ").append(quote(dir + "/stdout")).append(" 2> ").append(quote(dir + "/stderr"));
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(dir + "/stdout");
+  r.err = slurp(dir + "/stderr");
+  return r;
+}
+
+// The output of `sptrain eval` without its "prompt:" line (which names the file).
+std::string without_prompt_line(const std::string& out) {
+  std::istringstream in(out);
+  std::string line, kept;
+  while (std::getline(in, line))
+    if (line.rfind("prompt: ", 0) != 0) kept += line + "\n";
+  return kept;
+}
+
+// One prompt trained for a few steps on a tiny model, shared by the tests.
+class ExportCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = test::temp_path("export_cli");
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    model_ = test::tiny_model(Family::Llama, "export_cli/model.h5");
+    const std::string train = test::sst2_subset("train", 24, "export_cli/train.tsv");
+    eval_ = test::sst2_subset("dev", 12, "export_cli/dev.tsv");
+    config_ = test::tiny_config_for(model_, train, eval_, dir_ + "/run");
+    config_.train.steps = 3;
+    config_.train.checkpoint_every = 0;
+    ProcessGrid grid = make_solo_grid();
+    sptrain::train(config_, grid);
+    ckpt_ = dir_ + "/run/" + checkpoint_name(3);
+    config_path_ = dir_ + "/config.yaml";
+    std::ofstream(config_path_) << dump_config(config_);
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  Result run(const std::vector<std::string>& args) { return run_cli(args, dir_); }
+
+  static std::string dir_, model_, eval_, ckpt_, config_path_;
+  static Config config_;
+};
+std::string ExportCli::dir_, ExportCli::model_, ExportCli::eval_, ExportCli::ckpt_, ExportCli::config_path_;
+Config ExportCli::config_;
+
+TEST_F(ExportCli, ExportPrintsTheSizeAndWritesEachFormat) {
+  const Checkpoint c = read_checkpoint(ckpt_);
+  struct Case {
+    std::vector<std::string> extra;
+    std::string out;
+    int64_t value_bytes;
+  };
+  const int64_t values = c.prompt_rows * c.prompt_cols;
+  for (const Case& k : std::vector<Case>{{{"--format", "hdf5"}, dir_ + "/p.h5", values * 4},
+                                         {{"--format", "npy"}, dir_ + "/p.npy", values * 4},
+                                         {{"--format", "npy", "--dtype", "bf16"}, dir_ + "/p16.npy", values * 2},
+                                         {{"--format", "peft"}, dir_ + "/adapter", values * 4}}) {
+    std::vector<std::string> args = {"export", ckpt_, "--out", k.out};
+    args.insert(args.end(), k.extra.begin(), k.extra.end());
+    const Result r = run(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    int64_t bytes = 0;
+    if (fs::is_directory(k.out)) {
+      for (const auto& e : fs::directory_iterator(k.out)) bytes += int64_t(e.file_size());
+    } else {
+      bytes = int64_t(fs::file_size(k.out));
+    }
+    EXPECT_THAT(r.out, AllOf(HasSubstr(k.out), HasSubstr(": " + std::to_string(bytes) + " bytes"),
+                             HasSubstr("(" + std::to_string(k.value_bytes) + " bytes of values)")))
+        << r.out;
+  }
+}
+
+TEST_F(ExportCli, EvalGivesTheSameResultFromEveryFormat) {
+  ASSERT_EQ(run({"export", ckpt_, "--format", "hdf5", "--out", dir_ + "/e.h5"}).code, 0);
+  ASSERT_EQ(run({"export", ckpt_, "--format", "npy", "--out", dir_ + "/e.npy"}).code, 0);
+  ASSERT_EQ(run({"export", ckpt_, "--format", "peft", "--out", dir_ + "/e_adapter"}).code, 0);
+
+  const Result base = run({"eval", config_path_, "--prompt", ckpt_});
+  ASSERT_EQ(base.code, 0) << base.err;
+  EXPECT_THAT(base.out, AllOf(HasSubstr("loss: "), HasSubstr("accuracy: "),
+                              HasSubstr("confusion (rows: true label, columns: predicted)"),
+                              HasSubstr("(checkpoint, 4 x 16, step 3)")));
+  for (const std::string& p : {dir_ + "/e.h5", dir_ + "/e.npy", dir_ + "/e_adapter",
+                               dir_ + "/e_adapter/adapter_model.safetensors"}) {
+    const Result r = run({"eval", config_path_, "--prompt", p});
+    ASSERT_EQ(r.code, 0) << p << "\n" << r.err;
+    EXPECT_EQ(without_prompt_line(r.out), without_prompt_line(base.out)) << p;
+  }
+
+  // The same numbers as evaluating the checkpoint's prompt in process.
+  ProcessGrid grid = make_solo_grid();
+  Session session(config_, grid, true);
+  session.prompt() = read_checkpoint(ckpt_).prompt;
+  const EvalResult er = session.evaluate(session.eval_data());
+  char expect[128];
+  std::snprintf(expect, sizeof expect, "loss: %.4f\naccuracy: %.4f\n", er.loss, er.accuracy);
+  EXPECT_THAT(base.out, HasSubstr(expect));
+  EXPECT_THAT(base.out, HasSubstr("(12 examples)"));
+}
+
+TEST_F(ExportCli, EvalDataMayHoldLongerExamplesThanTaskEval) {
+  // task.eval holds short lines; --data long ones (up to task.max_length).
+  const std::string longer = dir_ + "/long.tsv";
+  {
+    std::ofstream out(longer);
+    out << std::string(300, 'a') << "\t1\n" << "short\t0\n" << std::string(200, 'b') << " c\t0\n";
+  }
+  const Result r = run({"eval", config_path_, "--prompt", ckpt_, "--data", longer});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, AllOf(HasSubstr("data: " + longer + " (3 examples)"), HasSubstr("accuracy: ")));
+}
+
+TEST_F(ExportCli, EvalTakesThePromptLengthFromThePromptFile) {
+  const Result r = run({"eval", config_path_, "--prompt", ckpt_, "--set", "prompt.length=9"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Result base = run({"eval", config_path_, "--prompt", ckpt_});
+  EXPECT_EQ(r.out, base.out);
+}
+
+TEST_F(ExportCli, EvalRefusesAPromptOfAnotherModel) {
+  ASSERT_EQ(run({"export", ckpt_, "--format", "peft", "--out", dir_ + "/m_adapter"}).code, 0);
+  ASSERT_EQ(run({"export", ckpt_, "--format", "npy", "--out", dir_ + "/m.npy"}).code, 0);
+  // Same shape, other weights: another fingerprint.
+  const std::string other = test::tiny_model(Family::Llama, "export_cli/other.h5", 2, 99);
+  const std::string cfg = dir_ + "/other.yaml";
+  Config c = config_;
+  c.model.path = other;
+  std::ofstream(cfg) << dump_config(c);
+  for (const std::string& p : {ckpt_, dir_ + "/m_adapter"}) {
+    const Result r = run({"eval", cfg, "--prompt", p});
+    EXPECT_EQ(r.code, 1) << p;
+    EXPECT_THAT(r.err, AllOf(HasSubstr("sptrain: error: "), HasSubstr(p), HasSubstr("another model"),
+                             HasSubstr("fingerprint")))
+        << p;
+  }
+  // npy has no fingerprint: only its shape is checked, and it fits.
+  EXPECT_EQ(run({"eval", cfg, "--prompt", dir_ + "/m.npy"}).code, 0);
+
+  // Another d_model is caught for every format.
+  const std::string wide = test::tiny_model(Family::Llama, "export_cli/wide.h5", 2, 5, 32);
+  c.model.path = wide;
+  std::ofstream(cfg) << dump_config(c);
+  const Result r = run({"eval", cfg, "--prompt", dir_ + "/m.npy"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, AllOf(HasSubstr("m.npy"), HasSubstr("d_model 16"), HasSubstr("d_model 32")));
+}
+
+TEST_F(ExportCli, ExportErrors) {
+  ASSERT_EQ(run({"export", ckpt_, "--format", "npy", "--out", dir_ + "/x.npy"}).code, 0);
+  struct Case {
+    std::vector<std::string> args;
+    int code;
+    std::vector<std::string> mentions;
+  };
+  for (const Case& k : std::vector<Case>{
+           {{"export", ckpt_, "--format", "hdf5", "--dtype", "bf16", "--out", dir_ + "/y.h5"},
+            1, {"--dtype bf16", "npy only"}},
+           {{"export", dir_ + "/x.npy", "--format", "hdf5", "--out", dir_ + "/y.h5"},
+            1, {"x.npy", "no metadata"}},
+           {{"export", dir_ + "/none.h5", "--format", "npy", "--out", dir_ + "/y.npy"},
+            1, {"none.h5", "no such file"}},
+           {{"export", ckpt_, "--format", "peft", "--model", dir_ + "/none.h5", "--out", dir_ + "/y"},
+            1, {"none.h5", "--model"}},
+           {{"export", ckpt_, "--format", "onnx", "--out", dir_ + "/y"}, 2, {"onnx"}},
+           {{"export", ckpt_, "--out", dir_ + "/y"}, 2, {"--format"}},
+       }) {
+    const Result r = run(k.args);
+    EXPECT_EQ(r.code, k.code) << k.args[3] << "\n" << r.err;
+    for (const std::string& m : k.mentions) EXPECT_THAT(r.err, HasSubstr(m));
+    EXPECT_FALSE(fs::exists(dir_ + "/y.h5"));
+    EXPECT_FALSE(fs::exists(dir_ + "/y.npy"));
+  }
+  EXPECT_THAT(run({"export", "--help"}).out,
+              AllOf(HasSubstr("--format"), HasSubstr("hdf5"), HasSubstr("npy"), HasSubstr("peft"),
+                    HasSubstr("--dtype"), HasSubstr("--out"), HasSubstr("--model"), Not(HasSubstr("error"))));
+}
+
+}  // namespace
+}  // namespace sptrain
