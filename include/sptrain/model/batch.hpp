@@ -29,6 +29,40 @@ struct MicroBatch {
   int64_t prompt_rows = 0;           // rows that are prompt (P shared, B*P unshared)
 };
 
+// What both builders below share: the device buffers of a packed
+// micro-batch, sized once for the largest one, and the host-side packing of
+// segments, prompt rows and examples into them. A fill is begin(), segments
+// and rows in order, then finish() (which uploads).
+class PackedBatchWriter {
+ public:
+  PackedBatchWriter(Backend& backend, int64_t max_rows, int max_seqs, int max_segments);
+  void begin(MicroBatch& mb, int num_examples);
+  // A segment of `len` rows starting at the current row, attending to the
+  // prefix_len rows from row prefix_start first.
+  void add_segment(int len, int prefix_start, int prefix_len);
+  // P prompt rows at positions 0..P-1 holding stacked prompt rows first_row.. .
+  void add_prompt_rows(int64_t first_row, int P);
+  // The example's text rows at positions first_pos.., its answer row and targets.
+  void add_example(const EncodedExample& ex, int first_pos);
+  void finish();
+  int64_t row() const { return row_; }
+  int64_t max_rows() const { return max_rows_; }
+  int max_seqs() const { return max_seqs_; }
+
+ private:
+  Tensor upload(const Buffer& buf, int64_t n, const void* src);
+
+  Backend& backend_;
+  int64_t max_rows_;
+  int max_seqs_;
+  int max_segments_;
+  Buffer offsets_, prefix_start_, prefix_len_, positions_, answer_rows_, prob_offsets_, tokens_,
+      label_targets_, token_targets_;
+  std::vector<int32_t> host_tokens_, host_token_targets_;
+  MicroBatch* mb_ = nullptr;  // the batch being filled
+  int64_t row_ = 0, probs_ = 0;
+};
+
 class BatchBuilder {
  public:
   // Rows a micro-batch of `examples` examples of at most `max_tokens` tokens needs.
@@ -39,18 +73,13 @@ class BatchBuilder {
                bool share_prompt = true);
   // Packs the examples into mb (whose tensors point into this builder's buffers).
   void fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples);
-  int64_t max_rows() const { return max_rows_; }
-  int max_seqs() const { return max_seqs_; }
+  int64_t max_rows() const { return writer_.max_rows(); }
+  int max_seqs() const { return writer_.max_seqs(); }
 
  private:
-  Backend& backend_;
   int prompt_len_;
-  int64_t max_rows_;
-  int max_seqs_;
   bool share_prompt_;
-  Buffer offsets_, prefix_start_, prefix_len_, positions_, answer_rows_, prob_offsets_, tokens_,
-      label_targets_, token_targets_;
-  std::vector<int32_t> host_tokens_, host_token_targets_;
+  PackedBatchWriter writer_;
 };
 
 // A micro-batch whose examples use different prompts (several tasks served
@@ -79,15 +108,9 @@ class MixedPromptBatchBuilder {
   int64_t prompt_offset(int k) const { return prompt_offsets_[size_t(k)]; }
 
  private:
-  Backend& backend_;
   std::vector<int> prompt_lens_;
   std::vector<int64_t> prompt_offsets_;  // [K+1]
-  int64_t max_rows_;
-  int max_seqs_;
-  int max_segments_;
-  Buffer offsets_, prefix_start_, prefix_len_, positions_, answer_rows_, prob_offsets_, tokens_,
-      label_targets_, token_targets_;
-  std::vector<int32_t> host_tokens_, host_token_targets_;
+  PackedBatchWriter writer_;
   std::vector<int32_t> segment_of_prompt_;  // first row of prompt k's segment, -1 = not in the batch
 };
 
