@@ -21,6 +21,8 @@
 #   GGUF      the same model as a GGUF file for transformers
 #             (default models/SmolLM2-135M-Instruct.Q4_1.gguf; tools/fetch_smollm2.sh)
 #   STEPS, WARMUP   timed and untimed steps (default 10 and 3)
+#   BATCH     examples per step for both sides (default: the config's
+#             train.batch_size; sptrain gets it as one micro-batch)
 #   ENVS      which environments, in order (default "default SkylakeX"):
 #               default   the environment as it is (sptrain picks an OpenBLAS
 #                         kernel itself when OPENBLAS_CORETYPE is unset)
@@ -42,6 +44,14 @@ config=${CONFIG:-configs/smollm2_sst2.yaml}
 gguf=${GGUF:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 steps=${STEPS:-10}
 warmup=${WARMUP:-3}
+batch=${BATCH:-}
+sptrain_batch=()
+peft_batch=()
+if [[ -n "$batch" ]]; then
+  [[ "$batch" =~ ^[1-9][0-9]*$ ]] || { echo "cpu_race: error: BATCH=$batch: not a positive integer" >&2; exit 1; }
+  sptrain_batch=(--set "train.batch_size=$batch" --set "train.micro_batch_size=$batch")
+  peft_batch=(--batch-size "$batch")
+fi
 envs=${ENVS:-default SkylakeX}
 out=${OUT:-runs/cpu_race/$(date +%Y%m%d-%H%M%S)}
 
@@ -100,7 +110,7 @@ train_size=$(grep -c '[^[:space:]]' "$train_file")
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(nproc) cores"
   echo "OPENBLAS_CORETYPE as found: ${OPENBLAS_CORETYPE:-unset}"
-  echo "command: STEPS=$steps WARMUP=$warmup ENVS=\"$envs\" bench/cpu_race.sh"
+  echo "command: STEPS=$steps WARMUP=$warmup ${batch:+BATCH=$batch }ENVS=\"$envs\" CONFIG=$config bench/cpu_race.sh"
 } | tee "$out/machine.txt" >&2
 
 # Other processes' cores recorded in a JSON file (field other_processes_cores).
@@ -120,7 +130,7 @@ for env in $envs; do
     say "[$env] before sptrain: $(wait_quiet) cores busy, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     python3 bench/peft/run_measured.py "$out/sptrain-$env.disturbance.json" -- \
       "${envset[@]}" "$sptrain" bench "$config" --steps "$steps" --warmup "$warmup" --json \
-      --batches-out "$batches" > "$out/sptrain-$env.json"
+      --batches-out "$batches" "${sptrain_batch[@]}" > "$out/sptrain-$env.json"
     disturbed "$out/sptrain-$env.disturbance.json" || break
     say "[$env] sptrain shared the CPU with $(other_cores "$out/sptrain-$env.disturbance.json") cores of other work"
   done
@@ -130,16 +140,16 @@ for env in $envs; do
     say "[$env] before PEFT: $(wait_quiet) cores busy, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     # shellcheck disable=SC2086
     "${envset[@]}" "$py" bench/peft/peft_bench.py --config "$config" --gguf "$gguf" \
-      --batches "$batches" --steps "$steps" --warmup "$warmup" --json ${PEFT_ARGS:-} > "$out/peft-$env.json"
+      --batches "$batches" --steps "$steps" --warmup "$warmup" --json "${peft_batch[@]}" ${PEFT_ARGS:-} > "$out/peft-$env.json"
     disturbed "$out/peft-$env.json" || break
     say "[$env] PEFT shared the CPU with $(other_cores "$out/peft-$env.json") cores of other work"
   done
 done
 
 # shellcheck disable=SC2086  # one argument per environment
-python3 - "$out" $envs <<'EOF'
+python3 - "$out" "$quiet_max" $envs <<'EOF'
 import json, sys
-out, envs = sys.argv[1], sys.argv[2:]
+out, quiet_max, envs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
 rows = [
     ("examples/s", lambda j: j["examples_per_s"], "higher"),
     ("text positions/s", lambda j: j["positions_per_s"]["text"], "higher"),
@@ -166,8 +176,11 @@ for env in envs:
           f" ({s['blas_gflops_per_s_at_model_shapes']:.0f} GFLOP/s)")
     print(f"last loss (same batches, should agree closely): sptrain {s['last_loss']:.4f}, PEFT {p['last_loss']:.4f}")
     d = json.load(open(f"{out}/sptrain-{env}.disturbance.json"))
+    worst = max(d["other_processes_cores"], p["other_processes_cores"])
+    verdict = ("quiet enough" if worst <= quiet_max
+               else "above QUIET_MAX: disturbed figures, rerun on a quiet machine")
     print(f"other processes kept busy: {d['other_processes_cores']:.2f} cores during sptrain's run"
           f" (all of it), {p['other_processes_cores']:.2f} during PEFT's timed steps"
-          " (above QUIET_MAX: disturbed figures, rerun on a quiet machine)")
+          f" (QUIET_MAX {quiet_max}: {verdict})")
 print(f"\nraw figures: {out}/")
 EOF
