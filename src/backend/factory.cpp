@@ -24,7 +24,9 @@ int ranks_on_this_node() {
   return n;
 }
 
+#ifdef SPTRAIN_WITH_CUDA
 namespace {
+// This rank's index among the ranks on its node: the GPU it uses.
 int node_local_rank() {
   int init = 0;
   MPI_Initialized(&init);
@@ -37,6 +39,7 @@ int node_local_rank() {
   return r;
 }
 }  // namespace
+#endif
 
 const char* compiled_backends() {
 #ifdef SPTRAIN_WITH_CUDA

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "../support/test_util.hpp"
 #include "sptrain/backend/cpu/cpu_backend.hpp"
@@ -290,7 +291,37 @@ TEST_P(Attention, BackwardMatchesFiniteDifferencesAndForwardMatchesDefinition) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, Attention, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "SharedPrefix" : "Plain"; });
+                         [](const auto& test_info) { return test_info.param ? "SharedPrefix" : "Plain"; });
+
+// The backward pass gives the same bits every time with the same threads,
+// also where many segments add into one shared prefix (the prompt): its
+// share must not be summed in an order that depends on thread timing. Large
+// enough to run on two threads; repeated, since a timing-dependent order
+// shows only on some calls.
+TEST(CpuOps, AttentionBackwardIsDeterministicWithASharedPrefix) {
+  CpuBackend be(2);
+  Rng rng(11);
+  std::vector<Buffer> keep;
+  std::vector<Seg> segs = {{20}};
+  for (int i = 0; i < 24; ++i) segs.push_back({8 + (i * 7) % 30, 0, 20});
+  SequenceIndex seq = make_index(be, keep, segs, 20);
+  const int D = 16, Hq = 6, Hkv = 2, W = (Hq + 2 * Hkv) * D, T = seq.num_rows;
+  ASSERT_GE(int64_t(T) * seq.max_keys * W, 65536) << "too small to run on two threads";
+  be.reserve_attention(T, seq.max_keys, Hq, W);
+  Buffer qkv = random_tensor(be, DType::F32, Shape{T, W}, rng);
+  Buffer r = random_tensor(be, DType::F32, Shape{T, Hq * D}, rng);
+  Buffer out = be.allocate(DType::F32, Shape{T, Hq * D});
+  Buffer probs = be.allocate(DType::F32, Shape{Hq * seq.host_prob_offsets.back()});
+  be.attention_forward(out, probs, qkv, Hq, Hkv, seq, 0.25f);
+  Buffer dqkv = be.allocate(DType::F32, Shape{T, W});
+  be.attention_backward(dqkv, r, qkv, probs, Hq, Hkv, seq, 0.25f);
+  const std::vector<float> first(dqkv.ptr<float>(), dqkv.ptr<float>() + dqkv.view().numel());
+  for (int rep = 0; rep < 40; ++rep) {
+    be.attention_backward(dqkv, r, qkv, probs, Hq, Hkv, seq, 0.25f);
+    ASSERT_EQ(0, std::memcmp(first.data(), dqkv.ptr<float>(), first.size() * sizeof(float)))
+        << "call " << rep << " differs from the first";
+  }
+}
 
 TEST(CpuOps, EmbeddingAndPromptGradient) {
   CpuBackend be(1);

@@ -18,7 +18,10 @@
 #include "sptrain/train/sampler.hpp"
 #include "sptrain/train/trainer.hpp"
 
-// Counts heap allocations while g_counting is set.
+// Counts heap allocations while g_counting is set. The replacement operators
+// pair malloc with free; GCC cannot see that and warns, wrongly.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 static std::atomic<bool> g_counting{false};
 static std::atomic<long> g_allocations{0};
 void* operator new(std::size_t n) {
@@ -31,6 +34,7 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace sptrain {
 namespace {

@@ -125,7 +125,11 @@ void CpuBackend::attention_forward(const Tensor& out, const Tensor& probs, const
 //   dQ_h = scale dS K; dK += scale dSᵀ Q_h; dV += Pᵀ dO_h,
 // where K, V are [prefix; own]. The own rows' dK, dV are written by the task
 // of their segment; a prefix's rows are read by many segments, so their
-// share is summed in per-thread buffers and added at the end.
+// share is summed in per-thread buffers and added at the end, in thread
+// order. Tasks go to threads round-robin (static, 1), not dynamically: which
+// thread sums which segment's share must not depend on timing, or the
+// rounding of the prefix's gradient, and so the whole run, would differ from
+// one run to the next.
 void CpuBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                                     const Tensor& probs, int n_heads, int n_kv_heads,
                                     const SequenceIndex& seq, float scale) {
@@ -158,7 +162,7 @@ void CpuBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, cons
                       prefix_buf(t) + (int64_t(seq.host_prefix_start[size_t(s)]) + p) * kv_width, F(0));
         }
     }
-#pragma omp parallel for schedule(dynamic) if (cpu::worth_threads(int64_t(seq.num_rows) * seq.max_keys * W))
+#pragma omp parallel for schedule(static, 1) if (cpu::worth_threads(int64_t(seq.num_rows) * seq.max_keys * W))
     for (int64_t task = 0; task < int64_t(S) * n_kv_heads; ++task) {
       const int s = int(task / n_kv_heads), g = int(task % n_kv_heads);
       const int64_t r0 = seq.host_offsets[size_t(s)], p0 = seq.host_prefix_start[size_t(s)];
