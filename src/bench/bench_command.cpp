@@ -9,6 +9,7 @@
 
 #include "sptrain/backend/cpu/blas_kernel.hpp"
 #include "sptrain/backend/cpu/cpu_backend.hpp"
+#include "sptrain/bench/device_peak.hpp"
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/comm/mpi_runtime.hpp"
 #include "sptrain/comm/process_grid.hpp"
@@ -90,8 +91,9 @@ int run_bench(const Config& config, const BenchOptions& o) {
     const int B = config.train.batch_size;
     std::vector<int64_t> batch;
     // sums: forward, backward, pipeline, optimizer, data-comm seconds; fwd, bwd flops;
-    // text rows, prompt rows (computed), prompt positions (one per example), step seconds.
-    std::vector<double> sums(11, 0.0);
+    // text rows, prompt rows (computed), prompt positions (one per example), step seconds;
+    // tensor-comm seconds; tensor, pipeline, data bytes sent.
+    std::vector<double> sums(15, 0.0);
     double loss_last = 0;
     for (int step = 1; step <= o.warmup + o.steps; ++step) {
       const bool timed = step > o.warmup;
@@ -127,12 +129,17 @@ int run_bench(const Config& config, const BenchOptions& o) {
         sums[9] += double(B / grid.layout.data) * config.prompt.length;
       }
       sums[10] += total;
+      sums[11] += grid.bytes->time(CommKind::Tensor) - before.time(CommKind::Tensor);
+      sums[12] += double(grid.bytes->get(CommKind::Tensor) - before.get(CommKind::Tensor));
+      sums[13] += double(grid.bytes->get(CommKind::Pipeline) - before.get(CommKind::Pipeline));
+      sums[14] += double(grid.bytes->get(CommKind::Data) - before.get(CommKind::Data));
     }
     // FLOPs and rows are summed over ranks. Times are rank 0's: it holds
     // stage 0, whose step ends only after every other stage's work reached it.
-    std::vector<double> work = {sums[5], sums[6], sums[7], sums[8], sums[9]};
+    std::vector<double> work = {sums[5], sums[6], sums[7], sums[8], sums[9],
+                                sums[12], sums[13], sums[14]};
     control_sum(grid, work);
-    const std::vector<double> times = {sums[0], sums[1], sums[2], sums[3], sums[4], sums[10]};
+    const std::vector<double> times = {sums[0], sums[1], sums[2], sums[3], sums[4], sums[10], sums[11]};
     const double n = o.steps;
     const double step_s = times[5] / n;
     const double flops = (work[0] + work[1]) / n;
@@ -142,6 +149,15 @@ int run_bench(const Config& config, const BenchOptions& o) {
       blas = blas_rate_at_model_shapes(session.backend(), session.stage().dims(),
                                        int64_t((text + prompt_rows) / std::max(1, B / config.train.micro_batch_size)));
     const double gflops = flops / step_s / 1e9;
+    // Bytes sent per step by kind, all ranks together.
+    const double tensor_bytes = work[5] / n, pipeline_bytes = work[6] / n, data_bytes = work[7] / n;
+    // On a GPU: model FLOPs utilisation against the device's dense bf16 peak
+    // (rank 0's device; the job's peak is that times the ranks).
+    const DeviceStats dev = session.backend().device_stats();
+    const double peak_tflops = o.peak_tflops > 0 ? o.peak_tflops
+                                                 : bf16_dense_peak_tflops(dev.name, dev.cc_major, dev.cc_minor);
+    const bool on_gpu = session.backend().device() == Device::CUDA;
+    const double mfu = on_gpu ? model_flops_utilisation(gflops, peak_tflops, grid.world_size()) : 0.0;
     nlohmann::json j = {
         {"tool", "sptrain"},
         {"model", m.name},
@@ -165,15 +181,22 @@ int run_bench(const Config& config, const BenchOptions& o) {
          {{"forward", times[0] / n},
           {"backward", times[1] / n},
           {"optimizer", times[3] / n},
-          {"comm", {{"pipeline", times[2] / n}, {"data", times[4] / n}}},
+          {"comm", {{"tensor", times[6] / n}, {"pipeline", times[2] / n}, {"data", times[4] / n}}},
           {"total", step_s}}},
         {"gflop_per_step", flops / 1e9},
         {"gflops_per_s", gflops},
         {"blas", blas_description()},
         {"blas_gflops_per_s_at_model_shapes", blas},
         {"share_of_blas", blas > 0 ? gflops / blas : 0.0},
+        {"comm_bytes_per_step", {{"tensor", tensor_bytes}, {"pipeline", pipeline_bytes}, {"data", data_bytes}}},
         {"peak_rss_mb", peak_rss_mb()},
         {"last_loss", loss_last / B}};
+    if (on_gpu)
+      j["device"] = {{"name", dev.name},
+                     {"peak_bf16_tflops", peak_tflops},
+                     {"mfu", mfu},
+                     {"memory_used_mb", dev.memory_used_mb},
+                     {"memory_total_mb", dev.memory_total_mb}};
     if (lead) {
       if (o.json) {
         std::printf("%s\n", j.dump(2).c_str());
@@ -185,13 +208,26 @@ int run_bench(const Config& config, const BenchOptions& o) {
         std::printf("  positions/s         %10.1f  (text %.1f, prompt %.1f computed / %.1f per example, padding 0)\n",
                     (text + prompt_rows) / step_s, text / step_s, prompt_rows / step_s,
                     prompt_positions / step_s);
-        std::printf("  step time           %10.3f s (forward %.3f, backward %.3f, optimizer %.4f, "
-                    "pipeline comm %.3f, data comm %.4f)\n",
-                    step_s, times[0] / n, times[1] / n, times[3] / n, times[2] / n, times[4] / n);
+        std::printf("  step time           %10.3f s (forward %.3f, backward %.3f, optimizer %.4f; "
+                    "communication: tensor %.3f inside forward/backward, pipeline %.3f, data %.4f)\n",
+                    step_s, times[0] / n, times[1] / n, times[3] / n, times[6] / n, times[2] / n,
+                    times[4] / n);
+        std::printf("  bytes sent per step %10.0f tensor, %.0f pipeline, %.0f data (all ranks)\n",
+                    tensor_bytes, pipeline_bytes, data_bytes);
         std::printf("  work                %10.1f GFLOP/step, %.1f GFLOP/s\n", flops / 1e9, gflops);
         if (blas > 0)
           std::printf("  BLAS at these shapes %9.1f GFLOP/s -> %.0f%% of it\n", blas, 100 * gflops / blas);
-        std::printf("  BLAS                %s\n", blas_description().c_str());
+        if (on_gpu) {
+          std::printf("  device              %s, %.0f of %.0f MB in use\n", dev.name.c_str(),
+                      dev.memory_used_mb, dev.memory_total_mb);
+          if (mfu > 0)
+            std::printf("  MFU                 %10.1f%% of %.1f bf16 dense TFLOP/s x %d device(s)\n",
+                        100 * mfu, peak_tflops, grid.world_size());
+          else
+            std::printf("  MFU                 unknown: no bf16 peak for this device (give --peak-tflops)\n");
+        } else {
+          std::printf("  BLAS                %s\n", blas_description().c_str());
+        }
         std::printf("  peak RSS            %10.0f MB (rank 0)\n", peak_rss_mb());
       }
     }

@@ -99,6 +99,10 @@ int run(int argc, char** argv) {
   init_model->add_option("--heads", init.heads, "Attention (query) heads")->capture_default_str();
   init_model->add_option("--kv-heads", init.kv_heads, "Key/value heads (0 = --heads, no grouping)")
       ->capture_default_str();
+  init_model->add_option("--head-dim", init.head_dim,
+                         "Width of one attention head (0 = d_model / heads); another width makes "
+                         "a model shaped like one tensor-parallel rank's share of a larger one")
+      ->capture_default_str();
   init_model->add_option("--d-ffn", init.d_ffn,
                          "MLP inner size (0 = 4*d_model for gpt, about 8/3*d_model for llama)")
       ->capture_default_str();
@@ -133,6 +137,10 @@ int run(int argc, char** argv) {
   bench->add_option("--steps", bench_options.steps, "Timed steps")->capture_default_str();
   bench->add_option("--warmup", bench_options.warmup, "Untimed steps before them")->capture_default_str();
   bench->add_flag("--json", bench_options.json, "Print one JSON object instead of a table");
+  bench->add_option("--peak-tflops", bench_options.peak_tflops,
+                    "GPU only: the device's dense bf16 peak in TFLOP/s for the MFU figure (default: "
+                    "from sptrain's table of A100, H100, H200, H800, L40S)")
+      ->check(CLI::PositiveNumber);
   bench->add_option("--batches-out", bench_options.batches_out,
                     "Write each step's global batch (indices into task.train) as JSON lines here");
   bench->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");

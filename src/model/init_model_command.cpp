@@ -13,8 +13,11 @@ int run_init_model(const InitModelOptions& o) {
   SPT_CHECK(!o.out.empty(), "init-model: --out FILE is required");
   SPT_CHECK(o.family == "llama" || o.family == "gpt", "init-model: --family must be llama or gpt, got '",
             o.family, "'");
-  SPT_CHECK(o.layers >= 1 && o.d_model >= 2 && o.heads >= 1 && o.d_model % o.heads == 0,
-            "init-model: --d-model (", o.d_model, ") must be a multiple of --heads (", o.heads, ")");
+  SPT_CHECK(o.layers >= 1 && o.d_model >= 2 && o.heads >= 1,
+            "init-model: --layers, --d-model and --heads must be positive");
+  SPT_CHECK(o.head_dim > 0 || o.d_model % o.heads == 0, "init-model: --d-model (", o.d_model,
+            ") must be a multiple of --heads (", o.heads, ") unless --head-dim is given");
+  SPT_CHECK(o.head_dim >= 0, "init-model: --head-dim must be >= 0, got ", o.head_dim);
   const Tokenizer tok = o.tokenizer.empty() ? Tokenizer::bytes_only() : Tokenizer::from_file(o.tokenizer);
   ModelConfig c;
   const bool gpt = o.family == "gpt";
@@ -26,7 +29,7 @@ int run_init_model(const InitModelOptions& o) {
   c.n_kv_heads = o.kv_heads > 0 ? o.kv_heads : o.heads;
   SPT_CHECK(c.n_heads % c.n_kv_heads == 0, "init-model: --kv-heads (", c.n_kv_heads,
             ") must divide --heads (", c.n_heads, ")");
-  c.head_dim = o.d_model / o.heads;
+  c.head_dim = o.head_dim > 0 ? o.head_dim : o.d_model / o.heads;
   c.d_ffn = o.d_ffn > 0 ? o.d_ffn : (gpt ? 4 * o.d_model : (8 * o.d_model / 3 + 7) / 8 * 8);
   c.vocab_size = o.vocab > 0 ? o.vocab : tok.vocab_size();
   SPT_CHECK(c.vocab_size >= tok.vocab_size(), "init-model: --vocab (", c.vocab_size,

@@ -14,14 +14,17 @@ namespace {
 struct Case {
   Family family;
   LossKind loss;
+  int head_dim = 0;  // 0: tiny_config's (d_model / heads); else heads of another width
 };
 
 class ModelGradient : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ModelGradient, PromptGradientMatchesFiniteDifferences) {
   const Case cs = GetParam();
-  const ModelConfig mc = test::tiny_config(cs.family);
-  const std::string path = test::temp_path(std::string("grad_") + family_name(cs.family) + ".h5");
+  ModelConfig mc = test::tiny_config(cs.family);
+  if (cs.head_dim > 0) mc.head_dim = cs.head_dim;
+  const std::string path = test::temp_path(std::string("grad_") + family_name(cs.family) +
+                                           std::to_string(cs.head_dim) + ".h5");
   write_random_model(path, mc, 7, 0.3, nullptr);
   h5::File file = h5::File::open_read(path);
   const ModelConfig config = read_model_config(file);
@@ -95,8 +98,10 @@ TEST_P(ModelGradient, PromptGradientMatchesFiniteDifferences) {
 // and the final prompt equal within 1e-5 relative.
 TEST_P(ModelGradient, SharedPromptTrainsLikeThePerExampleLayoutInFloat32) {
   const Case cs = GetParam();
-  const ModelConfig mc = test::tiny_config(cs.family);
-  const std::string path = test::temp_path(std::string("curve_") + family_name(cs.family) + ".h5");
+  ModelConfig mc = test::tiny_config(cs.family);
+  if (cs.head_dim > 0) mc.head_dim = cs.head_dim;
+  const std::string path = test::temp_path(std::string("curve_") + family_name(cs.family) +
+                                           std::to_string(cs.head_dim) + ".h5");
   write_random_model(path, mc, 11, 0.3, nullptr);
   h5::File file = h5::File::open_read(path);
   const ModelConfig config = read_model_config(file);
@@ -158,10 +163,16 @@ INSTANTIATE_TEST_SUITE_P(AllFamilies, ModelGradient,
                          ::testing::Values(Case{Family::Llama, LossKind::Labels},
                                            Case{Family::Llama, LossKind::Vocab},
                                            Case{Family::Gpt, LossKind::Labels},
-                                           Case{Family::Gpt, LossKind::Vocab}),
+                                           Case{Family::Gpt, LossKind::Vocab},
+                                           // heads wider or narrower than d_model / heads, as in
+                                           // one tensor-parallel rank's share of a large model
+                                           Case{Family::Llama, LossKind::Labels, 6},
+                                           Case{Family::Gpt, LossKind::Labels, 2}),
                          [](const auto& test_info) {
-                           return std::string(family_name(test_info.param.family)) +
-                                  (test_info.param.loss == LossKind::Labels ? "_labels" : "_vocab");
+                           const Case& c = test_info.param;
+                           return std::string(family_name(c.family)) +
+                                  (c.loss == LossKind::Labels ? "_labels" : "_vocab") +
+                                  (c.head_dim > 0 ? "_head_dim" + std::to_string(c.head_dim) : "");
                          });
 
 }  // namespace

@@ -55,11 +55,20 @@ struct SequenceIndex {
 enum class NormKind : uint8_t { LayerNorm, RmsNorm };
 enum class Activation : uint8_t { Gelu, GeluTanh, Relu, SwiGlu };
 
+// The accelerator as a benchmark reports it; all zero for the CPU.
+struct DeviceStats {
+  std::string name;                // cudaDeviceProp::name, e.g. "NVIDIA H100 80GB HBM3"
+  int cc_major = 0, cc_minor = 0;  // compute capability
+  double memory_used_mb = 0;       // device memory in use now, by every process
+  double memory_total_mb = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual std::string name() const = 0;  // e.g. "cpu (OpenBLAS Haswell, 2 threads)"
+  virtual DeviceStats device_stats() const { return {}; }
 
   // ---- memory ----
   virtual Buffer allocate(DType dtype, Shape shape) = 0;  // zero-filled

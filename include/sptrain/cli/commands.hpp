@@ -24,6 +24,7 @@ struct BenchOptions {
   int warmup = 3;           // untimed steps first
   bool json = false;        // one JSON object instead of the table
   std::string batches_out;  // write each step's example indices (JSONL) here
+  double peak_tflops = 0;   // the GPU's dense bf16 peak for MFU (0 = from the device table)
 };
 int run_bench(const Config& config, const BenchOptions& options);
 
@@ -34,6 +35,7 @@ struct InitModelOptions {
   int d_model = 64;
   int heads = 4;
   int kv_heads = 0;                // 0 = heads (no grouping)
+  int head_dim = 0;                // 0 = d_model / heads
   int d_ffn = 0;                   // 0 = 4*d_model (gpt) or 8/3*d_model rounded (llama)
   int max_positions = 512;
   std::string tokenizer;           // model file or tokenizer.json to copy the tokenizer from; "" = byte-level tokenizer

@@ -97,6 +97,17 @@ std::string CudaBackend::name() const {
   return str("cuda (device ", impl_->where.device, ": ", impl_->device_name, ", sm_",
              impl_->cc_major, impl_->cc_minor, ", cuBLASLt ", cublasLtGetVersion(), ")");
 }
+DeviceStats CudaBackend::device_stats() const {
+  DeviceStats d;
+  d.name = impl_->device_name;
+  d.cc_major = impl_->cc_major;
+  d.cc_minor = impl_->cc_minor;
+  size_t free_b = 0, total_b = 0;
+  SPT_CUDA(impl_->where, cudaMemGetInfo(&free_b, &total_b));
+  d.memory_used_mb = double(total_b - free_b) / (1 << 20);
+  d.memory_total_mb = double(total_b) / (1 << 20);
+  return d;
+}
 int CudaBackend::device_index() const { return impl_->where.device; }
 int CudaBackend::rank() const { return impl_->where.rank; }
 CUstream_st* CudaBackend::stream() const { return impl_->stream; }

@@ -38,6 +38,7 @@ class CudaBackend final : public Backend {
 
   Device device() const override { return Device::CUDA; }
   std::string name() const override;
+  DeviceStats device_stats() const override;
   int device_index() const;
   int rank() const;
   // The stream every op is queued on (communicators order their work after it).
