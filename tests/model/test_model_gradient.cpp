@@ -19,33 +19,48 @@ struct Case {
 
 class ModelGradient : public ::testing::TestWithParam<Case> {};
 
+// One stage holding the whole of a tiny random model of the case's family on
+// the CPU back end, computing in `dtype`, with room for 4 examples in `rows` rows.
+struct TinyModel {
+  CpuBackend be{1};
+  SoloGroup tp{CommKind::Tensor, nullptr};
+  ModelConfig config;
+  std::unique_ptr<Stage> stage;
+
+  TinyModel(const Case& cs, DType dtype, uint64_t seed, int64_t rows) {
+    ModelConfig mc = test::tiny_config(cs.family);
+    if (cs.head_dim > 0) mc.head_dim = cs.head_dim;
+    const std::string path = test::temp_path(std::string("model_") + family_name(cs.family) + "_" +
+                                             std::to_string(cs.head_dim) + "_" +
+                                             std::to_string(seed) + ".h5");
+    write_random_model(path, mc, seed, 0.3, nullptr);
+    const h5::File file = h5::File::open_read(path);  // the stage reads its weights now
+    config = read_model_config(file);
+    StageShape shape;
+    shape.train = Capacity{rows, 20};
+    shape.train_seqs = 4;
+    shape.eval = Capacity{rows, 20};
+    shape.eval_seqs = 4;
+    stage = std::make_unique<Stage>(ModelContext{be, tp, dtype, dtype}, config, file,
+                                    plan_stage(config.n_layers, 1, 0, {}),
+                                    HeadSpec{cs.loss, {7, 11, 3}}, shape);
+  }
+};
+
+// Three examples of lengths 5, 9 and 2 text tokens: (tokens, class, label word).
+const std::vector<EncodedExample> kExamples = {{{1, 2, 3, 4, 5}, 0, 7},
+                                               {{9, 8, 7, 6, 5, 4, 3, 2, 1}, 2, 3},
+                                               {{30, 31}, 1, 11}};
+const std::vector<const EncodedExample*> kExamplePtrs = {&kExamples[0], &kExamples[1],
+                                                         &kExamples[2]};
+
 TEST_P(ModelGradient, PromptGradientMatchesFiniteDifferences) {
-  const Case cs = GetParam();
-  ModelConfig mc = test::tiny_config(cs.family);
-  if (cs.head_dim > 0) mc.head_dim = cs.head_dim;
-  const std::string path = test::temp_path(std::string("grad_") + family_name(cs.family) +
-                                           std::to_string(cs.head_dim) + ".h5");
-  write_random_model(path, mc, 7, 0.3, nullptr);
-  h5::File file = h5::File::open_read(path);
-  const ModelConfig config = read_model_config(file);
-
-  CpuBackend be(1);
-  SoloGroup tp(CommKind::Tensor, nullptr);
-  ModelContext ctx{be, tp, DType::F64, DType::F64};
+  TinyModel m(GetParam(), DType::F64, 7, 64);
+  CpuBackend& be = m.be;
+  Stage& stage = *m.stage;
+  const ModelConfig& config = m.config;
   const int P = 3;
-  HeadSpec head{cs.loss, {7, 11, 3}};
-  StageShape shape;
-  shape.train = Capacity{64, 20};
-  shape.train_seqs = 4;
-  shape.eval = Capacity{64, 20};
-  shape.eval_seqs = 4;
-  Stage stage(ctx, config, file, plan_stage(config.n_layers, 1, 0, {}), head, shape);
-
-  // Three examples of lengths 5, 9 and 2 text tokens.
-  std::vector<EncodedExample> ex = {{{1, 2, 3, 4, 5}, 0, 7},
-                                    {{9, 8, 7, 6, 5, 4, 3, 2, 1}, 2, 3},
-                                    {{30, 31}, 1, 11}};
-  std::vector<const EncodedExample*> ptrs = {&ex[0], &ex[1], &ex[2]};
+  const auto& ptrs = kExamplePtrs;
   BatchBuilder builder(be, P, 64, 4);
   MicroBatch mb;
   builder.fill(mb, ptrs);
@@ -97,30 +112,12 @@ TEST_P(ModelGradient, PromptGradientMatchesFiniteDifferences) {
 // it), in float32 as training runs: eight AdamW steps, the loss at every step
 // and the final prompt equal within 1e-5 relative.
 TEST_P(ModelGradient, SharedPromptTrainsLikeThePerExampleLayoutInFloat32) {
-  const Case cs = GetParam();
-  ModelConfig mc = test::tiny_config(cs.family);
-  if (cs.head_dim > 0) mc.head_dim = cs.head_dim;
-  const std::string path = test::temp_path(std::string("curve_") + family_name(cs.family) +
-                                           std::to_string(cs.head_dim) + ".h5");
-  write_random_model(path, mc, 11, 0.3, nullptr);
-  h5::File file = h5::File::open_read(path);
-  const ModelConfig config = read_model_config(file);
-
-  CpuBackend be(1);
-  SoloGroup tp(CommKind::Tensor, nullptr);
-  ModelContext ctx{be, tp, DType::F32, DType::F32};
+  TinyModel m(GetParam(), DType::F32, 11, 96);
+  CpuBackend& be = m.be;
+  Stage& stage = *m.stage;
+  const ModelConfig& config = m.config;
   const int P = 4, B = 3;
-  HeadSpec head{cs.loss, {7, 11, 3}};
-  StageShape shape;
-  shape.train = Capacity{96, 20};
-  shape.train_seqs = 4;
-  shape.eval = Capacity{96, 20};
-  shape.eval_seqs = 4;
-  Stage stage(ctx, config, file, plan_stage(config.n_layers, 1, 0, {}), head, shape);
-  std::vector<EncodedExample> ex = {{{1, 2, 3, 4, 5}, 0, 7},
-                                    {{9, 8, 7, 6, 5, 4, 3, 2, 1}, 2, 3},
-                                    {{30, 31}, 1, 11}};
-  std::vector<const EncodedExample*> ptrs = {&ex[0], &ex[1], &ex[2]};
+  const auto& ptrs = kExamplePtrs;
 
   OptimSection oc;
   oc.lr = 0.05;
