@@ -96,13 +96,7 @@ void write_contents(h5::File& f, const Checkpoint& c) {
     f.write(kRng, DType::I64, Shape{int64_t(rng.size())}, rng.data());
 
   f.write_strings(kConfig, {c.config_yaml});
-  std::vector<std::string> values, words;
-  for (const auto& [value, word] : c.labels) {
-    values.push_back(value);
-    words.push_back(word);
-  }
-  f.write_strings(kLabelValues, values);
-  f.write_strings(kLabelWords, words);
+  write_verbalizer(f, c.labels);
 }
 
 }  // namespace
@@ -187,13 +181,30 @@ Checkpoint read_checkpoint(const std::string& path) {
   std::vector<std::string> config = f.read_strings(kConfig);
   if (config.size() != 1) fail(path, ": dataset 'config_yaml' must hold one string");
   c.config_yaml = config[0];
-  std::vector<std::string> values = f.read_strings(kLabelValues);
-  std::vector<std::string> words = f.read_strings(kLabelWords);
+  c.labels = read_verbalizer(f, path);
+  return c;
+}
+
+void write_verbalizer(h5::File& f, const Verbalizer& labels) {
+  std::vector<std::string> values, words;
+  for (const auto& [value, word] : labels) {
+    values.push_back(value);
+    words.push_back(word);
+  }
+  f.write_strings(kLabelValues, values);
+  f.write_strings(kLabelWords, words);
+}
+
+Verbalizer read_verbalizer(const h5::File& f, const std::string& path) {
+  Verbalizer labels;
+  if (!f.exists(kLabelValues)) return labels;
+  const std::vector<std::string> values = f.read_strings(kLabelValues);
+  const std::vector<std::string> words = f.read_strings(kLabelWords);
   if (values.size() != words.size())
     fail(path, ": 'verbalizer/labels' and 'verbalizer/words' differ in length (", values.size(),
          " vs ", words.size(), ")");
-  for (size_t i = 0; i < values.size(); ++i) c.labels.emplace_back(values[i], words[i]);
-  return c;
+  for (size_t i = 0; i < values.size(); ++i) labels.emplace_back(values[i], words[i]);
+  return labels;
 }
 
 std::string checkpoint_name(int64_t step) {

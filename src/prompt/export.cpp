@@ -385,13 +385,7 @@ StoredPrompt read_hdf5_export(h5::File& f) {
   p.eval_loss = f.attr_double("/", "eval_loss");
   p.task_template = f.attr_string("/", "task_template");
   p.task_max_length = int(f.attr_int("/", "task_max_length"));
-  if (f.exists("verbalizer/labels")) {
-    const std::vector<std::string> values = f.read_strings("verbalizer/labels");
-    const std::vector<std::string> words = f.read_strings("verbalizer/words");
-    SPT_CHECK(values.size() == words.size(), path,
-              ": 'verbalizer/labels' and 'verbalizer/words' differ in length");
-    for (size_t i = 0; i < values.size(); ++i) p.labels.emplace_back(values[i], words[i]);
-  }
+  p.labels = read_verbalizer(f, path);
   p.has_task = !p.labels.empty() && p.task_max_length > 0;
   return p;
 }
@@ -503,15 +497,7 @@ ExportResult export_hdf5(const StoredPrompt& p, const std::string& out) {
     f.set_attr("/", "task_template", p.task_template);
     f.set_attr("/", "task_max_length", int64_t(p.has_task ? p.task_max_length : 0));
     f.write("prompt", DType::F32, Shape{p.rows, p.cols}, p.values.data());
-    if (!p.labels.empty()) {
-      std::vector<std::string> values, words;
-      for (const auto& [value, word] : p.labels) {
-        values.push_back(value);
-        words.push_back(word);
-      }
-      f.write_strings("verbalizer/labels", values);
-      f.write_strings("verbalizer/words", words);
-    }
+    if (!p.labels.empty()) write_verbalizer(f, p.labels);
     f.flush();
   });
   return ExportResult{{out}, file_size(out), p.rows * p.cols * 4};

@@ -12,6 +12,10 @@
 
 #include "sptrain/optim/optimizer.hpp"
 
+namespace sptrain::h5 {
+class File;
+}
+
 namespace sptrain {
 
 struct Checkpoint {
@@ -45,6 +49,13 @@ void write_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // is not HDF5 (or truncated), another format or a newer version, or a missing
 // or mis-shaped dataset.
 Checkpoint read_checkpoint(const std::string& path);
+
+// The verbalizer (label value -> word) as checkpoints and HDF5 prompt exports
+// both store it: string datasets verbalizer/labels and verbalizer/words.
+using Verbalizer = std::vector<std::pair<std::string, std::string>>;
+void write_verbalizer(h5::File& f, const Verbalizer& labels);
+// Empty when the file has none; an error naming `path` when the two differ in length.
+Verbalizer read_verbalizer(const h5::File& f, const std::string& path);
 
 // "step_000100.h5" (at least six digits; more when the step needs them).
 std::string checkpoint_name(int64_t step);
