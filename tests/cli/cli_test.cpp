@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/run_binary.hpp"
 #include "sptrain/config/load.hpp"
 
 namespace sptrain {
@@ -24,24 +25,9 @@ using ::testing::StartsWith;
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = test::CommandResult;
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Single quotes for the shell.
-std::string quote(const std::string& arg) {
-  std::string q = "'";
-  for (char ch : arg) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return q + "'";
-}
+std::string read_file(const fs::path& p) { return test::read_text(p.string()); }
 
 class Cli : public ::testing::Test {
  protected:
@@ -59,17 +45,7 @@ class Cli : public ::testing::Test {
   }
 
   // Runs the binary in the temporary folder with `args`.
-  Result run(const std::vector<std::string>& args) {
-    std::string cmd = "cd " + quote(dir_.string()) + " && " + quote(SPTRAIN_BINARY);
-    for (const std::string& a : args) cmd += " " + quote(a);
-    cmd += " > " + quote((dir_ / "stdout").string()) + " 2> " + quote((dir_ / "stderr").string());
-    int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = read_file(dir_ / "stdout");
-    r.err = read_file(dir_ / "stderr");
-    return r;
-  }
+  Result run(const std::vector<std::string>& args) { return test::run_sptrain(args, dir_.string()); }
 
   fs::path dir_;
 };

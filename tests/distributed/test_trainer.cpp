@@ -9,20 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "dist_env.hpp"
+#include "../support/train_env.hpp"
 #include "sptrain/io/checkpoint.hpp"
 #include "sptrain/train/trainer.hpp"
 
 namespace sptrain::dist {
 namespace {
 
-std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+using test::read_metrics;
 
 struct TrainCase {
   Family family;

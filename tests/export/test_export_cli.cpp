@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../support/run_binary.hpp"
 #include "../support/train_env.hpp"
 #include "sptrain/comm/process_grid.hpp"
 #include "sptrain/io/checkpoint.hpp"
@@ -25,36 +26,10 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string quote(const std::string& arg) {
-  std::string q = "'";
-  for (char ch : arg) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return q + "'";
-}
+using Result = test::CommandResult;
 
 Result run_cli(const std::vector<std::string>& args, const std::string& dir) {
-  // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "literal" + string.
-  std::string cmd = "OMP_NUM_THREADS=1 ";
-  cmd += quote(SPTRAIN_BINARY);
-  for (const std::string& a : args) cmd.append(" ").append(quote(a));
-  cmd.append(" > ").append(quote(dir + "/stdout")).append(" 2> ").append(quote(dir + "/stderr"));
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(dir + "/stdout");
-  r.err = slurp(dir + "/stderr");
-  return r;
+  return test::run_sptrain(args, dir);
 }
 
 // The output of `sptrain eval` without its "prompt:" line (which names the file).

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "../support/run_binary.hpp"
 #include "infer_env.hpp"
 #include "sptrain/backend/cpu/cpu_backend.hpp"
 #include "sptrain/comm/process_grid.hpp"
@@ -189,36 +190,14 @@ TEST_F(Infer, PromptsMustCarryTheirTaskAndFitTheModel) {
 
 // ---- the command ----
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string quote(const std::string& arg) {
-  std::string q = "'";
-  for (char ch : arg) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return q + "'";
-}
+using Result = test::CommandResult;
 
 Result infer_cli(const std::vector<std::string>& args, const std::string& input) {
   const std::string in = test::temp_path("infer_stdin.jsonl");
   std::ofstream(in, std::ios::binary) << input;
-  // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "literal" + string.
-  std::string cmd = "OMP_NUM_THREADS=1 ";
-  cmd += quote(SPTRAIN_BINARY);
-  cmd += " infer";
-  for (const std::string& a : args) cmd.append(" ").append(quote(a));
-  cmd.append(" < ").append(quote(in)).append(" > ").append(quote(in + ".out"));
-  cmd.append(" 2> ").append(quote(in + ".err"));
-  const int status = std::system(cmd.c_str());
-  return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(in + ".out"), slurp(in + ".err")};
+  std::vector<std::string> all{"infer"};
+  all.insert(all.end(), args.begin(), args.end());
+  return test::run_sptrain(all, std::filesystem::path(in).parent_path().string(), in);
 }
 
 TEST_F(Infer, CommandPrintsOneLinePerInputLineInOrder) {

@@ -2,7 +2,9 @@
 // A small training setup for tests: a random model with the byte-level
 // tokenizer and a few SST-2 lines, and a Config pointing at them.
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "test_util.hpp"
 #include "sptrain/config/config.hpp"
@@ -10,6 +12,16 @@
 #include "sptrain/tokenizer/tokenizer.hpp"
 
 namespace sptrain::test {
+
+// Every line of <run_dir>/metrics.jsonl, parsed.
+inline std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
 
 // The first n lines of data/sst2/<split>.tsv in a temporary file.
 inline std::string sst2_subset(const std::string& split, int n, const std::string& name) {

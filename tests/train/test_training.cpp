@@ -39,14 +39,7 @@ void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 namespace sptrain {
 namespace {
 
-std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+using test::read_metrics;
 
 std::map<int64_t, double> losses(const std::vector<nlohmann::json>& metrics) {
   std::map<int64_t, double> out;
