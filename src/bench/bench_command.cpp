@@ -71,7 +71,7 @@ double peak_rss_mb() {
 
 int run_bench(const Config& config, const BenchOptions& o) {
   SPT_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be >= 1 and --warmup >= 0");
-  MpiRuntime mpi;
+  MpiRuntime mpi(MpiStart::WhenLaunched);
   try {
     ProcessGrid grid = make_process_grid(config.parallel.tensor, config.parallel.pipeline);
     const bool lead = grid.world_rank == 0;

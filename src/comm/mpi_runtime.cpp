@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "sptrain/core/error.hpp"
 
@@ -19,11 +20,37 @@ bool mpi_usable() {
   return initialised && !finalised;
 }
 
+bool env_set(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v;
+}
+
+// SPTRAIN_MPI: "always", "never", or unset/"auto" (the launcher decides).
+bool should_start_mpi(MpiStart start) {
+  if (start == MpiStart::Always) return true;
+  const char* v = std::getenv("SPTRAIN_MPI");
+  const std::string mode = v ? v : "";
+  if (mode == "always") return true;
+  if (mode == "never") return false;
+  SPT_CHECK(mode.empty() || mode == "auto", "SPTRAIN_MPI=", mode, ": must be always, never or auto");
+  return launched_by_mpi_launcher();
+}
+
 }  // namespace
 
-MpiRuntime::MpiRuntime(int* argc, char*** argv) : uncaught_at_start_(std::uncaught_exceptions()) {
+bool launched_by_mpi_launcher() {
+  if (env_set("OMPI_COMM_WORLD_SIZE") || env_set("PMIX_RANK") || env_set("PMI_RANK") ||
+      env_set("PMI_SIZE"))
+    return true;
+  const char* tasks = std::getenv("SLURM_STEP_NUM_TASKS");
+  return tasks && std::atoi(tasks) > 1;
+}
+
+MpiRuntime::MpiRuntime(int* argc, char*** argv, MpiStart start)
+    : uncaught_at_start_(std::uncaught_exceptions()) {
   int initialised = 0;
   MPI_Initialized(&initialised);
+  if (!initialised && !should_start_mpi(start)) return;  // a world of one rank, no MPI
   if (!initialised) {
     int provided = 0;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)

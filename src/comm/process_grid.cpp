@@ -84,12 +84,17 @@ std::unique_ptr<Group> split_group(ProcessGrid& g, CommKind kind, int group_size
 ProcessGrid make_process_grid(int tensor, int pipeline) {
   // Sizes first: a bad configuration is reported before any MPI call.
   check_sizes(tensor, pipeline);
-  int initialised = 0;
+  // Without MPI (a plain run: MpiRuntime(MpiStart::WhenLaunched)) the world
+  // is this one process.
+  int initialised = 0, finalised = 0;
   MPI_Initialized(&initialised);
-  SPT_CHECK(initialised, "make_process_grid: MPI is not initialised (create an MpiRuntime first)");
+  MPI_Finalized(&finalised);
+  SPT_CHECK(!finalised, "make_process_grid: MPI is already finalised");
   int world_size = 1, world_rank = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  if (initialised) {
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  }
   const GridLayout layout = make_grid_layout(world_size, tensor, pipeline);
   if (world_size == 1) return make_solo_grid();
 

@@ -21,7 +21,7 @@ extern "C" void on_stop_signal(int) { request_stop(); }
 // hang of the ranks waiting for it in a collective).
 template <typename F>
 int run_job(F&& body) {
-  MpiRuntime mpi;
+  MpiRuntime mpi(MpiStart::WhenLaunched);
   try {
     return body();
   } catch (const std::exception& e) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../support/run_binary.hpp"
+#include "sptrain/comm/mpi_runtime.hpp"
 #include "sptrain/config/load.hpp"
 
 namespace sptrain {
@@ -26,8 +27,6 @@ using ::testing::StartsWith;
 namespace fs = std::filesystem;
 
 using Result = test::CommandResult;
-
-std::string read_file(const fs::path& p) { return test::read_text(p.string()); }
 
 class Cli : public ::testing::Test {
  protected:
@@ -185,6 +184,59 @@ TEST_F(Cli, HelpForEverySubcommand) {
     EXPECT_EQ(r.code, 0) << c.args[0];
     for (const std::string& m : c.mentions) EXPECT_THAT(r.out, HasSubstr(m)) << c.args[0];
   }
+}
+
+// Which environments count as "started by a launcher" (MPI is initialised
+// only then; docs/parallelism.md, "Starting").
+TEST(MpiStart, LauncherVariables) {
+  const char* const names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                               "SLURM_STEP_NUM_TASKS"};
+  std::vector<std::pair<std::string, std::string>> saved;
+  for (const char* n : names) {
+    if (const char* v = std::getenv(n)) saved.emplace_back(n, v);
+    ::unsetenv(n);
+  }
+  EXPECT_FALSE(launched_by_mpi_launcher());
+  for (const char* n : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"}) {
+    ::setenv(n, "0", 1);
+    EXPECT_TRUE(launched_by_mpi_launcher()) << n;
+    ::unsetenv(n);
+  }
+  ::setenv("SLURM_STEP_NUM_TASKS", "1", 1);  // one srun task without PMI: a plain run
+  EXPECT_FALSE(launched_by_mpi_launcher());
+  ::setenv("SLURM_STEP_NUM_TASKS", "4", 1);
+  EXPECT_TRUE(launched_by_mpi_launcher());
+  ::unsetenv("SLURM_STEP_NUM_TASKS");
+  for (const auto& [n, v] : saved) ::setenv(n.c_str(), v.c_str(), 1);
+}
+
+// A plain `sptrain eval` (no mpirun) runs without initialising MPI: with an
+// MPI that cannot start (OMPI_MCA_pml names no component, so MPI_Init fails)
+// it still works, and SPTRAIN_MPI=always shows that MPI would have failed.
+TEST_F(Cli, PlainRunNeedsNoMpi) {
+  Result init = run({"init-model", "--out", "m.h5", "--layers", "1", "--d-model", "16", "--heads", "2"});
+  ASSERT_EQ(init.code, 0) << init.err;
+  write("d.tsv", "a fine film\t1\na dull film\t0\n");
+  write("x.yaml",
+        "model:\n  path: m.h5\n"
+        "task:\n  train: d.tsv\n  eval: d.tsv\n  template: \"{text} =\"\n"
+        "  labels: {\"0\": \"n\", \"1\": \"p\"}\n"
+        "prompt:\n  length: 2\n");
+  const std::vector<std::string> broken_mpi = {"OMPI_MCA_pml=no_such_component", "OMPI_COMM_WORLD_SIZE=",
+                                               "PMIX_RANK=", "PMI_RANK=", "PMI_SIZE=", "SLURM_STEP_NUM_TASKS="};
+  Result plain = test::run_sptrain({"eval", "x.yaml"}, dir_.string(), "", broken_mpi);
+  EXPECT_EQ(plain.code, 0) << plain.err;
+  EXPECT_THAT(plain.out, HasSubstr("accuracy: "));
+
+  std::vector<std::string> forced = broken_mpi;
+  forced.push_back("SPTRAIN_MPI=always");
+  Result with_mpi = test::run_sptrain({"eval", "x.yaml"}, dir_.string(), "", forced);
+  EXPECT_NE(with_mpi.code, 0) << "MPI_Init should have failed with OMPI_MCA_pml=no_such_component";
+
+  forced.back() = "SPTRAIN_MPI=sometimes";
+  Result bad = test::run_sptrain({"eval", "x.yaml"}, dir_.string(), "", forced);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("SPTRAIN_MPI=sometimes: must be always, never or auto"));
 }
 
 }  // namespace

@@ -32,12 +32,18 @@ inline std::string shell_quote(const std::string& arg) {
 
 // Runs `sptrain ARGS` with one OpenMP thread, in folder `dir` (which also
 // receives its stdout and stderr files), reading stdin from `stdin_path`
-// when one is given.
+// when one is given. `env`: extra NAME=VALUE words for the environment.
 inline CommandResult run_sptrain(const std::vector<std::string>& args, const std::string& dir,
-                                 const std::string& stdin_path = "") {
+                                 const std::string& stdin_path = "",
+                                 const std::vector<std::string>& env = {}) {
   // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "literal" + string.
   std::string cmd = "cd ";
-  cmd.append(shell_quote(dir)).append(" && OMP_NUM_THREADS=1 ").append(shell_quote(SPTRAIN_BINARY));
+  cmd.append(shell_quote(dir)).append(" && OMP_NUM_THREADS=1 ");
+  for (const std::string& e : env) {  // NAME=VALUE: only the value may be quoted
+    const size_t eq = e.find('=');
+    cmd.append(e.substr(0, eq)).append("=").append(shell_quote(e.substr(eq + 1))).append(" ");
+  }
+  cmd.append(shell_quote(SPTRAIN_BINARY));
   for (const std::string& a : args) cmd.append(" ").append(shell_quote(a));
   if (!stdin_path.empty()) cmd.append(" < ").append(shell_quote(stdin_path));
   cmd.append(" > ").append(shell_quote(dir + "/stdout"));

@@ -1,14 +1,29 @@
 #pragma once
 // MPI's lifetime and the one way a failing rank ends the job.
 //
-// sptrain always initialises MPI, also for a plain `./sptrain ...` without
-// mpirun: Open MPI then starts as a "singleton", a world of one rank (about
-// 0.35 s here, also as root). So the same code paths run with one rank or many.
+// `sptrain` initialises MPI when a launcher started it (mpirun, srun with
+// PMI/PMIx: see launched_by_mpi_launcher). A plain `./sptrain ...` runs as a
+// world of one rank without MPI: Open MPI's "singleton" start would fork an
+// `orted` daemon and need Open MPI's plugins installed, which a machine that
+// only has sptrain's libraries (a lent GPU machine, a container) may lack.
+// One rank takes make_solo_grid() either way, which calls no MPI.
 #include <string>
 
 namespace sptrain {
 
-// RAII: MPI_Init_thread(MPI_THREAD_FUNNELED) unless MPI is already initialised,
+enum class MpiStart {
+  Always,        // MPI_Init even without a launcher (a singleton world): tests of MPI itself
+  WhenLaunched,  // MPI_Init only under a launcher; SPTRAIN_MPI=always|never overrides
+};
+
+// True when the environment shows a process manager that started several
+// processes: Open MPI's mpirun (OMPI_COMM_WORLD_SIZE), PMIx (PMIX_RANK: srun
+// --mpi=pmix, prterun), PMI-1/2 (PMI_RANK, PMI_SIZE: MPICH's hydra, srun
+// --mpi=pmi2), or a Slurm step of more than one task (SLURM_STEP_NUM_TASKS > 1).
+bool launched_by_mpi_launcher();
+
+// RAII: MPI_Init_thread(MPI_THREAD_FUNNELED) unless MPI is already initialised
+// (or `start` says not to: then a world of one rank without MPI),
 // MPI_Finalize at destruction if this object initialised it. FUNNELED because
 // only the main thread calls MPI; OpenMP threads never do.
 //
@@ -17,7 +32,8 @@ namespace sptrain {
 // would never come. Catch the exception and call abort_job instead.
 class MpiRuntime {
  public:
-  explicit MpiRuntime(int* argc = nullptr, char*** argv = nullptr);
+  explicit MpiRuntime(int* argc = nullptr, char*** argv = nullptr, MpiStart start = MpiStart::Always);
+  explicit MpiRuntime(MpiStart start) : MpiRuntime(nullptr, nullptr, start) {}
   ~MpiRuntime();
   MpiRuntime(const MpiRuntime&) = delete;
   MpiRuntime& operator=(const MpiRuntime&) = delete;
