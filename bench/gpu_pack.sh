@@ -36,11 +36,12 @@ die() { echo "gpu_pack: error: $*" >&2; exit 1; }
 command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]] || die "no nvcc: the CUDA toolkit is needed to build"
 [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH="/usr/local/cuda/bin:$PATH"
 
+mkdir -p "$build"
 say "building sptrain and test_backend_cuda in $build (CUDA, Release)"
-cmake -S . -B "$build" -G Ninja -DSPTRAIN_CUDA=ON -DCMAKE_BUILD_TYPE=Release > "$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log"; die "cmake configure failed"; }
-cmake --build "$build" --target sptrain test_backend_cuda -j "$jobs" > "$build.build.log" 2>&1 ||
-  { tail -40 "$build.build.log"; die "build failed (log: $build.build.log)"; }
+cmake -S . -B "$build" -G Ninja -DSPTRAIN_CUDA=ON -DCMAKE_BUILD_TYPE=Release > "$build/gpu_pack.configure.log" 2>&1 ||
+  { cat "$build/gpu_pack.configure.log"; die "cmake configure failed"; }
+cmake --build "$build" --target sptrain test_backend_cuda -j "$jobs" > "$build/gpu_pack.build.log" 2>&1 ||
+  { tail -40 "$build/gpu_pack.build.log"; die "build failed (log: $build/gpu_pack.build.log)"; }
 bins=("$build/bin/sptrain" "$build/tests/backend_cuda/test_backend_cuda")
 for b in "${bins[@]}"; do [[ -x "$b" ]] || die "$b: not built"; done
 
