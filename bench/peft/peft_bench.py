@@ -545,9 +545,52 @@ def save_prompt(args, model, np):
         os.replace(tmp, args.save_prompt)
 
 
+class TimedSteps:
+    """The timed steps' times, positions and FLOPs summed, and the figures
+    both PEFT benchmarks (this one and peft_gpu_stage.py) print from them."""
+
+    TIMES = ("forward", "backward", "optimizer", "total")
+    COUNTS = ("text", "prompt", "padding", "fwd", "bwd")
+
+    def __init__(self):
+        self.sums = {k: 0.0 for k in self.TIMES + self.COUNTS}
+        self.parts = {"blocks": 0.0, "attention": 0.0, "lm_head": 0.0}
+        self.n = 0
+
+    def add(self, r):
+        for k in self.TIMES:
+            self.sums[k] += r[k]
+        for k in self.COUNTS:
+            self.sums[k] += r["counts"][k]
+        for k in self.parts:
+            self.parts[k] += r["counts"]["parts"][k]
+        self.n += 1
+
+    def step_s(self):
+        return self.sums["total"] / self.n
+
+    def flops_per_step(self):
+        return (self.sums["fwd"] + self.sums["bwd"]) / self.n
+
+    def figures(self, batch):
+        n, s, step_s = self.n, self.sums, self.step_s()
+        text, prompt, padding = s["text"] / n, s["prompt"] / n, s["padding"] / n
+        return {
+            "batch_size": batch,
+            "steps": n,
+            "examples_per_s": batch / step_s,
+            "positions_per_s": {"text": text / step_s, "prompt": prompt / step_s, "prompt_per_example": prompt / step_s,
+                                "padding": padding / step_s, "total": (text + prompt + padding) / step_s},
+            "padding_share": padding / (text + prompt + padding),
+            "step_time_s": {"forward": s["forward"] / n, "backward": s["backward"] / n,
+                            "optimizer": s["optimizer"] / n, "total": step_s},
+            "gflop_per_step": self.flops_per_step() / 1e9,
+            "gflop_per_step_parts": {k: v / n / 1e9 for k, v in self.parts.items()},
+        }
+
+
 def bench(args, runner, train, batches, B, common, source, torch):
-    sums = {k: 0.0 for k in ("forward", "backward", "optimizer", "total", "text", "prompt", "padding", "fwd", "bwd")}
-    parts = {"blocks": 0.0, "attention": 0.0, "lm_head": 0.0}
+    timed_steps = TimedSteps()
     loss = 0.0
     other = None
     for step in range(1, args.warmup + args.steps + 1):
@@ -557,34 +600,16 @@ def bench(args, runner, train, batches, B, common, source, torch):
         loss = r["loss"]
         timed = step > args.warmup
         say(f"step {step}{'' if timed else ' (warm-up)'}: {r['total']:.2f} s, loss {loss:.4f}")
-        if not timed:
-            continue
-        for k in ("forward", "backward", "optimizer", "total"):
-            sums[k] += r[k]
-        for k in ("text", "prompt", "padding", "fwd", "bwd"):
-            sums[k] += r["counts"][k]
-        for k in parts:
-            parts[k] += r["counts"]["parts"][k]
-    n = args.steps
-    step_s = sums["total"] / n
-    text, prompt, padding = sums["text"] / n, sums["prompt"] / n, sums["padding"] / n
-    flops = (sums["fwd"] + sums["bwd"]) / n
-    four_n_blocks = parts["blocks"] / n  # 4N per row: the simple count of REFERENCE.md
+        if timed:
+            timed_steps.add(r)
+    step_s = timed_steps.step_s()
+    four_n_blocks = timed_steps.parts["blocks"] / timed_steps.n  # 4N per row: the simple count of REFERENCE.md
     j = {
         **common,
         "batches": source,
-        "batch_size": B,
-        "steps": n,
         "warmup": args.warmup,
-        "examples_per_s": B / step_s,
-        "positions_per_s": {"text": text / step_s, "prompt": prompt / step_s, "prompt_per_example": prompt / step_s,
-                            "padding": padding / step_s, "total": (text + prompt + padding) / step_s},
-        "padding_share": padding / (text + prompt + padding),
-        "step_time_s": {"forward": sums["forward"] / n, "backward": sums["backward"] / n,
-                        "optimizer": sums["optimizer"] / n, "total": step_s},
-        "gflop_per_step": flops / 1e9,
-        "gflop_per_step_parts": {k: v / n / 1e9 for k, v in parts.items()},
-        "gflops_per_s": flops / step_s / 1e9,
+        **timed_steps.figures(B),
+        "gflops_per_s": timed_steps.flops_per_step() / step_s / 1e9,
         "gflops_per_s_4n": four_n_blocks / step_s / 1e9,
         "blas": blas_description(torch),
         "peak_rss_mb": rss_mb(),
@@ -598,7 +623,7 @@ def bench(args, runner, train, batches, B, common, source, torch):
     st = j["step_time_s"]
     print(f"peft bench: torch {j['torch']}, transformers {j['transformers']}, peft {j['peft']}, "
           f"{j['threads']} threads, logits {j['logits']}")
-    print(f"  {n} timed steps after {args.warmup} warm-up, batch {B}, batches from {source}")
+    print(f"  {j['steps']} timed steps after {args.warmup} warm-up, batch {B}, batches from {source}")
     print(f"  examples/s          {j['examples_per_s']:10.2f}")
     print(f"  positions/s         {pp['total']:10.1f}  (text {pp['text']:.1f}, prompt {pp['prompt']:.1f}, "
           f"padding {pp['padding']:.1f} = {100 * j['padding_share']:.0f}%)")

@@ -216,43 +216,25 @@ def main():
         device_name = torch.cuda.get_device_name()
     else:
         device_name = "cpu"
-    sums = {k: 0.0 for k in ("forward", "backward", "optimizer", "total", "text", "prompt", "padding", "fwd", "bwd")}
-    parts = {"blocks": 0.0, "attention": 0.0, "lm_head": 0.0}
+    timed_steps = peft_bench.TimedSteps()
     loss = 0.0
     for step in range(1, need + 1):
         r = runner.train_step(step, [train[i] for i in batches[step - 1]])
         loss = r["loss"]
         timed = step > args.warmup
         say(f"step {step}{'' if timed else ' (warm-up)'}: {r['total'] * 1e3:.1f} ms, loss {loss:.4f}")
-        if not timed:
-            continue
-        for k in ("forward", "backward", "optimizer", "total"):
-            sums[k] += r[k]
-        for k in ("text", "prompt", "padding", "fwd", "bwd"):
-            sums[k] += r["counts"][k]
-        for k in parts:
-            parts[k] += r["counts"]["parts"][k]
+        if timed:
+            timed_steps.add(r)
 
-    n = args.steps
-    step_s = sums["total"] / n
-    text, prompt, padding = sums["text"] / n, sums["prompt"] / n, sums["padding"] / n
-    flops = (sums["fwd"] + sums["bwd"]) / n
     peak, peak_source = device_peak(device_name, args.peak_tflops)
-    achieved = flops / step_s / 1e12
+    achieved = timed_steps.flops_per_step() / timed_steps.step_s() / 1e12
     j = {
         "tool": "peft", "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
         "device": device_name, "dtype": args.dtype, "logits": args.logits, "batches": source,
         "shape": {"layers": args.layers, "d_model": args.d_model, "heads": args.heads, "head_dim": args.head_dim,
                   "d_ffn_swiglu": args.d_ffn, "vocab": len(tokenizer), "prompt_length": args.prompt_length},
-        "batch_size": B, "steps": n, "warmup": args.warmup,
-        "examples_per_s": B / step_s,
-        "positions_per_s": {"text": text / step_s, "prompt": prompt / step_s, "padding": padding / step_s,
-                            "total": (text + prompt + padding) / step_s},
-        "padding_share": padding / (text + prompt + padding),
-        "step_time_s": {"forward": sums["forward"] / n, "backward": sums["backward"] / n,
-                        "optimizer": sums["optimizer"] / n, "total": step_s},
-        "gflop_per_step": flops / 1e9,
-        "gflop_per_step_parts": {k: v / n / 1e9 for k, v in parts.items()},
+        "warmup": args.warmup,
+        **timed_steps.figures(B),
         "tflops_per_s": achieved,
         # Every FLOP PEFT does counts here, padding rows and the prompt's rows
         # per example included: this is the device's utilisation, not useful work.
@@ -267,7 +249,7 @@ def main():
     pp, st = j["positions_per_s"], j["step_time_s"]
     print(f"peft gpu stage: {device_name}, torch {j['torch']}, transformers {j['transformers']}, peft {j['peft']}, "
           f"{args.dtype}, logits {args.logits}")
-    print(f"  {n} timed steps after {args.warmup} warm-up, batch {B}, batches from {source}")
+    print(f"  {j['steps']} timed steps after {args.warmup} warm-up, batch {B}, batches from {source}")
     print(f"  examples/s          {j['examples_per_s']:10.2f}")
     print(f"  positions/s         {pp['total']:10.1f}  (text {pp['text']:.1f}, prompt {pp['prompt']:.1f}, "
           f"padding {pp['padding']:.1f} = {100 * j['padding_share']:.0f}%)")
