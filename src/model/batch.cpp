@@ -9,8 +9,12 @@ namespace sptrain {
 // ---- PackedBatchWriter: the packing both builders share ----
 
 PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max_seqs,
-                                     int max_segments)
-    : backend_(backend), max_rows_(max_rows), max_seqs_(max_seqs), max_segments_(max_segments) {
+                                     int max_segments, int64_t prompt_rows)
+    : backend_(backend),
+      max_rows_(max_rows),
+      max_seqs_(max_seqs),
+      max_segments_(max_segments),
+      prompt_rows_(prompt_rows) {
   offsets_ = backend.allocate(DType::I32, Shape{max_segments + 1});
   prefix_start_ = backend.allocate(DType::I32, Shape{max_segments});
   prefix_len_ = backend.allocate(DType::I32, Shape{max_segments});
@@ -69,6 +73,8 @@ void PackedBatchWriter::add_segment(int len, int prefix_start, int prefix_len) {
 }
 
 void PackedBatchWriter::add_prompt_rows(int64_t first_row, int P) {
+  SPT_CHECK(first_row >= 0 && P >= 0 && first_row + P <= prompt_rows_, "internal error: prompt rows ",
+            first_row, "..", first_row + P - 1, " outside the prompt's ", prompt_rows_, " rows");
   for (int i = 0; i < P; ++i) {
     mb_->seq.host_positions.push_back(i);
     host_tokens_.push_back(int32_t(-1 - (first_row + i)));  // stacked prompt row first_row + i
@@ -127,7 +133,7 @@ BatchBuilder::BatchBuilder(Backend& backend, int prompt_len, int64_t max_rows, i
                            bool share_prompt)
     : prompt_len_(prompt_len),
       share_prompt_(share_prompt),
-      writer_(backend, max_rows, max_seqs, /*max_segments=*/max_seqs + 1) {}
+      writer_(backend, max_rows, max_seqs, /*max_segments=*/max_seqs + 1, /*prompt_rows=*/prompt_len) {}
 
 void BatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples) {
   const int B = int(examples.size());
@@ -184,7 +190,8 @@ MixedPromptBatchBuilder::MixedPromptBatchBuilder(Backend& backend, std::vector<i
     : prompt_lens_(std::move(prompt_lens)),
       prompt_offsets_(stacked_offsets(prompt_lens_)),
       writer_(backend, max_rows, max_seqs,
-              /*max_segments=*/std::min(int(prompt_lens_.size()), max_seqs) + max_seqs),
+              /*max_segments=*/std::min(int(prompt_lens_.size()), max_seqs) + max_seqs,
+              /*prompt_rows=*/prompt_offsets_.back()),
       segment_of_prompt_(prompt_lens_.size(), -1) {}
 
 void MixedPromptBatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples,

@@ -35,12 +35,16 @@ struct MicroBatch {
 // and rows in order, then finish() (which uploads).
 class PackedBatchWriter {
  public:
-  PackedBatchWriter(Backend& backend, int64_t max_rows, int max_seqs, int max_segments);
+  // prompt_rows: rows of the (stacked) prompt tensor that prompt tokens index.
+  PackedBatchWriter(Backend& backend, int64_t max_rows, int max_seqs, int max_segments,
+                    int64_t prompt_rows);
   void begin(MicroBatch& mb, int num_examples);
   // A segment of `len` rows starting at the current row, attending to the
   // prefix_len rows from row prefix_start first.
   void add_segment(int len, int prefix_start, int prefix_len);
   // P prompt rows at positions 0..P-1 holding stacked prompt rows first_row.. .
+  // Rows outside the prompt tensor are an error here, so no back end ever
+  // sees a prompt token it cannot resolve.
   void add_prompt_rows(int64_t first_row, int P);
   // The example's text rows at positions first_pos.., its answer row and targets.
   void add_example(const EncodedExample& ex, int first_pos);
@@ -56,6 +60,7 @@ class PackedBatchWriter {
   int64_t max_rows_;
   int max_seqs_;
   int max_segments_;
+  int64_t prompt_rows_;
   Buffer offsets_, prefix_start_, prefix_len_, positions_, answer_rows_, prob_offsets_, tokens_,
       label_targets_, token_targets_;
   std::vector<int32_t> host_tokens_, host_token_targets_;

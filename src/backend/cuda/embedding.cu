@@ -13,6 +13,8 @@ namespace {
 
 // x[t, i] = prompt[-1 - token, i] (prompt rows: token < 0, f32 -> act) or
 // table[token - vocab_start, i] (this shard's rows), else 0. One thread per element.
+// A prompt token outside the prompt never arrives: PackedBatchWriter refuses
+// it where the batch is made (the CPU back end also asserts on one).
 template <typename T>
 __global__ void embed_forward_kernel(T* x, const int32_t* tokens, const T* table, int64_t V,
                                      int64_t vocab_start, const float* prompt,
