@@ -6,7 +6,8 @@
 namespace sptrain {
 
 void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,
-                  const LocalDims& dims, const HeadSpec& spec, int max_seqs, int slots) {
+                  const LocalDims& dims, const HeadSpec& spec, int max_seqs, int slots,
+                  const Tensor& tied_table) {
   const Range all_d{0, c.d_model};
   final_norm.kind = c.norm;
   final_norm.eps = c.norm_eps;
@@ -18,7 +19,15 @@ void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConf
   loss = spec.loss;
   n_labels = int(spec.label_tokens.size());
   vocab = dims.vocab_range;
-  if (loss == LossKind::Vocab) weight = loader.read_matrix(head, vocab, all_d);
+  if (loss == LossKind::Vocab) {
+    if (c.tied_embeddings && !tied_table.empty()) {
+      SPT_ASSERT(tied_table.rows() == vocab.count && tied_table.cols() == c.d_model);
+      weight = tied_table;
+    } else {
+      own_weight = loader.read_matrix(head, vocab, all_d);
+      weight = own_weight.view();
+    }
+  }
   label_weight = loader.allocate(Shape{n_labels, c.d_model});
   for (int i = 0; i < n_labels; ++i) {
     const int32_t tok = spec.label_tokens[size_t(i)];

@@ -42,7 +42,7 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
     layers_[size_t(i)].load(loader, config, dims_, spec.first_layer + i);
   if (spec.last())
     head_.load(ctx, loader, config, dims_, head, std::max(shape.train_seqs, shape.eval_seqs),
-               shape.activation_sets);
+               shape.activation_sets, spec.first() ? embedding_.tokens.view() : Tensor{});
   weight_bytes_ = loader.resident_bytes();
 
   if (config.position == PositionKind::Rope) {
@@ -101,8 +101,8 @@ Stage::Work Stage::work(const MicroBatch& mb) const {
 
 void Stage::for_each_weight(
     const std::function<void(const std::string&, const Tensor&)>& fn) const {
-  auto visit = [&](const std::string& name, const Buffer& b) {
-    if (!b.empty()) fn(name, b.view());
+  auto visit = [&](const std::string& name, const Tensor& t) {
+    if (!t.empty()) fn(name, t);
   };
   visit("embeddings/tokens", embedding_.tokens);
   visit("embeddings/positions", embedding_.positions);
@@ -124,7 +124,7 @@ void Stage::for_each_weight(
   }
   visit("final_norm/weight", head_.final_norm.weight);
   visit("final_norm/bias", head_.final_norm.bias);
-  visit("lm_head/weight", head_.weight);
+  visit("lm_head/weight", head_.own_weight);  // a tied head's view is the embedding's, above
   visit("lm_head/label_rows", head_.label_weight);
 }
 

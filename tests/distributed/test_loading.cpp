@@ -43,7 +43,9 @@ Share expected_share(const ModelConfig& m, const StageSpec& stage, int t, int tp
                          + 2 * d;                                    // o and down biases: whole
   s.blocks = stage.num_layers * matrices;
   s.vectors = stage.num_layers * vectors;
-  if (stage.last()) s.head = norm + (vocab_loss ? v_local * d : 0) + int64_t(n_labels) * d;
+  // A tied head on the stage that holds the embedding reads its table: no second copy.
+  const bool own_head_rows = vocab_loss && !(m.tied_embeddings && stage.first());
+  if (stage.last()) s.head = norm + (own_head_rows ? v_local * d : 0) + int64_t(n_labels) * d;
   return s;
 }
 

@@ -172,5 +172,19 @@ INSTANTIATE_TEST_SUITE_P(AllFamilies, ModelGradient,
                                   (c.head_dim > 0 ? "_head_dim" + std::to_string(c.head_dim) : "");
                          });
 
+// A head tied to the embeddings, on a stage that also holds them, reads the
+// vocabulary's rows from the embedding table instead of loading a second copy
+// (the GPT tiny model is tied, the Llama one is not). Its gradient is checked
+// above (gpt, vocab loss).
+TEST(TiedHead, OneCopyOfTheVocabularyOnASingleStage) {
+  for (Family family : {Family::Gpt, Family::Llama}) {
+    TinyModel labels({family, LossKind::Labels}, DType::F32, 3, 64);
+    TinyModel vocab({family, LossKind::Vocab}, DType::F32, 3, 64);
+    const int64_t table = int64_t(vocab.config.vocab_size) * vocab.config.d_model * 4;
+    const int64_t extra = vocab.stage->weight_bytes() - labels.stage->weight_bytes();
+    EXPECT_EQ(extra, vocab.config.tied_embeddings ? 0 : table) << family_name(family);
+  }
+}
+
 }  // namespace
 }  // namespace sptrain

@@ -26,7 +26,11 @@ struct HeadOutput {
 
 struct LmHead {
   Norm final_norm;
-  Buffer weight;        // [V_local, d] this rank's rows of the LM head (vocab loss)
+  // [V_local, d] this rank's rows of the LM head (vocab loss): own_weight, or
+  // with tied embeddings on a stage that also holds the embedding, a view of
+  // the embedding's table (one copy of the vocabulary, not two).
+  Buffer own_weight;
+  Tensor weight;
   Range vocab;
   Buffer label_weight;  // [n_labels, d] the LM head's rows of the label words
   LossKind loss = LossKind::Labels;
@@ -44,8 +48,11 @@ struct LmHead {
   Buffer hn, target, dlogits, dhn, dh;
   std::vector<double> host_stats, host_max, host_sumexp, host_target;  // reused every step
 
+  // tied_table: the embedding's rows of this rank when this stage holds them
+  // and the model ties the head to them (empty otherwise); it must outlive the head.
   void load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,
-            const LocalDims& dims, const HeadSpec& spec, int max_seqs, int slots);
+            const LocalDims& dims, const HeadSpec& spec, int max_seqs, int slots,
+            const Tensor& tied_table = Tensor{});
 
   // x: [T,d] the last layer's output. Fills out (host). Keeps what backward
   // needs in set `slot`; slot -1 (evaluation, no backward) uses set 0.
