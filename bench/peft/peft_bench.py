@@ -382,14 +382,26 @@ class Runner:
         fwd, bwd, parts = step_flops(self.shape, rows_per_example, B, head_rows, self.shape["vocab"])
         return {"text": text, "prompt": self.P * B, "padding": B * T - text, "fwd": fwd, "bwd": bwd, "parts": parts}
 
+    # Hooks for a GPU runner (peft_gpu_stage.py): move the batch to the device,
+    # and wait for the device before reading the clock. On the CPU: nothing.
+    def to_device(self, tensors):
+        return tensors
+
+    def sync(self):
+        pass
+
     def train_step(self, step, examples):
         torch = self.torch
+        self.sync()
         t0 = time.perf_counter()
         ids, mask, last, labels, lengths = self.collate(examples)
+        ids, mask, last, labels = self.to_device((ids, mask, last, labels))
         logits = self.label_logits(ids, mask, last)
-        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        self.sync()
         t1 = time.perf_counter()
         loss.backward()
+        self.sync()
         t2 = time.perf_counter()
         if self.clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip)
@@ -397,6 +409,7 @@ class Runner:
             g["lr"] = self.schedule.lr(step)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.sync()
         t3 = time.perf_counter()
         return {"forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2, "total": t3 - t0,
                 "loss": float(loss.detach()), "counts": self.counts(lengths, ids)}

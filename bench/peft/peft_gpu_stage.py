@@ -128,33 +128,12 @@ class GpuRunner(peft_bench.Runner):
         self.device = device
         self.label_ids = self.label_ids.to(device)
 
+    def to_device(self, tensors):
+        return tuple(t.to(self.device, non_blocking=True) for t in tensors)
+
     def sync(self):
         if self.device.startswith("cuda"):
             self.torch.cuda.synchronize()
-
-    def train_step(self, step, examples):
-        torch = self.torch
-        self.sync()
-        t0 = time.perf_counter()
-        ids, mask, last, labels, lengths = self.collate(examples)
-        ids, mask, last, labels = (t.to(self.device, non_blocking=True) for t in (ids, mask, last, labels))
-        logits = self.label_logits(ids, mask, last)
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-        self.sync()
-        t1 = time.perf_counter()
-        loss.backward()
-        self.sync()
-        t2 = time.perf_counter()
-        if self.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
-        for g in self.optimizer.param_groups:
-            g["lr"] = self.schedule.lr(step)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.sync()
-        t3 = time.perf_counter()
-        return {"forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2, "total": t3 - t0,
-                "loss": float(loss.detach()), "counts": self.counts(lengths, ids)}
 
 
 def main():
