@@ -16,8 +16,8 @@ enum class MpiStart {
   WhenLaunched,  // MPI_Init only under a launcher; SPTRAIN_MPI=always|never overrides
 };
 
-// True when the environment shows a process manager that started several
-// processes: Open MPI's mpirun (OMPI_COMM_WORLD_SIZE), PMIx (PMIX_RANK: srun
+// True when the environment shows that a process manager started this process
+// (of one or many): Open MPI's mpirun (OMPI_COMM_WORLD_SIZE), PMIx (PMIX_RANK: srun
 // --mpi=pmix, prterun), PMI-1/2 (PMI_RANK, PMI_SIZE: MPICH's hydra, srun
 // --mpi=pmi2), or a Slurm step of more than one task (SLURM_STEP_NUM_TASKS > 1).
 bool launched_by_mpi_launcher();
