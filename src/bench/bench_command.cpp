@@ -13,13 +13,12 @@
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/comm/mpi_runtime.hpp"
 #include "sptrain/comm/process_grid.hpp"
-#include "sptrain/optim/clip.hpp"
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/optim/schedule.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
-#include "sptrain/train/control.hpp"
+#include "sptrain/comm/control.hpp"
 #include "sptrain/train/sampler.hpp"
-#include "sptrain/train/session.hpp"
+#include "sptrain/train/train_step.hpp"
 
 namespace sptrain {
 
@@ -69,20 +68,29 @@ double peak_rss_mb() {
 
 }  // namespace
 
+// Sums over the timed steps of one rank.
+struct BenchTotals {
+  StepTimes times;            // this rank's
+  double flops = 0;           // summed over ranks below
+  double text_rows = 0, prompt_rows = 0, prompt_positions = 0;  // job-wide
+  PerKind<double> bytes;      // summed over ranks below
+};
+
 int run_bench(const Config& config, const BenchOptions& o) {
   SPT_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be >= 1 and --warmup >= 0");
   MpiRuntime mpi(MpiStart::WhenLaunched);
   try {
-    ProcessGrid grid = make_process_grid(config.parallel.tensor, config.parallel.pipeline);
-    const bool lead = grid.world_rank == 0;
-    Session session(config, grid, false);
-    const ModelConfig& m = session.model();
+    Session session(config, make_process_grid(config.parallel.tensor, config.parallel.pipeline),
+                    SessionMode::Train);
+    const ParallelState& ps = *session.parallel;
+    const bool lead = ps.world_rank() == 0;
+    const ModelConfig& m = session.model;
     Rng rng(config.train.seed);
-    session.prompt() = init_prompt(config.prompt, m, session.model_file(), session.tokenizer(),
-                                   session.task(), rng);
+    session.prompt->values() =
+        init_prompt(config.prompt, m, session.model_file, *session.tokenizer, *session.task, rng);
     auto optimizer = make_optimizer(config.optim, config.prompt.length, m.d_model);
     const LrSchedule schedule(config.optim, config.train.steps);
-    DataSampler sampler(int64_t(session.train_data().size()), config.train.seed, config.train.shuffle);
+    DataSampler sampler(int64_t(session.data.train.size()), config.train.seed, config.train.shuffle);
     std::ofstream batches;
     if (lead && !o.batches_out.empty()) {
       batches.open(o.batches_out);
@@ -90,81 +98,61 @@ int run_bench(const Config& config, const BenchOptions& o) {
     }
     const int B = config.train.batch_size;
     std::vector<int64_t> batch;
-    // sums: forward, backward, pipeline, optimizer, data-comm seconds; fwd, bwd flops;
-    // text rows, prompt rows (computed), prompt positions (one per example), step seconds;
-    // tensor-comm seconds; tensor, pipeline, data bytes sent.
-    std::vector<double> sums(15, 0.0);
+    BenchTotals sum;
     double loss_last = 0;
     for (int step = 1; step <= o.warmup + o.steps; ++step) {
-      const bool timed = step > o.warmup;
       sampler.next(B, batch);
       if (batches.is_open()) batches << nlohmann::json{{"step", step}, {"examples", batch}}.dump() << '\n';
-      session.runner().reset_times();
-      const ByteCounter before = *grid.bytes;
-      const auto t0 = Clock::now();
-      double loss = 0;
-      int64_t correct = 0;
-      session.forward_backward(batch, loss, correct);
-      const auto t1 = Clock::now();
-      if (session.holds_prompt()) {
-        clip_grad_norm(session.grad().data(), session.grad().size(), config.optim.clip_grad_norm);
-        optimizer->step(session.prompt().data(), session.grad().data(), schedule.lr(step));
+      const StepResult r = train_step(session, *optimizer, batch, schedule.lr(step));
+      loss_last = r.loss;
+      if (step <= o.warmup) continue;
+      sum.times.forward += r.times.forward;
+      sum.times.backward += r.times.backward;
+      sum.times.pipeline += r.times.pipeline;
+      sum.times.optimizer += r.times.optimizer;
+      sum.times.total += r.times.total;
+      for (CommKind k : kCommKinds) {
+        sum.times.comm[k] += r.times.comm[k];
+        sum.bytes[k] += double(r.bytes[k]);
       }
-      const double total = since(t0);
-      loss_last = loss;
-      if (!timed) continue;
-      const auto& t = session.runner().times();
-      const Stage::Work w = session.work_last_step();
-      const bool counts_rows = grid.coords.pp == 0 && grid.coords.tp == 0;
-      sums[0] += t.forward;
-      sums[1] += t.backward;
-      sums[2] += t.pipeline;
-      sums[3] += std::chrono::duration<double>(Clock::now() - t1).count();
-      sums[4] += grid.bytes->time(CommKind::Data) - before.time(CommKind::Data);
-      sums[5] += w.forward;
-      sums[6] += w.backward;
-      if (counts_rows) {
-        sums[7] += double(session.text_rows_last_step());
-        sums[8] += double(session.prompt_rows_last_step());
-        sums[9] += double(B / grid.layout.data) * config.prompt.length;
-      }
-      sums[10] += total;
-      sums[11] += grid.bytes->time(CommKind::Tensor) - before.time(CommKind::Tensor);
-      sums[12] += double(grid.bytes->get(CommKind::Tensor) - before.get(CommKind::Tensor));
-      sums[13] += double(grid.bytes->get(CommKind::Pipeline) - before.get(CommKind::Pipeline));
-      sums[14] += double(grid.bytes->get(CommKind::Data) - before.get(CommKind::Data));
+      sum.flops += r.flops;
+      sum.text_rows += double(r.text_rows);
+      sum.prompt_rows += double(r.prompt_rows);
+      sum.prompt_positions += double(B) * config.prompt.length;
     }
-    // FLOPs and rows are summed over ranks. Times are rank 0's: it holds
+    // FLOPs and bytes are summed over ranks. Times are rank 0's: it holds
     // stage 0, whose step ends only after every other stage's work reached it.
-    std::vector<double> work = {sums[5], sums[6], sums[7], sums[8], sums[9],
-                                sums[12], sums[13], sums[14]};
-    control_sum(grid, work);
-    const std::vector<double> times = {sums[0], sums[1], sums[2], sums[3], sums[4], sums[10], sums[11]};
+    control_sum(ps.host(), {&sum.flops, &sum.bytes.tensor, &sum.bytes.pipeline, &sum.bytes.data});
     const double n = o.steps;
-    const double step_s = times[5] / n;
-    const double flops = (work[0] + work[1]) / n;
-    const double text = work[2] / n, prompt_rows = work[3] / n, prompt_positions = work[4] / n;
+    const StepTimes& t = sum.times;
+    const double step_s = t.total / n;
+    const double flops = sum.flops / n;
+    const double text = sum.text_rows / n, prompt_rows = sum.prompt_rows / n,
+                 prompt_positions = sum.prompt_positions / n;
+    const int micro_batches = std::max(1, B / config.train.micro_batch_size);
     double blas = 0;
-    if (lead && session.backend().device() == Device::CPU)
-      blas = blas_rate_at_model_shapes(session.backend(), session.stage().dims(),
-                                       int64_t((text + prompt_rows) / std::max(1, B / config.train.micro_batch_size)));
+    if (lead && session.backend->device() == Device::CPU)
+      blas = blas_rate_at_model_shapes(*session.backend, session.stage->dims(),
+                                       int64_t((text + prompt_rows) / micro_batches));
     const double gflops = flops / step_s / 1e9;
     // Bytes sent per step by kind, all ranks together.
-    const double tensor_bytes = work[5] / n, pipeline_bytes = work[6] / n, data_bytes = work[7] / n;
+    const double tensor_bytes = sum.bytes.tensor / n, pipeline_bytes = sum.bytes.pipeline / n,
+                 data_bytes = sum.bytes.data / n;
     // On a GPU: model FLOPs utilisation against the device's dense bf16 peak
     // (rank 0's device; the job's peak is that times the ranks).
-    const DeviceStats dev = session.backend().device_stats();
+    const DeviceStats dev = session.backend->device_stats();
     const double peak_tflops = o.peak_tflops > 0 ? o.peak_tflops
                                                  : bf16_dense_peak_tflops(dev.name, dev.cc_major, dev.cc_minor);
-    const bool on_gpu = session.backend().device() == Device::CUDA;
-    const double mfu = on_gpu ? model_flops_utilisation(gflops, peak_tflops, grid.world_size()) : 0.0;
+    const bool on_gpu = session.backend->device() == Device::CUDA;
+    const double mfu = on_gpu ? model_flops_utilisation(gflops, peak_tflops, ps.world_size()) : 0.0;
+    const GridLayout& layout = ps.layout();
     nlohmann::json j = {
         {"tool", "sptrain"},
         {"model", m.name},
         {"config", config.source_path},
-        {"ranks", grid.world_size()},
-        {"layout", {{"tensor", grid.layout.tensor}, {"pipeline", grid.layout.pipeline}, {"data", grid.layout.data}}},
-        {"backend", session.backend().name()},
+        {"ranks", ps.world_size()},
+        {"layout", {{"tensor", layout.tensor}, {"pipeline", layout.pipeline}, {"data", layout.data}}},
+        {"backend", session.backend->name()},
         {"threads", config.threads},
         {"batch_size", B},
         {"micro_batch_size", config.train.micro_batch_size},
@@ -178,10 +166,10 @@ int run_bench(const Config& config, const BenchOptions& o) {
           {"padding", 0.0},
           {"total", (text + prompt_rows) / step_s}}},
         {"step_time_s",
-         {{"forward", times[0] / n},
-          {"backward", times[1] / n},
-          {"optimizer", times[3] / n},
-          {"comm", {{"tensor", times[6] / n}, {"pipeline", times[2] / n}, {"data", times[4] / n}}},
+         {{"forward", t.forward / n},
+          {"backward", t.backward / n},
+          {"optimizer", t.optimizer / n},
+          {"comm", {{"tensor", t.comm.tensor / n}, {"pipeline", t.pipeline / n}, {"data", t.comm.data / n}}},
           {"total", step_s}}},
         {"gflop_per_step", flops / 1e9},
         {"gflops_per_s", gflops},
@@ -190,7 +178,7 @@ int run_bench(const Config& config, const BenchOptions& o) {
         {"share_of_blas", blas > 0 ? gflops / blas : 0.0},
         {"comm_bytes_per_step", {{"tensor", tensor_bytes}, {"pipeline", pipeline_bytes}, {"data", data_bytes}}},
         {"peak_rss_mb", peak_rss_mb()},
-        {"last_loss", loss_last / B}};
+        {"last_loss", loss_last}};
     if (on_gpu)
       j["device"] = {{"name", dev.name},
                      {"peak_bf16_tflops", peak_tflops},
@@ -201,17 +189,17 @@ int run_bench(const Config& config, const BenchOptions& o) {
       if (o.json) {
         std::printf("%s\n", j.dump(2).c_str());
       } else {
-        std::printf("sptrain bench: %s, %s\n", m.name.c_str(), session.backend().name().c_str());
+        std::printf("sptrain bench: %s, %s\n", m.name.c_str(), session.backend->name().c_str());
         std::printf("  %d timed steps after %d warm-up, batch %d (micro-batch %d), %d rank(s)\n",
-                    o.steps, o.warmup, B, config.train.micro_batch_size, grid.world_size());
+                    o.steps, o.warmup, B, config.train.micro_batch_size, ps.world_size());
         std::printf("  examples/s          %10.2f\n", B / step_s);
         std::printf("  positions/s         %10.1f  (text %.1f, prompt %.1f computed / %.1f per example, padding 0)\n",
                     (text + prompt_rows) / step_s, text / step_s, prompt_rows / step_s,
                     prompt_positions / step_s);
         std::printf("  step time           %10.3f s (forward %.3f, backward %.3f, optimizer %.4f; "
                     "communication: tensor %.3f inside forward/backward, pipeline %.3f, data %.4f)\n",
-                    step_s, times[0] / n, times[1] / n, times[3] / n, times[6] / n, times[2] / n,
-                    times[4] / n);
+                    step_s, t.forward / n, t.backward / n, t.optimizer / n, t.comm.tensor / n,
+                    t.pipeline / n, t.comm.data / n);
         std::printf("  bytes sent per step %10.0f tensor, %.0f pipeline, %.0f data (all ranks)\n",
                     tensor_bytes, pipeline_bytes, data_bytes);
         std::printf("  work                %10.1f GFLOP/step, %.1f GFLOP/s\n", flops / 1e9, gflops);
@@ -222,7 +210,7 @@ int run_bench(const Config& config, const BenchOptions& o) {
                       dev.memory_used_mb, dev.memory_total_mb);
           if (mfu > 0)
             std::printf("  MFU                 %10.1f%% of %.1f bf16 dense TFLOP/s x %d device(s)\n",
-                        100 * mfu, peak_tflops, grid.world_size());
+                        100 * mfu, peak_tflops, ps.world_size());
           else
             std::printf("  MFU                 unknown: no bf16 peak for this device (give --peak-tflops)\n");
         } else {

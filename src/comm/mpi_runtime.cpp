@@ -105,4 +105,17 @@ void abort_job(const std::string& message) {
   std::exit(1);
 }
 
+NodeRanks node_ranks() {
+  int init = 0;
+  MPI_Initialized(&init);
+  if (!init) return {};
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  NodeRanks r;
+  MPI_Comm_rank(node, &r.rank);
+  MPI_Comm_size(node, &r.size);
+  MPI_Comm_free(&node);
+  return r;
+}
+
 }  // namespace sptrain

@@ -63,6 +63,7 @@ std::vector<Field> fields_of(Config& c) {
       {"parallel.pipeline", &c.parallel.pipeline},
       {"parallel.schedule", &c.parallel.schedule},
       {"parallel.stage_layers", &c.parallel.stage_layers},
+      {"parallel.timeout_s", &c.parallel.timeout_s},
   };
 }
 

@@ -151,6 +151,8 @@ void validate(const Config& c, const Origins& origins) {
   check.at_least("parallel.tensor", p.tensor, 1LL);
   check.at_least("parallel.pipeline", p.pipeline, 1LL);
   check.one_of("parallel.schedule", p.schedule, {"gpipe", "1f1b"});
+  check.above("parallel.timeout_s", p.timeout_s, 0.0);
+  check.in_range("parallel.timeout_s", p.timeout_s, 0.0, true, 7 * 24 * 3600.0);
   if (!p.stage_layers.empty()) {
     if (p.stage_layers.size() != static_cast<size_t>(p.pipeline))
       check.error("parallel.stage_layers",

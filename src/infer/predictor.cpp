@@ -21,7 +21,7 @@ TaskPrompt parse_task_prompt(const std::string& arg) {
 
 Predictor::Predictor(const std::string& model_path, std::vector<TaskPrompt> tasks,
                      const PredictorOptions& options)
-    : options_(options), grid_(make_solo_grid()), model_file_(h5::File::open_read(model_path)) {
+    : options_(options), model_file_(h5::File::open_read(model_path)) {
   SPT_CHECK(!tasks.empty(), "infer: give at least one --prompt NAME=PATH");
   SPT_CHECK(options.batch_size >= 1, "infer: --batch-size must be >= 1, is ", options.batch_size);
   model_ = read_model_config(model_file_);
@@ -29,11 +29,10 @@ Predictor::Predictor(const std::string& model_path, std::vector<TaskPrompt> task
   SPT_CHECK(tokenizer_->vocab_size() <= model_.vocab_size, model_path, ": the tokenizer has ",
             tokenizer_->vocab_size(), " tokens but the model only ", model_.vocab_size, " embeddings");
 
-  Config config;  // only what make_backend reads
-  config.backend = "cpu";
-  config.threads = options.threads;
-  backend_ = make_backend(config, 0);
-  ctx_ = std::make_unique<ModelContext>(ModelContext{*backend_, *grid_.tp, DType::F32, DType::F32});
+  BackendOptions backend;
+  backend.threads = options.threads;
+  backend_ = make_backend(backend);
+  ctx_ = std::make_unique<ModelContext>(ModelContext{*backend_, tensor_group_, DType::F32, DType::F32});
 
   // Each task's prompt must belong to this model; its task comes with it.
   std::vector<int32_t> head_tokens;  // the union of the label words, first seen first

@@ -161,6 +161,33 @@ void BatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>
   writer_.finish();
 }
 
+// ---- MicroBatchSet: one step's micro-batches ----
+
+MicroBatchSet::MicroBatchSet(Backend& backend, int prompt_len, int64_t max_rows, int per_micro,
+                             int count)
+    : per_micro_(per_micro), batches_(size_t(count)) {
+  SPT_ASSERT(per_micro >= 1 && count >= 1);
+  for (int i = 0; i < count; ++i)
+    builders_.push_back(std::make_unique<BatchBuilder>(backend, prompt_len, max_rows, per_micro));
+  used_.reserve(size_t(count));
+  part_.reserve(size_t(per_micro));
+}
+
+void MicroBatchSet::fill(const std::vector<const EncodedExample*>& examples) {
+  const size_t n = examples.size(), per = size_t(per_micro_);
+  SPT_CHECK(n >= 1 && n <= per * batches_.size(), "internal error: ", n, " examples for ",
+            batches_.size(), " micro-batches of ", per);
+  used_.clear();
+  text_rows_ = prompt_rows_ = 0;
+  for (size_t k = 0; k * per < n; ++k) {
+    part_.assign(examples.begin() + long(k * per), examples.begin() + long(std::min(n, (k + 1) * per)));
+    builders_[k]->fill(batches_[k], part_);
+    used_.push_back(&batches_[k]);
+    text_rows_ += batches_[k].text_rows;
+    prompt_rows_ += batches_[k].prompt_rows;
+  }
+}
+
 // ---- MixedPromptBatchBuilder: a prompt per example ----
 
 int64_t MixedPromptBatchBuilder::rows_needed(const std::vector<int>& prompt_lens, int examples,

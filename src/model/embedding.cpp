@@ -1,5 +1,7 @@
 #include "sptrain/model/embedding.hpp"
 
+#include "sptrain/model/tensor_parallel.hpp"
+
 namespace sptrain {
 
 void Embedding::load(WeightLoader& loader, const ModelConfig& c, const LocalDims& dims) {
@@ -14,7 +16,7 @@ void Embedding::forward(const ModelContext& ctx, const SequenceIndex& seq,
                         const Tensor& token_ids, const Tensor& prompt, const Tensor& x) const {
   const bool add_prompt = ctx.tp.rank() == 0;
   ctx.backend.embed_forward(x, token_ids, tokens, vocab.begin, add_prompt ? prompt : Tensor{}, seq);
-  if (ctx.tp.size() > 1) ctx.tp.all_reduce(x, ReduceOp::Sum);
+  tensor_parallel::reduce_from_region(ctx, x);
   if (!positions.empty()) ctx.backend.add_positions(x, positions, seq);
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "sptrain/model/tensor_parallel.hpp"
+
 namespace sptrain {
 
 void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,
@@ -90,7 +92,6 @@ void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor
   const Tensor label_logitsB = rows(k.label_logits, B);
   be.matmul(label_logitsB, hnB, label_weight, true, false);
 
-  const bool split = loss == LossKind::Vocab && ctx.tp.size() > 1;
   Tensor z = label_logitsB;
   int64_t offset = 0;
   if (loss == LossKind::Vocab) {
@@ -99,12 +100,15 @@ void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor
     offset = vocab.begin;
   }
   const Tensor mx = rows(k.row_max, B), se = rows(k.row_sumexp, B), tg = rows(target, B);
+  // Over the label words every rank holds the whole row; over the vocabulary
+  // each holds its shard, and the statistics are combined across the shards.
+  const bool shards = loss == LossKind::Vocab;
   be.row_max(mx, z);
-  if (split) ctx.tp.all_reduce(mx, ReduceOp::Max);
+  if (shards) tensor_parallel::vocab_parallel_max(ctx, mx);
   be.row_sumexp(se, z, mx);
-  if (split) ctx.tp.all_reduce(se, ReduceOp::Sum);
+  if (shards) tensor_parallel::vocab_parallel_sum(ctx, se);
   be.pick_target(tg, z, targets(mb), offset);
-  if (split) ctx.tp.all_reduce(tg, ReduceOp::Sum);
+  if (shards) tensor_parallel::vocab_parallel_sum(ctx, tg);
 
   std::vector<double>& m = host_max;
   std::vector<double>& s = host_sumexp;
@@ -131,7 +135,7 @@ void LmHead::backward(const ModelContext& ctx, const MicroBatch& mb, float w, co
                             vocab_loss ? vocab.begin : 0, w);
   const Tensor dhnB = rows(dhn, B), dhB = rows(dh, B);
   be.matmul(dhnB, dz, vocab_loss ? weight : label_weight, false, false);
-  if (vocab_loss && ctx.tp.size() > 1) ctx.tp.all_reduce(dhnB, ReduceOp::Sum);
+  if (vocab_loss) tensor_parallel::copy_to_region_backward(ctx, dhnB);
   be.fill(dhB, 0.0);
   final_norm.backward(ctx, dhB, dhnB, rows(k.h, B), k.mean.empty() ? Tensor{} : rows(k.mean, B),
                       rows(k.rstd, B));

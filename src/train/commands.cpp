@@ -9,6 +9,7 @@
 #include "sptrain/comm/process_grid.hpp"
 #include "sptrain/prompt/export.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
+#include "sptrain/train/evaluate.hpp"
 #include "sptrain/train/trainer.hpp"
 
 namespace sptrain {
@@ -61,8 +62,9 @@ int run_train(const Config& config, const TrainOptions&) {
     ProcessGrid grid = make_process_grid(config.parallel.tensor, config.parallel.pipeline);
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
-    const TrainSummary s = train(config, grid);
-    if (grid.world_rank == 0) {
+    const bool lead = grid.world_rank == 0;
+    const TrainSummary s = train(config, std::move(grid));
+    if (lead) {
       std::printf("trained %lld steps: final loss %.4f", static_cast<long long>(s.steps_done),
                   s.final_loss);
       if (s.final_eval.examples > 0)
@@ -89,19 +91,19 @@ int run_eval(const Config& config_in, const EvalOptions& options) {
       stored = read_stored_prompt(options.prompt);
       config.prompt.length = int(stored->rows);
     }
-    ProcessGrid grid = make_process_grid(config.parallel.tensor, config.parallel.pipeline);
-    Session session(config, grid, /*eval_only=*/true);
-    const bool lead = grid.world_rank == 0;
+    Session session(config, make_process_grid(config.parallel.tensor, config.parallel.pipeline),
+                    SessionMode::EvalOnly);
+    const bool lead = session.parallel->world_rank() == 0;
     if (stored) {
-      check_prompt_matches_model(*stored, session.model(), config.model.path);
-      session.prompt() = stored->values;
+      check_prompt_matches_model(*stored, session.model, config.model.path);
+      session.prompt->values() = stored->values;
       if (lead) warn_if_task_differs(*stored, config.task);
     } else {
       Rng rng(config.train.seed);
-      session.prompt() = init_prompt(config.prompt, session.model(), session.model_file(),
-                                     session.tokenizer(), session.task(), rng);
+      session.prompt->values() = init_prompt(config.prompt, session.model, session.model_file,
+                                             *session.tokenizer, *session.task, rng);
     }
-    const EvalResult r = session.evaluate(session.eval_data());
+    const EvalResult r = evaluate(session, session.data.eval);
     if (lead) {
       std::string prompt = "initializer " + config.prompt.init;
       if (stored) {
@@ -112,7 +114,7 @@ int run_eval(const Config& config_in, const EvalOptions& options) {
       std::printf("data: %s (%lld examples)\nprompt: %s\nloss: %.4f\naccuracy: %.4f\n",
                   config.task.eval.c_str(), static_cast<long long>(r.examples), prompt.c_str(),
                   r.loss, r.accuracy);
-      print_confusion(session.task(), r);
+      print_confusion(*session.task, r);
     }
     return 0;
   });

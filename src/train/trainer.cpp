@@ -16,8 +16,9 @@
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/optim/schedule.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
-#include "sptrain/train/control.hpp"
+#include "sptrain/comm/control.hpp"
 #include "sptrain/train/sampler.hpp"
+#include "sptrain/train/train_step.hpp"
 
 namespace sptrain {
 
@@ -89,11 +90,12 @@ uint64_t checksum(const std::vector<float>& v) {
 // parameter scaling) or lr x RMS(prompt) (Adafactor with it). Far above the
 // scale of the model's embeddings, the prompt leaves the region the model
 // understands in a few steps and training collapses.
-void warn_about_learning_rate(const Config& config, Session& session) {
-  const double emb = embedding_rms(session.model_file(), session.model());
+void warn_about_learning_rate(const Config& config, const Session& session) {
+  const double emb = embedding_rms(session.model_file, session.model);
+  const std::vector<float>& prompt = session.prompt->values();
   double sq = 0;
-  for (float v : session.prompt()) sq += double(v) * v;
-  const double prompt_rms = std::sqrt(sq / double(std::max<size_t>(1, session.prompt().size())));
+  for (float v : prompt) sq += double(v) * v;
+  const double prompt_rms = std::sqrt(sq / double(std::max<size_t>(1, prompt.size())));
   const OptimSection& o = config.optim;
   const bool relative = o.name == "adafactor" && o.adafactor.scale_parameter;
   const double step = relative ? o.lr * std::max(o.adafactor.eps2, prompt_rms) : o.lr;
@@ -113,14 +115,16 @@ void warn_about_learning_rate(const Config& config, Session& session) {
 
 void request_stop() { g_stop = true; }
 
-TrainSummary train(const Config& config, ProcessGrid& grid) {
-  const bool lead = grid.world_rank == 0;
+TrainSummary train(const Config& config, ProcessGrid grid) {
   const TrainSection& t = config.train;
   SPT_CHECK(config.prompt.length >= 1, "prompt.length must be >= 1 to train (0 is only for "
             "evaluating the template alone)");
-  Session session(config, grid, /*eval_only=*/false);
-  const ModelConfig& model = session.model();
+  Session session(config, std::move(grid), SessionMode::Train);
+  const ParallelState& ps = *session.parallel;
+  const bool lead = ps.world_rank() == 0;
+  const ModelConfig& model = session.model;
   const int P = config.prompt.length, d = model.d_model;
+  std::vector<float>& prompt = session.prompt->values();
 
   if (lead) std::filesystem::create_directories(t.run_dir);
 
@@ -131,7 +135,7 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
   } else if (t.resume != "never") {
     resume_path = t.resume;
   }
-  DataSampler sampler(int64_t(session.train_data().size()), t.seed, t.shuffle);
+  DataSampler sampler(int64_t(session.data.train.size()), t.seed, t.shuffle);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(config.optim, P, d);
   const LrSchedule schedule(config.optim, t.steps);
   int64_t start_step = 0;
@@ -144,7 +148,7 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
               c.prompt_rows, " x ", c.prompt_cols, ", the config wants ", P, " x ", d);
     SPT_CHECK(c.optimizer_name == optimizer->name(), *resume_path, ": optimizer state is ",
               c.optimizer_name, " but optim.name is ", optimizer->name());
-    session.prompt() = c.prompt;
+    prompt = c.prompt;
     optimizer->load_state(c.optimizer);
     optimizer->set_step_count(c.step);
     sampler.seek(c.epoch, c.epoch_position);
@@ -153,8 +157,7 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
                            static_cast<long long>(c.step));
   } else {
     Rng rng(t.seed);
-    session.prompt() = init_prompt(config.prompt, model, session.model_file(), session.tokenizer(),
-                                   session.task(), rng);
+    prompt = init_prompt(config.prompt, model, session.model_file, *session.tokenizer, *session.task, rng);
   }
 
   if (lead) warn_about_learning_rate(config, session);
@@ -162,26 +165,27 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
   MetricsLog metrics(t.run_dir + "/metrics.jsonl", start_step, lead);
   if (lead) {
     std::ofstream(t.run_dir + "/config.yaml") << dump_config(config);
+    const GridLayout& l = ps.layout();
     std::fprintf(stderr,
                  "sptrain: %s | %d layers, d_model %d | %d ranks (data %d x pipeline %d x tensor %d) "
                  "| %s\n"
                  "sptrain: %zu training examples, %zu evaluation examples, prompt %d x %d, %s lr %g, "
                  "batch %d, %d steps\n",
-                 model.name.c_str(), model.n_layers, model.d_model, grid.world_size(), grid.layout.data,
-                 grid.layout.pipeline, grid.layout.tensor, session.backend().name().c_str(), session.train_data().size(),
-                 session.eval_data().size(), P, d, config.optim.name.c_str(), config.optim.lr,
+                 model.name.c_str(), model.n_layers, model.d_model, ps.world_size(), l.data, l.pipeline,
+                 l.tensor, session.backend->name().c_str(), session.data.train.size(),
+                 session.data.eval.size(), P, d, config.optim.name.c_str(), config.optim.lr,
                  t.batch_size, t.steps);
   }
 
   auto save = [&](int64_t step, const EvalResult* eval) {
     // Replicas must agree on the prompt before one of them writes it.
-    const bool agree = control_all_equal(grid, checksum(session.prompt()), session.holds_prompt());
+    const bool agree = control_all_equal(ps.host(), checksum(prompt), session.holds_prompt());
     SPT_CHECK(agree, "the prompt differs between replicas at step ", step,
               " (checksums disagree): refusing to write a checkpoint");
     if (!lead) return;
     Checkpoint c;
     c.step = step;
-    c.prompt = session.prompt();
+    c.prompt = prompt;
     c.prompt_rows = P;
     c.prompt_cols = d;
     c.optimizer = optimizer->state();
@@ -201,8 +205,8 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
     prune_checkpoints(t.run_dir, t.keep_checkpoints);
   };
 
-  auto evaluate = [&](int64_t step) {
-    EvalResult r = session.evaluate(session.eval_data());
+  auto run_eval = [&](int64_t step) {
+    EvalResult r = evaluate(session, session.data.eval);
     metrics.write({{"step", step},
                    {"eval_loss", r.loss},
                    {"eval_accuracy", r.accuracy},
@@ -215,64 +219,35 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
   };
 
   TrainSummary summary;
-  if (start_step == 0 && !session.eval_data().empty() && t.eval_every > 0) evaluate(0);
+  const bool has_eval = !session.data.eval.empty();
+  if (start_step == 0 && has_eval && t.eval_every > 0) run_eval(0);
 
   std::vector<int64_t> batch;
   batch.reserve(size_t(t.batch_size));
-  std::vector<double> sums(7);
   const auto run_start = Clock::now();
   double loss_avg = 0;
   EvalResult last_eval;
   bool have_eval = false;
   for (int64_t step = start_step + 1; step <= t.steps; ++step) {
-    const auto step_start = Clock::now();
-    const ByteCounter before = (*grid.bytes);
     sampler.next(t.batch_size, batch);
-    double loss_sum = 0;
-    int64_t correct = 0;
-    session.forward_backward(batch, loss_sum, correct);
-
-    double grad_norm = 0, lr = schedule.lr(int(step));
-    bool skipped = false;
-    if (session.holds_prompt()) {
-      std::vector<float>& g = session.grad();
-      grad_norm = clip_grad_norm(g.data(), g.size(), config.optim.clip_grad_norm);
-      if (std::isfinite(grad_norm)) {
-        optimizer->step(session.prompt().data(), g.data(), lr);
-      } else {
-        skipped = true;
-        optimizer->set_step_count(optimizer->step_count() + 1);  // keep steps aligned with the schedule
-      }
-    }
-    const double step_time = seconds_since(step_start);
-    // Job-wide figures: loss and accuracy from the reporting ranks, rows from
-    // stage 0's first tensor rank of each replica, bytes from every rank.
-    const bool counts_rows = grid.coords.pp == 0 && grid.coords.tp == 0;
-    sums = {loss_sum,
-            double(correct),
-            counts_rows ? double(session.text_rows_last_step()) : 0.0,
-            counts_rows ? double(session.prompt_rows_last_step()) : 0.0,
-            lead ? grad_norm : 0.0,
-            g_stop.load() ? 1.0 : 0.0,
-            lead && skipped ? 1.0 : 0.0};
-    control_sum(grid, sums);
-    const double loss = sums[0] / t.batch_size;
-    loss_avg = step == start_step + 1 ? loss : 0.9 * loss_avg + 0.1 * loss;
-    summary.final_loss = loss;
-    const double rows = sums[2] + sums[3];
+    const double lr = schedule.lr(int(step));
+    const StepResult r = train_step(session, *optimizer, batch, lr, g_stop.load());
+    const double step_time = r.times.total;
+    loss_avg = step == start_step + 1 ? r.loss : 0.9 * loss_avg + 0.1 * r.loss;
+    summary.final_loss = r.loss;
+    const double rows = double(r.text_rows + r.prompt_rows);
     nlohmann::json j = {{"step", step},
-                        {"loss", loss},
-                        {"accuracy", sums[1] / t.batch_size},
+                        {"loss", r.loss},
+                        {"accuracy", r.accuracy},
                         {"lr", lr},
-                        {"grad_norm", sums[4]},
+                        {"grad_norm", r.grad_norm},
                         {"step_time_s", step_time},
                         {"examples_per_s", t.batch_size / step_time},
                         {"tokens_per_s", rows / step_time},
-                        {"text_tokens", int64_t(sums[2])},
-                        {"prompt_tokens", int64_t(sums[3])}};
-    for (CommKind k : {CommKind::Tensor, CommKind::Pipeline, CommKind::Data})
-      j["comm_bytes"][comm_kind_name(k)] = (*grid.bytes).get(k) - before.get(k);
-    if (sums[6] > 0) j["skipped_non_finite_grad"] = true;
+                        {"text_tokens", r.text_rows},
+                        {"prompt_tokens", r.prompt_rows}};
+    for (CommKind k : kCommKinds) j["comm_bytes"][comm_kind_name(k)] = r.bytes[k];
+    if (r.skipped) j["skipped_non_finite_grad"] = true;
     metrics.write(j);
 
     if (lead && (step % t.log_every == 0 || step == t.steps)) {
@@ -281,25 +256,23 @@ TrainSummary train(const Config& config, ProcessGrid& grid) {
       std::fprintf(stderr,
                    "step %lld/%d | loss %.4f (avg %.4f) | lr %.3g | grad %.3g | %.1f ex/s, %.0f tok/s | "
                    "elapsed %s, ETA %s\n",
-                   static_cast<long long>(step), t.steps, loss, loss_avg, lr, sums[4],
+                   static_cast<long long>(step), t.steps, r.loss, loss_avg, lr, r.grad_norm,
                    t.batch_size / step_time, rows / step_time, format_duration(elapsed).c_str(),
                    format_duration(eta).c_str());
     }
-    if (sums[6] > 0 && lead)
+    if (r.skipped && lead)
       std::fprintf(stderr, "sptrain: step %lld: gradient is not finite, update skipped\n",
                    static_cast<long long>(step));
 
     const bool last = step == t.steps;
-    const bool stop = sums[5] > 0;
-    if (!session.eval_data().empty() &&
-        (last || (t.eval_every > 0 && step % t.eval_every == 0))) {
-      last_eval = evaluate(step);
+    if (has_eval && (last || (t.eval_every > 0 && step % t.eval_every == 0))) {
+      last_eval = run_eval(step);
       have_eval = true;
     }
-    if (last || stop || (t.checkpoint_every > 0 && step % t.checkpoint_every == 0))
+    if (last || r.stop_requested || (t.checkpoint_every > 0 && step % t.checkpoint_every == 0))
       save(step, have_eval ? &last_eval : nullptr);
     summary.steps_done = step;
-    if (stop && !last) {
+    if (r.stop_requested && !last) {
       summary.stopped_by_signal = true;
       if (lead)
         std::fprintf(stderr, "sptrain: stop requested: checkpoint written at step %lld\n",

@@ -16,17 +16,18 @@
 
 #include "../support/train_env.hpp"
 #include "sptrain/comm/process_grid.hpp"
-#include "sptrain/optim/clip.hpp"
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/train/sampler.hpp"
-#include "sptrain/train/session.hpp"
+#include "sptrain/train/train_step.hpp"
 
 namespace sptrain::dist {
 
 // The grid of this job: tensor x pipeline from the command line, data from
 // the world size. Owned by main(), which frees it before MPI is finalised.
-ProcessGrid& grid();
+// Sessions take a grid of their own: new_grid() (collective over the world).
+const ProcessGrid& grid();
+ProcessGrid new_grid();
 
 inline int world_rank() {
   int r = 0;
@@ -133,31 +134,24 @@ inline double relative_error(double a, double ref) {
 // What one run of kSteps training steps produced, step by step.
 struct Trajectory {
   std::vector<double> loss;              // mean loss over the global batch
-  std::vector<std::vector<float>> grad;  // prompt gradient (before clipping)
+  std::vector<std::vector<float>> grad;  // prompt gradient (after clipping)
   std::vector<float> prompt;             // the prompt after the last step
 };
 
-// The training loop of train() without its logging: forward and backward,
-// clipping, the optimizer (constant learning rate). `on_step` runs after
-// each forward_backward, before the update, with the global batch.
+// kSteps of train_step at a constant learning rate from the prompt's
+// initializer; `on_step` runs after each step with its batch and result.
 template <typename OnStep>
 void run_steps(Session& s, OnStep&& on_step) {
-  const Config& c = s.config();
+  const Config& c = s.config;
   Rng rng(c.train.seed);
-  s.prompt() = init_prompt(c.prompt, s.model(), s.model_file(), s.tokenizer(), s.task(), rng);
-  auto optimizer = make_optimizer(c.optim, c.prompt.length, s.model().d_model);
-  DataSampler sampler(int64_t(s.train_data().size()), c.train.seed, c.train.shuffle);
+  s.prompt->values() = init_prompt(c.prompt, s.model, s.model_file, *s.tokenizer, *s.task, rng);
+  auto optimizer = make_optimizer(c.optim, c.prompt.length, s.model.d_model);
+  DataSampler sampler(int64_t(s.data.train.size()), c.train.seed, c.train.shuffle);
   std::vector<int64_t> batch;
   for (int step = 0; step < kSteps; ++step) {
     sampler.next(c.train.batch_size, batch);
-    double loss_sum = 0;
-    int64_t correct = 0;
-    s.forward_backward(batch, loss_sum, correct);
-    on_step(step, batch, loss_sum);
-    if (s.holds_prompt()) {
-      clip_grad_norm(s.grad().data(), s.grad().size(), c.optim.clip_grad_norm);
-      optimizer->step(s.prompt().data(), s.grad().data(), c.optim.lr);
-    }
+    const StepResult r = train_step(s, *optimizer, batch, c.optim.lr);
+    on_step(step, batch, r);
   }
 }
 
@@ -169,15 +163,14 @@ inline const Trajectory& reference(Family family, const std::string& loss) {
   const auto key = std::make_pair(family, loss);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  ProcessGrid solo = make_solo_grid();
   const Config c = make_config(family, loss, "1f1b", 1, 1, test::temp_path("reference_run"));
-  Session s(c, solo, /*eval_only=*/false);
+  Session s(c, make_solo_grid(), SessionMode::Train);
   Trajectory t;
-  run_steps(s, [&](int, const std::vector<int64_t>&, double loss_sum) {
-    t.loss.push_back(loss_sum / c.train.batch_size);
-    t.grad.push_back(s.grad());
+  run_steps(s, [&](int, const std::vector<int64_t>&, const StepResult& r) {
+    t.loss.push_back(r.loss);
+    t.grad.push_back(s.prompt->grad());
   });
-  t.prompt = s.prompt();
+  t.prompt = s.prompt->values();
   return cache[key] = std::move(t);
 }
 

@@ -22,6 +22,7 @@
 namespace {
 
 std::unique_ptr<sptrain::ProcessGrid> g_grid;
+int g_tensor = 1, g_pipeline = 1;
 
 // Prints a non-zero rank's failures with its rank. The test's name is kept
 // from OnTestStart: asking UnitTest::current_test_info() from inside
@@ -46,7 +47,8 @@ class RankFailurePrinter : public ::testing::EmptyTestEventListener {
 
 }  // namespace
 
-sptrain::ProcessGrid& sptrain::dist::grid() { return *g_grid; }
+const sptrain::ProcessGrid& sptrain::dist::grid() { return *g_grid; }
+sptrain::ProcessGrid sptrain::dist::new_grid() { return sptrain::make_process_grid(g_tensor, g_pipeline); }
 
 int main(int argc, char** argv) {
   sptrain::MpiRuntime mpi(&argc, &argv);
@@ -68,6 +70,8 @@ int main(int argc, char** argv) {
   }
   int failed = 1;
   try {
+    g_tensor = tensor;
+    g_pipeline = pipeline;
     g_grid = std::make_unique<sptrain::ProcessGrid>(sptrain::make_process_grid(tensor, pipeline));
     failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
   } catch (const std::exception& e) {

@@ -6,63 +6,32 @@
 // The reference is computed in the same process with a grid of one rank.
 // Errors are relative, in the 2-norm over all elements:
 //   loss:   |L - L_ref| / |L_ref|            (L = mean loss of the global batch)
-//   grad:   ||G - G_ref||_2 / ||G_ref||_2     (G = the [P, d] prompt gradient)
+//   grad:   ||G - G_ref||_2 / ||G_ref||_2     (G = the [P, d] prompt gradient, clipped)
 //   prompt: ||p - p_ref||_2 / ||p_ref||_2     after the last step
 #include <gtest/gtest.h>
 
 #include <cstdio>
 
 #include "dist_env.hpp"
-#include "sptrain/train/control.hpp"
 
 namespace sptrain::dist {
 namespace {
 
 constexpr double kTolerance = 1e-5;
 
-// The bytes one rank sends in one training step, by kind, from the formulas
-// of docs/parallelism.md ("Tensor parallel", "Pipeline parallel", "Data
-// parallel"), with the row count T of each of its micro-batches computed here
-// from the examples' token counts.
-struct StepBytes {
-  uint64_t tensor = 0, pipeline = 0, data = 0;
-};
-
-StepBytes expected_bytes(Session& s, const std::vector<int64_t>& batch, int64_t& rows_out) {
-  const Config& c = s.config();
-  const ProcessGrid& g = s.grid();
-  const StageSpec& stage = s.stage().spec();
-  const uint64_t d = uint64_t(s.model().d_model), P = uint64_t(c.prompt.length), f32 = 4;
-  const int tp = g.layout.tensor, pp = g.layout.pipeline, dp = g.layout.data;
-  const int local = c.train.batch_size / dp, per_micro = c.train.micro_batch_size;
-  const bool vocab = c.task.loss == "vocab";
-  StepBytes b;
-  rows_out = 0;
+// The rows of each of this rank's micro-batches in a step, counted here from
+// the examples' token counts: the shared prompt once, then each example's tokens.
+std::vector<int64_t> micro_batch_rows(const Session& s, const std::vector<int64_t>& batch) {
+  const Config& c = s.config;
+  const int dp = s.parallel->coords().dp, local = s.local_batch(), per_micro = c.train.micro_batch_size;
+  std::vector<int64_t> rows;
   for (int k = 0; k < local / per_micro; ++k) {
-    // The micro-batch's rows: the shared prompt once, then each example's tokens.
-    uint64_t T = P;
-    const uint64_t B = uint64_t(per_micro);
-    for (int e = 0; e < per_micro; ++e) {
-      const int64_t index = batch[size_t(g.coords.dp * local + k * per_micro + e)];
-      T += s.train_data()[size_t(index)].tokens.size();
-    }
-    rows_out += int64_t(T);
-    if (tp > 1) {
-      if (stage.first()) b.tensor += T * d;                      // embedding (vocab-parallel)
-      b.tensor += uint64_t(stage.num_layers) * 2 * T * d;        // forward: after o and down
-      b.tensor += uint64_t(stage.num_layers) * 2 * T * d;        // backward: after up and qkv
-      if (stage.last() && vocab) b.tensor += 3 * B + B * d;      // max, sum exp, target; d(hn)
-    }
-    if (pp > 1) {
-      if (!stage.last()) b.pipeline += T * d;   // activation to the next stage
-      if (!stage.first()) b.pipeline += T * d;  // gradient to the previous stage
-    }
+    int64_t T = c.prompt.length;
+    for (int e = 0; e < per_micro; ++e)
+      T += int64_t(s.data.train[size_t(batch[size_t(dp * local + k * per_micro + e)])].tokens.size());
+    rows.push_back(T);
   }
-  if (stage.first() && dp > 1) b.data = P * d;  // the prompt's gradient, once per step
-  b.tensor *= f32;
-  b.pipeline *= f32;
-  b.data *= f32;
-  return b;
+  return rows;
 }
 
 struct Case {
@@ -80,43 +49,34 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
 // says, balanced when empty) and compares every step with one rank.
 void check_against_one_rank(const Case& k, const std::vector<int>& stage_layers) {
   const Trajectory& ref = reference(k.family, k.loss);  // no MPI calls
-  ProcessGrid& g = grid();
-  Config c = make_config(k.family, k.loss, k.schedule, g.layout.tensor, g.layout.pipeline,
+  const GridLayout& l = grid().layout;
+  Config c = make_config(k.family, k.loss, k.schedule, l.tensor, l.pipeline,
                          test::temp_path("equivalence_run"));
   c.parallel.stage_layers = stage_layers;
-  Session s(c, g, /*eval_only=*/false);
+  Session s(c, new_grid(), SessionMode::Train);
 
   double loss_err = 0, grad_err = 0;
   int row_mismatches = 0;
-  std::vector<double> sums(1);
-  const uint64_t prompt_bytes = uint64_t(c.prompt.length) * uint64_t(s.model().d_model) * 4;
-  // Between two forward_backward calls nothing is sent (the optimizer is
-  // local), so the counter's change from one callback to the next is a step's.
-  ByteCounter before = *g.bytes;
-  run_steps(s, [&](int step, const std::vector<int64_t>& batch, double loss_sum) {
-    const ByteCounter now = *g.bytes;
-    int64_t rows = 0;
-    const StepBytes want = expected_bytes(s, batch, rows);
-    EXPECT_EQ(now.get(CommKind::Tensor) - before.get(CommKind::Tensor), want.tensor)
-        << "tensor-parallel bytes, step " << step;
-    EXPECT_EQ(now.get(CommKind::Pipeline) - before.get(CommKind::Pipeline), want.pipeline)
-        << "pipeline bytes, step " << step;
-    // The data-parallel traffic is exactly the prompt's gradient, P x d fp32,
-    // on the ranks that hold the prompt, and nothing anywhere else.
-    EXPECT_EQ(now.get(CommKind::Data) - before.get(CommKind::Data),
-              s.holds_prompt() && g.layout.data > 1 ? prompt_bytes : 0)
+  // The data-parallel traffic is exactly the prompt's gradient, P x d fp32,
+  // on the ranks that hold the prompt, and nothing anywhere else.
+  const uint64_t prompt_bytes = uint64_t(c.prompt.length) * uint64_t(s.model.d_model) * 4;
+  run_steps(s, [&](int step, const std::vector<int64_t>& batch, const StepResult& r) {
+    const std::vector<int64_t> rows = micro_batch_rows(s, batch);
+    const PerKind<uint64_t> want = step_bytes(step_shape(s), rows);
+    EXPECT_EQ(r.bytes.tensor, want.tensor) << "tensor-parallel bytes, step " << step;
+    EXPECT_EQ(r.bytes.pipeline, want.pipeline) << "pipeline bytes, step " << step;
+    EXPECT_EQ(r.bytes.data, want.data) << "data-parallel bytes, step " << step;
+    EXPECT_EQ(r.bytes.data, s.holds_prompt() && l.data > 1 ? prompt_bytes : 0)
         << "data-parallel bytes, step " << step;
-    EXPECT_EQ(want.data, s.holds_prompt() && g.layout.data > 1 ? prompt_bytes : 0);
-    before = now;
-    // The micro-batches' rows as the Session packed them.
-    row_mismatches += rows != s.text_rows_last_step() + s.prompt_rows_last_step();
+    // The micro-batches' rows as train_step packed them.
+    int64_t total = 0;
+    for (int64_t T : rows) total += T;
+    row_mismatches += total != s.train_batches->text_rows() + s.train_batches->prompt_rows();
 
-    sums[0] = loss_sum;  // only the last stage's first tensor rank of each replica reports
-    control_sum(g, sums);
-    loss_err = std::max(loss_err, relative_error(sums[0] / c.train.batch_size, ref.loss[size_t(step)]));
-    if (s.holds_prompt()) grad_err = std::max(grad_err, relative_error(s.grad(), ref.grad[size_t(step)]));
+    loss_err = std::max(loss_err, relative_error(r.loss, ref.loss[size_t(step)]));
+    if (s.holds_prompt()) grad_err = std::max(grad_err, relative_error(s.prompt->grad(), ref.grad[size_t(step)]));
   });
-  const double prompt_err = s.holds_prompt() ? relative_error(s.prompt(), ref.prompt) : 0.0;
+  const double prompt_err = s.holds_prompt() ? relative_error(s.prompt->values(), ref.prompt) : 0.0;
   EXPECT_EQ(row_mismatches, 0);
 
   // Every rank checks its own numbers; rank 0 prints the worst over the job.

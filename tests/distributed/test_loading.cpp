@@ -57,24 +57,23 @@ class Loading : public ::testing::TestWithParam<std::pair<Family, const char*>> 
 
 TEST_P(Loading, EachRankHoldsExactlyItsShareOfTheWeights) {
   const auto [family, loss] = GetParam();
-  ProcessGrid& g = grid();
+  const ProcessGrid& g = grid();
   const Config c = make_config(family, loss, "1f1b", g.layout.tensor, g.layout.pipeline,
                                test::temp_path("loading_run"));
-  Session s(c, g, /*eval_only=*/false);
-  const ModelConfig& m = s.model();
+  Session s(c, new_grid(), SessionMode::Train);
+  const ModelConfig& m = s.model;
   const bool vocab = c.task.loss == "vocab";
   const int n_labels = int(c.task.labels.size());
-  const Share want = expected_share(m, s.stage().spec(), g.coords.tp, g.layout.tensor, vocab, n_labels);
-  EXPECT_EQ(s.stage().weight_bytes(), 4 * want.total())
+  const Share want = expected_share(m, s.stage->spec(), g.coords.tp, g.layout.tensor, vocab, n_labels);
+  EXPECT_EQ(s.stage->weight_bytes(), 4 * want.total())
       << "rank " << g.world_rank << " (tp " << g.coords.tp << ", stage " << g.coords.pp << ")";
 
   // The formula for one rank holding everything is what one rank really holds.
-  ProcessGrid solo = make_solo_grid();
   Config one = c;
   one.parallel.tensor = one.parallel.pipeline = 1;
-  Session whole(one, solo, /*eval_only=*/false);
-  const Share all = expected_share(m, whole.stage().spec(), 0, 1, vocab, n_labels);
-  EXPECT_EQ(whole.stage().weight_bytes(), 4 * all.total());
+  Session whole(one, make_solo_grid(), SessionMode::Train);
+  const Share all = expected_share(m, whole.stage->spec(), 0, 1, vocab, n_labels);
+  EXPECT_EQ(whole.stage->weight_bytes(), 4 * all.total());
   EXPECT_EQ(all.blocks, m.block_params()) << "the split matrices are the model's block weights";
 
   // Without replicated key/value heads, the ranks of one replica hold the
@@ -83,15 +82,15 @@ TEST_P(Loading, EachRankHoldsExactlyItsShareOfTheWeights) {
   if (m.n_kv_heads >= g.layout.tensor) EXPECT_EQ(blocks_in_replica, m.block_params());
   else EXPECT_GT(blocks_in_replica, m.block_params());
 
-  const double share = double(s.stage().weight_bytes()) / double(whole.stage().weight_bytes());
+  const double share = double(s.stage->weight_bytes()) / double(whole.stage->weight_bytes());
   const double block_share = double(want.blocks) / double(m.block_params());
   const double worst = world_max(share);
   if (world_rank() == 0)
     std::printf("[layout %s %s/%s] rank 0 holds %lld of %lld weight bytes (%.1f%%; %.1f%% of the "
                 "block matrices); the largest rank holds %.1f%%\n",
                 layout_name().c_str(), family_label(family), loss,
-                static_cast<long long>(s.stage().weight_bytes()),
-                static_cast<long long>(whole.stage().weight_bytes()), 100 * share, 100 * block_share,
+                static_cast<long long>(s.stage->weight_bytes()),
+                static_cast<long long>(whole.stage->weight_bytes()), 100 * share, 100 * block_share,
                 100 * worst);
 }
 

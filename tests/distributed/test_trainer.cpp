@@ -32,7 +32,7 @@ class TrainerEquivalence : public ::testing::TestWithParam<TrainCase> {};
 
 TEST_P(TrainerEquivalence, TrainGivesTheOneRankLossesEvaluationAndPrompt) {
   const TrainCase& k = GetParam();
-  ProcessGrid& g = grid();
+  const ProcessGrid& g = grid();
   const std::string tag = std::string(family_label(k.family)) + "_" + k.loss + "_" + k.schedule;
   // Only world rank 0 writes; the others' run_dir stays unused.
   const std::string run_dir = test::temp_path("trainer_" + tag);
@@ -41,7 +41,7 @@ TEST_P(TrainerEquivalence, TrainGivesTheOneRankLossesEvaluationAndPrompt) {
   c.train.eval_every = 0;        // evaluate at the end only
   c.train.checkpoint_every = 0;  // checkpoint at the end only
 
-  const TrainSummary got = train(c, g);
+  const TrainSummary got = train(c, new_grid());
   EXPECT_EQ(got.steps_done, kSteps);
 
   // The one-rank run, on rank 0 only (the others have nothing to compare).
@@ -51,8 +51,7 @@ TEST_P(TrainerEquivalence, TrainGivesTheOneRankLossesEvaluationAndPrompt) {
   Config one = c;
   one.parallel.tensor = one.parallel.pipeline = 1;
   one.train.run_dir = ref_dir;
-  ProcessGrid solo = make_solo_grid();
-  const TrainSummary ref = train(one, solo);
+  const TrainSummary ref = train(one, make_solo_grid());
 
   EXPECT_LE(relative_error(got.final_loss, ref.final_loss), 1e-5);
   EXPECT_EQ(got.final_eval.examples, ref.final_eval.examples);

@@ -15,7 +15,7 @@
 #include "sptrain/comm/process_grid.hpp"
 #include "sptrain/io/checkpoint.hpp"
 #include "sptrain/prompt/export.hpp"
-#include "sptrain/train/session.hpp"
+#include "sptrain/train/evaluate.hpp"
 #include "sptrain/train/trainer.hpp"
 
 namespace sptrain {
@@ -54,8 +54,7 @@ class ExportCli : public ::testing::Test {
     config_ = test::tiny_config_for(model_, train, eval_, dir_ + "/run");
     config_.train.steps = 3;
     config_.train.checkpoint_every = 0;
-    ProcessGrid grid = make_solo_grid();
-    sptrain::train(config_, grid);
+    sptrain::train(config_, make_solo_grid());
     ckpt_ = dir_ + "/run/" + checkpoint_name(3);
     config_path_ = dir_ + "/config.yaml";
     std::ofstream(config_path_) << dump_config(config_);
@@ -115,10 +114,9 @@ TEST_F(ExportCli, EvalGivesTheSameResultFromEveryFormat) {
   }
 
   // The same numbers as evaluating the checkpoint's prompt in process.
-  ProcessGrid grid = make_solo_grid();
-  Session session(config_, grid, true);
-  session.prompt() = read_checkpoint(ckpt_).prompt;
-  const EvalResult er = session.evaluate(session.eval_data());
+  Session session(config_, make_solo_grid(), SessionMode::EvalOnly);
+  session.prompt->values() = read_checkpoint(ckpt_).prompt;
+  const EvalResult er = evaluate(session, session.data.eval);
   char expect[128];
   std::snprintf(expect, sizeof expect, "loss: %.4f\naccuracy: %.4f\n", er.loss, er.accuracy);
   EXPECT_THAT(base.out, HasSubstr(expect));

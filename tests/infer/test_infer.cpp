@@ -150,7 +150,7 @@ TEST_F(Infer, MixedBatchesScoreLikeTheSinglePromptPacking) {
   shape.activation_sets = 0;
   shape.eval = Capacity{8 * (P + 48), P + 48};
   shape.eval_seqs = 8;
-  Stage stage(ctx, m, f, plan_stage(m.n_layers, 1, 0, {}), both.task(1).head_spec(), shape);
+  Stage stage(ctx, m, f, plan_stage(m.n_layers, 1, 0, {}), HeadSpec{LossKind::Labels, both.task(1).label_tokens()}, shape);
   BatchBuilder builder(be, P, shape.eval.rows, 8, /*share_prompt=*/false);
   Buffer prompt = ctx.alloc_stat(Shape{P, m.d_model});
   be.copy_from_host(prompt, a.values.data());

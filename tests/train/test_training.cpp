@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <new>
@@ -12,10 +14,10 @@
 #include "sptrain/comm/process_grid.hpp"
 #include "sptrain/io/checkpoint.hpp"
 #include "sptrain/io/fingerprint.hpp"
-#include "sptrain/optim/clip.hpp"
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/train/sampler.hpp"
+#include "sptrain/train/train_step.hpp"
 #include "sptrain/train/trainer.hpp"
 
 // Counts heap allocations while g_counting is set. The replacement operators
@@ -57,15 +59,14 @@ TEST(Training, ResumedRunMatchesUninterruptedRunBitForBit) {
 
   // A: 6 steps without a break.
   Config a = test::tiny_config_for(model, train_data, "", dir_a);
-  ProcessGrid grid = make_solo_grid();
-  train(a, grid);
+  train(a, make_solo_grid());
   // B: stop after 3 steps (the checkpoint at step 3), then resume to 6.
   Config b = test::tiny_config_for(model, train_data, "", dir_b);
   b.train.steps = 3;
-  train(b, grid);
+  train(b, make_solo_grid());
   ASSERT_TRUE(std::filesystem::exists(dir_b + "/step_000003.h5"));
   b.train.steps = 6;
-  const TrainSummary resumed = train(b, grid);
+  const TrainSummary resumed = train(b, make_solo_grid());
   EXPECT_EQ(resumed.steps_done, 6);
 
   const auto la = losses(read_metrics(dir_a)), lb = losses(read_metrics(dir_b));
@@ -87,57 +88,72 @@ TEST(Training, PromptLearnsAFixedBatchAndWeightsNeverChange) {
   c.train.resume = "never";
   c.prompt.length = 16;
   c.optim.lr = 0.1;
-  ProcessGrid grid = make_solo_grid();
-  Session session(c, grid, false);
+  Session session(c, make_solo_grid(), SessionMode::Train);
   Rng rng(c.train.seed);
-  session.prompt() = init_prompt(c.prompt, session.model(), session.model_file(),
-                                 session.tokenizer(), session.task(), rng);
+  session.prompt->values() = init_prompt(c.prompt, session.model, session.model_file,
+                                         *session.tokenizer, *session.task, rng);
   auto weights_hash = [&] {
     Fingerprint f;
     std::vector<char> host;
-    session.stage().for_each_weight([&](const std::string& name, const Tensor& t) {
+    session.stage->for_each_weight([&](const std::string& name, const Tensor& t) {
       host.resize(t.bytes());
-      session.backend().copy_to_host(host.data(), t);
+      session.backend->copy_to_host(host.data(), t);
       f.update(name);
       f.update(host.data(), host.size());
     });
     return f.hex();
   };
   const std::string before = weights_hash();
-  auto optimizer = make_optimizer(c.optim, c.prompt.length, session.model().d_model);
+  auto optimizer = make_optimizer(c.optim, c.prompt.length, session.model.d_model);
   std::vector<int64_t> batch = {0, 1, 2, 3, 4, 5, 6, 7};
   double first = 0, last = 0;
   for (int step = 1; step <= 150; ++step) {
-    double loss_sum = 0;
-    int64_t correct = 0;
-    session.forward_backward(batch, loss_sum, correct);
-    if (step == 1) first = loss_sum / 8;
-    last = loss_sum / 8;
-    clip_grad_norm(session.grad().data(), session.grad().size(), 1.0);
-    optimizer->step(session.prompt().data(), session.grad().data(), c.optim.lr);
+    const StepResult r = train_step(session, *optimizer, batch, c.optim.lr);
+    if (step == 1) first = r.loss;
+    last = r.loss;
   }
   std::printf("label loss %.4f -> %.4f\n", first, last);
   EXPECT_LT(last, 0.5 * first) << "label loss went " << first << " -> " << last;
   EXPECT_EQ(weights_hash(), before) << "a frozen weight changed";
 }
 
+// A gradient that is not finite skips the update (the prompt stays as it
+// was) and the optimizer's step count still advances with the schedule.
+TEST(Training, ANonFiniteGradientSkipsTheUpdate) {
+  const std::string model = test::tiny_model(Family::Llama, "nonfinite_model.h5");
+  const std::string data = test::sst2_subset("train", 8, "nonfinite_train.tsv");
+  Config c = test::tiny_config_for(model, data, "", test::temp_path("nonfinite_run"));
+  Session session(c, make_solo_grid(), SessionMode::Train);
+  Rng rng(c.train.seed);
+  session.prompt->values() = init_prompt(c.prompt, session.model, session.model_file,
+                                         *session.tokenizer, *session.task, rng);
+  auto optimizer = make_optimizer(c.optim, c.prompt.length, session.model.d_model);
+  const std::vector<int64_t> batch = {0, 1, 2, 3, 4, 5, 6, 7};
+  const StepResult ok = train_step(session, *optimizer, batch, c.optim.lr);
+  EXPECT_FALSE(ok.skipped);
+  session.prompt->values()[3] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> before = session.prompt->values();
+  const StepResult bad = train_step(session, *optimizer, batch, c.optim.lr);
+  EXPECT_TRUE(bad.skipped);
+  EXPECT_FALSE(std::isfinite(bad.grad_norm));
+  EXPECT_EQ(optimizer->step_count(), 2);
+  const std::vector<float>& after = session.prompt->values();
+  for (size_t i = 0; i < after.size(); ++i)
+    if (i != 3) ASSERT_EQ(after[i], before[i]) << "value " << i << " changed on a skipped step";
+}
+
 TEST(Training, AStepAllocatesNothing) {
   const std::string model = test::tiny_model(Family::Llama, "alloc_model.h5");
   const std::string data = test::sst2_subset("train", 32, "alloc_train.tsv");
   Config c = test::tiny_config_for(model, data, "", test::temp_path("alloc_run"));
-  ProcessGrid grid = make_solo_grid();
-  Session session(c, grid, false);
-  auto optimizer = make_optimizer(c.optim, c.prompt.length, session.model().d_model);
+  Session session(c, make_solo_grid(), SessionMode::Train);
+  auto optimizer = make_optimizer(c.optim, c.prompt.length, session.model.d_model);
   DataSampler sampler(32, 1, true);
   std::vector<int64_t> batch;
   batch.reserve(8);
   auto step = [&] {
     sampler.next(8, batch);
-    double loss = 0;
-    int64_t correct = 0;
-    session.forward_backward(batch, loss, correct);
-    clip_grad_norm(session.grad().data(), session.grad().size(), 1.0);
-    optimizer->step(session.prompt().data(), session.grad().data(), 0.01);
+    train_step(session, *optimizer, batch, 0.01);
   };
   // Warm up over a whole epoch so every buffer has seen its largest batch.
   for (int i = 0; i < 4; ++i) step();

@@ -69,6 +69,11 @@ class Backend {
   virtual Device device() const = 0;
   virtual std::string name() const = 0;  // e.g. "cpu (OpenBLAS Haswell, 2 threads)"
   virtual DeviceStats device_stats() const { return {}; }
+  // The accelerator this back end runs on and the stream its ops are queued
+  // on (a cudaStream_t), for the communicators that order their work after
+  // it (comm/parallel_state.hpp); -1 and null on the CPU.
+  virtual int device_index() const { return -1; }
+  virtual void* native_stream() const { return nullptr; }
 
   // ---- memory ----
   virtual Buffer allocate(DType dtype, Shape shape) = 0;  // zero-filled

@@ -1,19 +1,24 @@
 #pragma once
-// Builds the back end a config asks for on this rank.
+// Builds the back end a run asks for on this rank.
 #include <memory>
+#include <string>
 
 #include "sptrain/backend/backend.hpp"
-#include "sptrain/config/config.hpp"
 
 namespace sptrain {
 
-// backend: cpu uses `threads` threads (0 = the node's cores shared among its
-// ranks); backend: cuda uses GPU (node-local rank mod device count) and is a
-// clear error, naming the rank, where no GPU is visible or CUDA was not built.
-std::unique_ptr<Backend> make_backend(const Config& config, int world_rank);
+struct BackendOptions {
+  std::string kind = "cpu";  // cpu | cuda
+  int threads = 0;           // cpu: threads, 0 = the node's cores shared among its ranks
+  int node_rank = 0;         // this rank's index among the job's ranks on its node
+  int node_ranks = 1;        // the job's ranks on this node
+  int world_rank = 0;        // labels error messages
+};
 
-// Ranks of this job on this node (1 without MPI).
-int ranks_on_this_node();
+// backend cpu: `threads` threads; cuda: GPU node_rank mod the visible
+// devices, and a clear error naming the rank where no GPU is visible or
+// CUDA was not built.
+std::unique_ptr<Backend> make_backend(const BackendOptions& options);
 
 // Back ends compiled into this binary, e.g. "cpu, cuda".
 const char* compiled_backends();

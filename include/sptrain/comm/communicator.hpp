@@ -25,6 +25,17 @@ inline const char* comm_kind_name(CommKind k) {
   return "?";
 }
 
+// One figure per kind of traffic (bytes, seconds).
+template <typename T>
+struct PerKind {
+  T tensor{}, pipeline{}, data{};
+  T& operator[](CommKind k) { return k == CommKind::Tensor ? tensor : k == CommKind::Pipeline ? pipeline : data; }
+  const T& operator[](CommKind k) const {
+    return k == CommKind::Tensor ? tensor : k == CommKind::Pipeline ? pipeline : data;
+  }
+};
+constexpr CommKind kCommKinds[] = {CommKind::Tensor, CommKind::Pipeline, CommKind::Data};
+
 // Bytes sent by this rank, by kind. Collectives count their payload (the
 // tensor's size) once per call, point-to-point counts what this rank sends,
 // and a group of one rank counts nothing; see docs/parallelism.md.
@@ -36,6 +47,17 @@ struct ByteCounter {
   void add(CommKind k, uint64_t n) { bytes[size_t(k)] += n; }
   uint64_t get(CommKind k) const { return bytes[size_t(k)]; }
   double time(CommKind k) const { return seconds[size_t(k)]; }
+  // What was added since `before` (an earlier copy of this counter).
+  PerKind<uint64_t> bytes_since(const ByteCounter& before) const {
+    PerKind<uint64_t> d;
+    for (CommKind k : kCommKinds) d[k] = get(k) - before.get(k);
+    return d;
+  }
+  PerKind<double> seconds_since(const ByteCounter& before) const {
+    PerKind<double> d;
+    for (CommKind k : kCommKinds) d[k] = time(k) - before.time(k);
+    return d;
+  }
   void reset() {
     bytes = {};
     seconds = {};

@@ -48,6 +48,15 @@ class MpiRuntime {
   int world_size_ = 1;
 };
 
+// This rank's place among the job's ranks on its node (for the GPU it takes
+// and the CPU threads it may use); {0, 1} without MPI. Collective over the
+// world when MPI runs.
+struct NodeRanks {
+  int rank = 0;
+  int size = 1;
+};
+NodeRanks node_ranks();
+
 // Prints "sptrain: rank R/N (host): error: <message>" to stderr and ends the
 // whole job: MPI_Abort(MPI_COMM_WORLD, 1) when the world has more than one
 // rank (mpirun then kills every rank, including those blocked in a collective

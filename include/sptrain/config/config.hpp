@@ -87,6 +87,7 @@ struct ParallelSection {
   int pipeline = 1;
   std::string schedule = "1f1b";    // gpipe | 1f1b
   std::vector<int> stage_layers;    // explicit layers per stage; empty = balanced
+  double timeout_s = 300;           // a collective or pipeline message unfinished this long ends the job
 
   bool operator==(const ParallelSection&) const = default;
 };

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "sptrain/comm/process_grid.hpp"
+#include "sptrain/comm/communicator.hpp"
 #include "sptrain/model/stage.hpp"
 #include "sptrain/prompt/export.hpp"
-#include "sptrain/prompt/task.hpp"
+#include "sptrain/data/task.hpp"
 
 namespace sptrain {
 
@@ -70,7 +70,7 @@ class Predictor {
   };
 
   PredictorOptions options_;
-  ProcessGrid grid_;
+  SoloGroup tensor_group_{CommKind::Tensor, nullptr};  // the whole model on this rank
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<ModelContext> ctx_;
   h5::File model_file_;

@@ -5,19 +5,13 @@
 // example is [prompt, text] on its own. Buffers are allocated once for the
 // largest micro-batch; each fill() only copies.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "sptrain/backend/backend.hpp"
+#include "sptrain/data/encoded_example.hpp"
 
 namespace sptrain {
-
-// One example, tokenized: the text tokens (template applied, truncated), its
-// class index and the vocabulary id of its label word.
-struct EncodedExample {
-  std::vector<int32_t> tokens;
-  int32_t label = 0;        // class index (order of task.labels)
-  int32_t label_token = 0;  // vocabulary id of the label word
-};
 
 struct MicroBatch {
   SequenceIndex seq;
@@ -85,6 +79,32 @@ class BatchBuilder {
   int prompt_len_;
   bool share_prompt_;
   PackedBatchWriter writer_;
+};
+
+// The micro-batches of one step on one rank: up to `count` micro-batches of
+// up to `per_micro` examples each, alive together (a pipeline schedule keeps
+// several in flight), each with its own builder's buffers. Sized once; a
+// fill only copies.
+class MicroBatchSet {
+ public:
+  MicroBatchSet(Backend& backend, int prompt_len, int64_t max_rows, int per_micro, int count);
+  // Packs `examples`, in order, into consecutive micro-batches of per_micro
+  // examples (the last may hold fewer).
+  void fill(const std::vector<const EncodedExample*>& examples);
+  // The micro-batches of the latest fill.
+  const std::vector<MicroBatch*>& batches() const { return used_; }
+  // Rows of the latest fill, all micro-batches together.
+  int64_t text_rows() const { return text_rows_; }
+  int64_t prompt_rows() const { return prompt_rows_; }
+  int per_micro() const { return per_micro_; }
+
+ private:
+  int per_micro_;
+  std::vector<std::unique_ptr<BatchBuilder>> builders_;
+  std::vector<MicroBatch> batches_;
+  std::vector<MicroBatch*> used_;
+  std::vector<const EncodedExample*> part_;
+  int64_t text_rows_ = 0, prompt_rows_ = 0;
 };
 
 // A micro-batch whose examples use different prompts (several tasks served

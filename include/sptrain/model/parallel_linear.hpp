@@ -2,7 +2,7 @@
 // Frozen linear layers split over the tensor-parallel group (Megatron-style).
 // Only input gradients are computed: dX = dY·W, never dW, so the input of a
 // linear layer is not kept for the backward.
-#include "sptrain/model/context.hpp"
+#include "sptrain/model/tensor_parallel.hpp"
 
 namespace sptrain {
 
@@ -19,7 +19,7 @@ struct ColumnParallelLinear {
   // dx = dy·W summed over the group (one all-reduce).
   void backward(const ModelContext& ctx, const Tensor& dx, const Tensor& dy) const {
     ctx.backend.matmul(dx, dy, weight, /*trans_b=*/false, /*accumulate=*/false);
-    if (ctx.tp.size() > 1) ctx.tp.all_reduce(dx, ReduceOp::Sum);
+    tensor_parallel::copy_to_region_backward(ctx, dx);
   }
 };
 
@@ -31,7 +31,7 @@ struct RowParallelLinear {
 
   void forward(const ModelContext& ctx, const Tensor& y, const Tensor& x) const {
     ctx.backend.matmul(y, x, weight, /*trans_b=*/true, /*accumulate=*/false);
-    if (ctx.tp.size() > 1) ctx.tp.all_reduce(y, ReduceOp::Sum);
+    tensor_parallel::reduce_from_region(ctx, y);
     if (!bias.empty()) ctx.backend.add_bias(y, bias);
   }
   void backward(const ModelContext& ctx, const Tensor& dx, const Tensor& dy) const {

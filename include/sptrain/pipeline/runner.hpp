@@ -12,6 +12,16 @@
 
 namespace sptrain {
 
+// Bytes this rank sends over the pipeline group for one micro-batch of
+// `rows` rows in a training step (docs/parallelism.md, "Pipeline parallel"):
+// its output to the next stage in the forward pass and its input gradient to
+// the previous stage in the backward pass, rows x d_model each.
+inline uint64_t pipeline_bytes_per_micro_batch(const StageSpec& stage, int64_t rows,
+                                               int64_t d_model, int64_t act_bytes) {
+  const int64_t sends = (stage.last() ? 0 : 1) + (stage.first() ? 0 : 1);
+  return uint64_t(sends * rows * d_model * act_bytes);
+}
+
 class PipelineRunner {
  public:
   // Told, on the last stage, each micro-batch's loss and label scores right

@@ -14,7 +14,7 @@
 #include "sptrain/io/h5.hpp"
 #include "sptrain/model/model_config.hpp"
 #include "sptrain/model/random_model.hpp"
-#include "sptrain/prompt/task.hpp"
+#include "sptrain/data/task.hpp"
 
 namespace sptrain {
 

@@ -5,7 +5,9 @@
 // metrics.jsonl, a progress line, checkpoints, and resuming from them.
 #include <memory>
 
-#include "sptrain/train/session.hpp"
+#include "sptrain/comm/process_grid.hpp"
+#include "sptrain/config/config.hpp"
+#include "sptrain/train/evaluate.hpp"
 
 namespace sptrain {
 
@@ -16,7 +18,8 @@ struct TrainSummary {
   bool stopped_by_signal = false;
 };
 
-TrainSummary train(const Config& config, ProcessGrid& grid);
+// Takes over the grid (the session's ParallelState owns it).
+TrainSummary train(const Config& config, ProcessGrid grid);
 
 // Ask a running train() to checkpoint at the end of the current step and
 // return (SIGUSR1/SIGTERM handlers call this; all ranks agree before acting).

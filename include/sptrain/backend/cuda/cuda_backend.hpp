@@ -39,10 +39,11 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::CUDA; }
   std::string name() const override;
   DeviceStats device_stats() const override;
-  int device_index() const;
+  int device_index() const override;
   int rank() const;
   // The stream every op is queued on (communicators order their work after it).
   CUstream_st* stream() const;
+  void* native_stream() const override { return stream(); }
 
   // Device memory, zero-filled. Every allocation is made at setup (weights,
   // activations, workspaces, batch buffers): a training step never allocates.

@@ -7,8 +7,7 @@
 
 #include "sptrain/config/config.hpp"
 #include "sptrain/data/dataset.hpp"
-#include "sptrain/model/batch.hpp"
-#include "sptrain/model/lm_head.hpp"
+#include "sptrain/data/encoded_example.hpp"
 #include "sptrain/tokenizer/tokenizer.hpp"
 
 namespace sptrain {
@@ -22,7 +21,8 @@ class Task {
   const std::vector<std::string>& label_values() const { return label_values_; }
   const std::vector<std::string>& label_words() const { return label_words_; }
   const std::vector<int32_t>& label_tokens() const { return label_tokens_; }
-  HeadSpec head_spec() const { return HeadSpec{loss_, label_tokens_}; }
+  // The loss is over the whole vocabulary (task.loss: vocab), not only the label words.
+  bool vocab_loss() const { return vocab_loss_; }
   int max_length() const { return max_length_; }
 
   // Template applied, tokenized, truncated to max_length tokens by cutting
@@ -41,7 +41,7 @@ class Task {
   std::vector<std::string> label_values_, label_words_;
   std::vector<int32_t> label_tokens_;
   int max_length_ = 0;
-  LossKind loss_ = LossKind::Labels;
+  bool vocab_loss_ = false;
 };
 
 }  // namespace sptrain

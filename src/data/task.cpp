@@ -1,6 +1,8 @@
-#include "sptrain/prompt/task.hpp"
+#include "sptrain/data/task.hpp"
 
 #include <unordered_map>
+
+#include "sptrain/core/error.hpp"
 
 namespace sptrain {
 
@@ -16,7 +18,7 @@ Task::Task(const TaskSection& s, const Tokenizer& tokenizer) : tokenizer_(tokeni
   SPT_CHECK(int(prefix_tokens_.size() + suffix_tokens_.size()) < max_length_,
             "task.max_length (", max_length_, ") leaves no room for text: the template alone is ",
             prefix_tokens_.size() + suffix_tokens_.size(), " tokens");
-  loss_ = s.loss == "vocab" ? LossKind::Vocab : LossKind::Labels;
+  vocab_loss_ = s.loss == "vocab";
   SPT_CHECK(s.labels.size() >= 2, "task.labels needs at least two labels");
   for (const auto& [value, word] : s.labels) {
     const std::vector<int32_t> ids = tokenizer.encode(word, false);

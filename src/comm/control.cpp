@@ -1,4 +1,4 @@
-#include "sptrain/train/control.hpp"
+#include "sptrain/comm/control.hpp"
 
 #include <mpi.h>
 
@@ -8,6 +8,17 @@ void control_sum(const ProcessGrid& grid, std::vector<double>& values) {
   if (grid.world_size() == 1 || values.empty()) return;
   MPI_Allreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_DOUBLE, MPI_SUM,
                 MPI_COMM_WORLD);
+}
+
+void control_sum(const ProcessGrid& grid, std::initializer_list<double*> values) {
+  if (grid.world_size() == 1) return;
+  // Reserved once per thread: a training step's sum allocates nothing after the first.
+  static thread_local std::vector<double> packed;
+  packed.clear();
+  for (double* v : values) packed.push_back(*v);
+  control_sum(grid, packed);
+  size_t i = 0;
+  for (double* v : values) *v = packed[i++];
 }
 
 bool control_all_equal(const ProcessGrid& grid, uint64_t value, bool participates) {

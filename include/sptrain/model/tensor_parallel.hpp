@@ -1,0 +1,46 @@
+#pragma once
+// The tensor-parallel mappings (Megatron-core's tensor_parallel/mappings.py):
+// the only code that calls the tensor-parallel group, each mapping beside the
+// bytes it sends. The model's passes are explicit (no autograd), so a mapping
+// is named for what it does in the pass where it communicates; in the other
+// pass it is the identity. Every mapping is a no-op with one tensor rank.
+#include <cstdint>
+
+#include "sptrain/model/context.hpp"
+
+namespace sptrain::tensor_parallel {
+
+// Forward of a row-parallel layer (attention output, MLP down) and of the
+// vocabulary-parallel embedding: each rank holds a partial sum of the whole
+// output; all-reduce it. (Backward: the identity.)
+void reduce_from_region(const ModelContext& ctx, const Tensor& partial);
+
+// Backward of the copy of a replicated input into the region, i.e. the input
+// of a column-parallel layer (QKV, MLP up, the vocabulary-parallel LM head):
+// each rank holds a partial input gradient; all-reduce it. (Forward: the identity.)
+void copy_to_region_backward(const ModelContext& ctx, const Tensor& partial_grad);
+
+// Vocabulary-parallel cross-entropy (forward): each rank's row maxima, sums
+// of exp(logit - max) and target logits over its shard, combined over the shards.
+void vocab_parallel_max(const ModelContext& ctx, const Tensor& row_max);
+void vocab_parallel_sum(const ModelContext& ctx, const Tensor& partial);
+
+// What one rank's stage holds, for counting.
+struct StageParts {
+  bool embedding = false;  // first pipeline stage
+  int layers = 0;
+  bool vocab_head = false;  // last stage with the loss over the whole vocabulary
+};
+
+// Bytes this rank sends through the mappings above for one micro-batch of
+// `rows` rows and `examples` answer rows, forward and backward together
+// (docs/parallelism.md, "Tensor parallel"): the embedding's reduce (rows x d),
+// per layer two reduces forward (o, down) and two backward (up, qkv) of
+// rows x d each, and with a vocabulary head three [examples] statistics
+// forward and the head's input gradient [examples, d] backward. act_bytes /
+// stat_bytes: the element sizes of activations and statistics.
+uint64_t bytes_per_micro_batch(const StageParts& stage, int tensor_size, int64_t rows,
+                               int64_t examples, int64_t d_model, int64_t act_bytes,
+                               int64_t stat_bytes);
+
+}  // namespace sptrain::tensor_parallel

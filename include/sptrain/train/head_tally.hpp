@@ -1,0 +1,23 @@
+#pragma once
+// Adds up the loss, correct predictions and confusion matrix of the examples
+// the last stage scores, micro-batch by micro-batch, as the pipeline runner
+// hands over its outputs.
+#include <vector>
+
+#include "sptrain/pipeline/runner.hpp"
+
+namespace sptrain {
+
+struct HeadTally final : PipelineRunner::OutputSink {
+  const std::vector<MicroBatch*>* batches = nullptr;
+  int n_labels = 0;
+  double loss_sum = 0;
+  int64_t correct = 0, examples = 0;
+  std::vector<int64_t> confusion;  // [true label][predicted label]
+
+  // Starts over for a new set of micro-batches; reserves, so that later resets do not allocate.
+  void reset(const std::vector<MicroBatch*>* mbs, int labels);
+  void on_output(int micro_batch, const HeadOutput& out) override;
+};
+
+}  // namespace sptrain

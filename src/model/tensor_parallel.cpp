@@ -1,0 +1,35 @@
+#include "sptrain/model/tensor_parallel.hpp"
+
+namespace sptrain::tensor_parallel {
+
+void reduce_from_region(const ModelContext& ctx, const Tensor& partial) {
+  if (ctx.tp.size() > 1) ctx.tp.all_reduce(partial, ReduceOp::Sum);
+}
+
+void copy_to_region_backward(const ModelContext& ctx, const Tensor& partial_grad) {
+  if (ctx.tp.size() > 1) ctx.tp.all_reduce(partial_grad, ReduceOp::Sum);
+}
+
+void vocab_parallel_max(const ModelContext& ctx, const Tensor& row_max) {
+  if (ctx.tp.size() > 1) ctx.tp.all_reduce(row_max, ReduceOp::Max);
+}
+
+void vocab_parallel_sum(const ModelContext& ctx, const Tensor& partial) {
+  if (ctx.tp.size() > 1) ctx.tp.all_reduce(partial, ReduceOp::Sum);
+}
+
+uint64_t bytes_per_micro_batch(const StageParts& s, int tensor_size, int64_t rows, int64_t examples,
+                               int64_t d, int64_t act_bytes, int64_t stat_bytes) {
+  if (tensor_size <= 1) return 0;
+  int64_t bytes = 0;
+  if (s.embedding) bytes += rows * d * act_bytes;            // reduce_from_region
+  bytes += int64_t(s.layers) * 2 * rows * d * act_bytes;     // forward: after o and down
+  bytes += int64_t(s.layers) * 2 * rows * d * act_bytes;     // backward: before up and qkv
+  if (s.vocab_head) {
+    bytes += 3 * examples * stat_bytes;                       // max, sum of exp, target logit
+    bytes += examples * d * act_bytes;                        // the head's input gradient
+  }
+  return uint64_t(bytes);
+}
+
+}  // namespace sptrain::tensor_parallel

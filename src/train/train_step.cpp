@@ -1,0 +1,131 @@
+#include "sptrain/train/train_step.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "sptrain/comm/control.hpp"
+#include "sptrain/model/tensor_parallel.hpp"
+#include "sptrain/optim/clip.hpp"
+
+namespace sptrain {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+}  // namespace
+
+StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_t>& global_batch,
+                      double lr, bool stop_requested) {
+  const ParallelState& ps = *s.parallel;
+  const int B = s.config.train.batch_size, local = s.local_batch();
+  SPT_CHECK(int64_t(global_batch.size()) == B, "internal error: a global batch of ",
+            global_batch.size(), " examples, train.batch_size is ", B);
+  SPT_CHECK(s.train_batches, "internal error: train_step on a session built for evaluation only");
+  const auto start = Clock::now();
+  const ByteCounter before = ps.bytes();
+  s.runner->reset_times();
+
+  // This replica's share of the global batch, in micro-batches.
+  s.examples.clear();
+  for (int i = 0; i < local; ++i)
+    s.examples.push_back(&s.data.train[size_t(global_batch[size_t(ps.coords().dp * local + i)])]);
+  MicroBatchSet& mbs = *s.train_batches;
+  mbs.fill(s.examples);
+
+  // Forward and backward through the schedule; the first stage accumulates
+  // the prompt's gradient, each example's loss weighted 1/B.
+  PromptParameter& prompt = *s.prompt;
+  prompt.upload();
+  prompt.zero_grad();
+  s.tally.reset(&mbs.batches(), s.task->num_labels());
+  s.runner->train(mbs.batches(), prompt.device(), prompt.device_grad(), 1.0f / float(B), s.tally);
+
+  // The prompt's gradient, summed over the replicas, then the update.
+  const auto update_start = Clock::now();
+  double grad_norm = 0;
+  bool skipped = false;
+  if (s.holds_prompt()) {
+    if (ps.layout().data > 1) ps.data().all_reduce(prompt.device_grad(), ReduceOp::Sum);
+    prompt.download_grad();
+    std::vector<float>& g = prompt.grad();
+    grad_norm = clip_grad_norm(g.data(), g.size(), s.config.optim.clip_grad_norm);
+    if (std::isfinite(grad_norm)) {
+      optimizer.step(prompt.values().data(), g.data(), lr);
+    } else {
+      skipped = true;
+      optimizer.set_step_count(optimizer.step_count() + 1);  // keep steps aligned with the schedule
+    }
+  }
+
+  StepResult r;
+  r.times.optimizer = seconds_since(update_start);
+  const PipelineRunner::Times& t = s.runner->times();
+  r.times.forward = t.forward;
+  r.times.backward = t.backward;
+  r.times.pipeline = t.pipeline;
+  r.bytes = ps.bytes().bytes_since(before);
+  r.times.comm = ps.bytes().seconds_since(before);
+  for (const MicroBatch* mb : mbs.batches()) {
+    const Stage::Work w = s.stage->work(*mb);
+    r.flops += w.forward + w.backward;
+  }
+
+  // The job's figures in one message: loss and accuracy from the ranks that
+  // report them, rows from stage 0's first tensor rank of each replica, the
+  // norm and the skip from world rank 0 (every prompt holder computes the same).
+  const bool lead = ps.world_rank() == 0;
+  const bool counts_rows = ps.first_stage() && ps.coords().tp == 0;
+  double loss_sum = s.reports_loss() ? s.tally.loss_sum : 0.0;
+  double correct = s.reports_loss() ? double(s.tally.correct) : 0.0;
+  double text_rows = counts_rows ? double(mbs.text_rows()) : 0.0;
+  double prompt_rows = counts_rows ? double(mbs.prompt_rows()) : 0.0;
+  double norm = lead ? grad_norm : 0.0;
+  double skip = lead && skipped ? 1.0 : 0.0;
+  double stop = stop_requested ? 1.0 : 0.0;
+  control_sum(ps.host(), {&loss_sum, &correct, &text_rows, &prompt_rows, &norm, &skip, &stop});
+  r.loss = loss_sum / B;
+  r.accuracy = correct / B;
+  r.text_rows = int64_t(text_rows);
+  r.prompt_rows = int64_t(prompt_rows);
+  r.grad_norm = norm;
+  r.skipped = skip > 0;
+  r.stop_requested = stop > 0;
+  r.times.total = seconds_since(start);
+  return r;
+}
+
+uint64_t data_parallel_bytes_per_step(const StepShape& sh) {
+  if (!sh.stage.first() || sh.layout.data <= 1) return 0;
+  return uint64_t(int64_t(sh.prompt_len) * sh.d_model * sh.stat_bytes);
+}
+
+PerKind<uint64_t> step_bytes(const StepShape& sh, const std::vector<int64_t>& micro_batch_rows) {
+  PerKind<uint64_t> b;
+  const tensor_parallel::StageParts parts{sh.stage.first(), sh.stage.num_layers,
+                                          sh.stage.last() && sh.vocab_loss};
+  for (int64_t rows : micro_batch_rows) {
+    b.tensor += tensor_parallel::bytes_per_micro_batch(parts, sh.layout.tensor, rows, sh.examples_per_micro,
+                                                       sh.d_model, sh.act_bytes, sh.stat_bytes);
+    if (sh.layout.pipeline > 1)
+      b.pipeline += pipeline_bytes_per_micro_batch(sh.stage, rows, sh.d_model, sh.act_bytes);
+  }
+  b.data = data_parallel_bytes_per_step(sh);
+  return b;
+}
+
+StepShape step_shape(const Session& s) {
+  StepShape sh;
+  sh.stage = s.stage->spec();
+  sh.layout = s.parallel->layout();
+  sh.d_model = s.model.d_model;
+  sh.prompt_len = s.config.prompt.length;
+  sh.examples_per_micro = s.config.train.micro_batch_size;
+  sh.vocab_loss = s.task->vocab_loss();
+  sh.act_bytes = int64_t(dtype_size(s.ctx->act));
+  sh.stat_bytes = int64_t(dtype_size(s.ctx->stat));
+  return sh;
+}
+
+}  // namespace sptrain
