@@ -17,10 +17,6 @@
 #include "sptrain/core/error.hpp"
 #include "sptrain/core/version.hpp"
 
-// From OpenBLAS; declared here so this file does not depend on cblas.h.
-extern "C" char* openblas_get_config(void);
-extern "C" char* openblas_get_corename(void);
-
 namespace sptrain {
 namespace {
 
@@ -30,7 +26,7 @@ std::string version_text() {
   backends += " cuda";
 #endif
   return str("sptrain ", kVersion, " (", kGitRevision, ")\n", "backends: ", backends, "\n",
-             "blas: ", openblas_get_config(), " (kernel ", openblas_get_corename(), ")");
+             "blas: ", blas_config(), " (kernel ", blas_kernel_name(), ")");
 }
 
 const char* const kSetHelp =

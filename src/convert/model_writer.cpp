@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "sptrain/core/error.hpp"
+#include "sptrain/io/file.hpp"
 #include "sptrain/io/fingerprint.hpp"
 #include "sptrain/io/h5.hpp"
 #include "sptrain/tokenizer/tokenizer.hpp"
@@ -46,18 +47,6 @@ std::vector<std::pair<std::string, Shape>> expected_datasets(const ModelHeader& 
 }
 
 namespace {
-
-// Removes the temporary output unless the write completed.
-struct TempFile {
-  std::string path;
-  bool keep = false;
-  ~TempFile() {
-    if (!keep) {
-      std::error_code ec;
-      fs::remove(path, ec);
-    }
-  }
-};
 
 void check_header(const ModelHeader& h, const std::string& out) {
   auto positive = [&](int64_t v, const char* what) {
@@ -107,11 +96,10 @@ WriteStats write_model_file(const std::string& out, DType dtype, const ModelHead
     SPT_ASSERT(jobs[k].shape == expected[k].second);
   }
 
-  TempFile tmp{out + ".tmp"};
   WriteStats stats;
   Fingerprint fp;
-  {
-    h5::File f = h5::File::create(tmp.path);
+  write_file_atomically(out, [&](const std::string& tmp) {
+    h5::File f = h5::File::create(tmp);
     uint64_t total = 0;
     for (const auto& j : jobs) total += j.source_bytes;
     Progress progress("converting " + source.path, total);
@@ -165,11 +153,7 @@ WriteStats write_model_file(const std::string& out, DType dtype, const ModelHead
     f.set_attr(root, "source_hash", source.hash);
     f.flush();
     f.close();
-  }
-  std::error_code ec;
-  fs::rename(tmp.path, out, ec);
-  if (ec) fail(out, ": cannot rename ", tmp.path, " to it: ", ec.message());
-  tmp.keep = true;
+  });
   return stats;
 }
 

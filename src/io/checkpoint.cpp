@@ -1,8 +1,5 @@
 #include "sptrain/io/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -11,6 +8,7 @@
 #include <set>
 
 #include "sptrain/core/error.hpp"
+#include "sptrain/io/file.hpp"
 #include "sptrain/io/h5.hpp"
 
 namespace sptrain {
@@ -24,18 +22,6 @@ constexpr const char* kRng = "rng_state";
 constexpr const char* kConfig = "config_yaml";
 constexpr const char* kLabelValues = "verbalizer/labels";
 constexpr const char* kLabelWords = "verbalizer/words";
-
-// Flushes a file's (or a folder's) data to the disk, so the rename that
-// follows can never expose a file whose bytes are still only in the cache.
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) fail(path, ": cannot open to sync: ", std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  // Some file systems cannot sync a folder (EINVAL); the file itself is synced.
-  if (rc != 0 && !(directory && err == EINVAL)) fail(path, ": fsync failed: ", std::strerror(err));
-}
 
 Shape shape_of(const std::vector<int64_t>& dims, const std::string& what) {
   SPT_CHECK(dims.size() >= 1 && dims.size() <= 4, "checkpoint: ", what, " has rank ", dims.size(),
@@ -102,28 +88,17 @@ void write_contents(h5::File& f, const Checkpoint& c) {
 }  // namespace
 
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
-  const std::string tmp = path + ".tmp";
-  fs::path parent = fs::path(path).parent_path();
-  std::error_code ec;
+  const fs::path parent = fs::path(path).parent_path();
   if (!parent.empty()) {
+    std::error_code ec;
     fs::create_directories(parent, ec);
     if (ec) fail(parent.string(), ": cannot create checkpoint folder: ", ec.message());
   }
-  try {
-    {
-      h5::File f = h5::File::create(tmp);
-      write_contents(f, ckpt);
-      f.flush();
-    }  // closed here: every byte handed to the OS before the fsync
-    fsync_path(tmp, false);
-    fs::rename(tmp, path, ec);
-    if (ec) fail(path, ": cannot rename ", tmp, " to it: ", ec.message());
-    fsync_path(parent.empty() ? "." : parent.string(), true);
-  } catch (...) {
-    std::error_code ignore;
-    fs::remove(tmp, ignore);
-    throw;
-  }
+  write_file_atomically(path, [&](const std::string& tmp) {
+    h5::File f = h5::File::create(tmp);
+    write_contents(f, ckpt);
+    f.flush();
+  });
 }
 
 Checkpoint read_checkpoint(const std::string& path) {

@@ -1,7 +1,5 @@
 #include "sptrain/io/gguf.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -214,43 +212,18 @@ const TypeTraits& type_traits(TensorType type) {
 
 // ---- File ----
 
-File::File(File&& o) noexcept { *this = std::move(o); }
-
-File& File::operator=(File&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    path_ = std::move(o.path_);
-    fd_ = o.fd_;
-    o.fd_ = -1;
-    file_size_ = o.file_size_;
-    version_ = o.version_;
-    alignment_ = o.alignment_;
-    data_offset_ = o.data_offset_;
-    kv_ = std::move(o.kv_);
-    tensors_ = std::move(o.tensors_);
-    tensor_index_ = std::move(o.tensor_index_);
-  }
-  return *this;
-}
-
-File::~File() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 File File::open(const std::string& path) {
   File f;
   f.path_ = path;
-  f.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (f.fd_ < 0) fail(path, ": cannot open GGUF file: ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(f.fd_, &st) != 0 || !S_ISREG(st.st_mode)) fail(path, ": not a regular file");
-  f.file_size_ = uint64_t(st.st_size);
+  OpenFile file = open_regular_file(path, "GGUF file");
+  f.fd_ = std::move(file.fd);
+  f.file_size_ = file.size;
   f.parse();
   return f;
 }
 
 void File::parse() {
-  HeaderReader r(fd_, file_size_, path_);
+  HeaderReader r(fd_.get(), file_size_, path_);
   if (file_size_ < 4) fail(path_, ": not a GGUF file (", file_size_, " bytes)");
   uint32_t magic = r.get<uint32_t>("magic");
   if (magic != kMagic) fail(path_, ": not a GGUF file (bad magic)");
@@ -420,33 +393,15 @@ const TensorInfo& File::tensor(const std::string& name) const {
   return *t;
 }
 
-namespace {
-void pread_all(int fd, void* out, uint64_t n, uint64_t offset, const std::string& path,
-               const std::string& what) {
-  auto* dst = static_cast<char*>(out);
-  while (n > 0) {
-    size_t chunk = size_t(std::min<uint64_t>(n, uint64_t(1) << 30));
-    ssize_t got = ::pread(fd, dst, chunk, off_t(offset));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0)
-      fail(path, ": cannot read ", what, " at offset ", offset,
-           got == 0 ? ": unexpected end of file (was it truncated?)" : ": read error");
-    dst += got;
-    offset += uint64_t(got);
-    n -= uint64_t(got);
-  }
-}
-}  // namespace
-
 void File::read_raw(const TensorInfo& info, void* out) const {
-  pread_all(fd_, out, info.nbytes, info.file_offset, path_, "tensor '" + info.name + "'");
+  pread_exact(fd_.get(), out, info.nbytes, info.file_offset, path_, "tensor '" + info.name + "'");
 }
 
 std::vector<unsigned char> File::read_bytes(uint64_t offset, uint64_t n) const {
   if (offset > file_size_ || n > file_size_ - offset)
     fail(path_, ": read of ", n, " bytes at offset ", offset, " is past the end of the file");
   std::vector<unsigned char> out(static_cast<size_t>(n));
-  pread_all(fd_, out.data(), n, offset, path_, "bytes");
+  pread_exact(fd_.get(), out.data(), n, offset, path_, "bytes");
   return out;
 }
 

@@ -1,16 +1,9 @@
 #include "sptrain/io/safetensors.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <set>
-#include <sstream>
 
 #include "sptrain/core/dtype.hpp"
 #include "sptrain/core/error.hpp"
@@ -24,36 +17,15 @@ namespace {
 // The safetensors library refuses headers above 100 MB; so do we, so that a
 // corrupt length cannot make us allocate the whole file.
 constexpr uint64_t kMaxHeader = 100u << 20;
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// config.json and the shard index are a few kilobytes; this only stops a
+// wrong path from reading a huge file.
+constexpr uint64_t kMaxJsonFile = 64u << 20;
 
 json parse_json(const std::string& text, const std::string& where) {
   try {
     return json::parse(text);
   } catch (const json::parse_error& e) {
     fail(where, ": invalid JSON: ", e.what());
-  }
-}
-
-void pread_all(int fd, void* out, uint64_t n, uint64_t offset, const std::string& path,
-               const std::string& what) {
-  auto* dst = static_cast<char*>(out);
-  while (n > 0) {
-    size_t chunk = size_t(std::min<uint64_t>(n, uint64_t(1) << 30));
-    ssize_t got = ::pread(fd, dst, chunk, off_t(offset));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0)
-      fail(path, ": cannot read ", what, " at offset ", offset,
-           got == 0 ? ": unexpected end of file (was it truncated?)" : ": read error");
-    dst += got;
-    offset += uint64_t(got);
-    n -= uint64_t(got);
   }
 }
 
@@ -69,26 +41,20 @@ int dtype_bytes(const std::string& d) {
 
 // ---- Shard ----
 
-Shard::~Shard() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 std::unique_ptr<Shard> Shard::open(const std::string& path) {
   std::unique_ptr<Shard> s(new Shard());
   s->path_ = path;
-  s->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (s->fd_ < 0) fail(path, ": cannot open safetensors file: ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(s->fd_, &st) != 0 || !S_ISREG(st.st_mode)) fail(path, ": not a regular file");
-  s->file_size_ = uint64_t(st.st_size);
+  OpenFile file = open_regular_file(path, "safetensors file");
+  s->fd_ = std::move(file.fd);
+  s->file_size_ = file.size;
   if (s->file_size_ < 8) fail(path, ": truncated safetensors file (", s->file_size_, " bytes)");
   uint64_t n = 0;
-  pread_all(s->fd_, &n, 8, 0, path, "header length");
+  pread_exact(s->fd_.get(), &n, 8, 0, path, "header length");
   if (n < 2 || n > kMaxHeader || n > s->file_size_ - 8)
     fail(path, ": not a safetensors file or truncated: header length ", n, " with a file of ",
          s->file_size_, " bytes");
   s->header_json_.resize(size_t(n));
-  pread_all(s->fd_, s->header_json_.data(), n, 8, path, "header");
+  pread_exact(s->fd_.get(), s->header_json_.data(), n, 8, path, "header");
   s->header_bytes_ = 8 + n;
   json h = parse_json(s->header_json_, path + " (safetensors header)");
   if (!h.is_object()) fail(path, ": safetensors header is not a JSON object");
@@ -135,7 +101,7 @@ std::unique_ptr<Shard> Shard::open(const std::string& path) {
 }
 
 void Shard::read(uint64_t offset, uint64_t n, void* out, const std::string& what) const {
-  pread_all(fd_, out, n, offset, path_, what);
+  pread_exact(fd_.get(), out, n, offset, path_, what);
 }
 
 // ---- Folder ----
@@ -146,7 +112,7 @@ Folder Folder::open(const std::string& dir) {
   if (!fs::is_directory(dir)) fail(dir, ": not a folder (expected a Hugging Face model folder)");
   fs::path config = fs::path(dir) / "config.json";
   if (!fs::exists(config)) fail(config.string(), ": missing (every model folder needs config.json)");
-  f.config_text_ = read_text_file(config.string());
+  f.config_text_ = read_whole_file(config.string(), kMaxJsonFile, "model config");
   f.config_ = parse_json(f.config_text_, config.string());
   if (!f.config_.is_object()) fail(config.string(), ": not a JSON object");
 
@@ -157,7 +123,7 @@ Folder Folder::open(const std::string& dir) {
   if (fs::exists(single)) {
     f.shards_.push_back(Shard::open(single.string()));
   } else if (fs::exists(index)) {
-    json idx = parse_json(read_text_file(index.string()), index.string());
+    json idx = parse_json(read_whole_file(index.string(), kMaxJsonFile, "shard index"), index.string());
     if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
       fail(index.string(), ": missing object 'weight_map'");
     std::set<std::string> files;

@@ -1,9 +1,9 @@
 #include "sptrain/model/random_model.hpp"
 
 #include <cmath>
-#include <filesystem>
 #include <vector>
 
+#include "sptrain/io/file.hpp"
 #include "sptrain/io/fingerprint.hpp"
 
 namespace sptrain {
@@ -48,8 +48,7 @@ void write_random_model(const std::string& path, ModelConfig c, uint64_t seed, d
                         const std::function<void(h5::File&)>& write_tokenizer) {
   c.random = true;
   c.dtype = "f32";
-  const std::string tmp = path + ".tmp";
-  try {
+  write_file_atomically(path, [&](const std::string& tmp) {
     h5::File f = h5::File::create(tmp);
     Rng rng(seed);
     RandomWriter w(f, rng, std);
@@ -85,12 +84,7 @@ void write_random_model(const std::string& path, ModelConfig c, uint64_t seed, d
     f.set_attr("/", "source_format", "random");
     if (write_tokenizer) write_tokenizer(f);
     f.close();
-    std::filesystem::rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
-  }
+  });
 }
 
 }  // namespace sptrain

@@ -1,12 +1,12 @@
 // Where a tokenizer's vocabulary comes from: GGUF metadata, a Hugging Face
 // tokenizer.json, or GPT-2-style vocab.json + merges.txt.
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "sptrain/core/error.hpp"
+#include "sptrain/io/file.hpp"
 #include "sptrain/io/gguf.hpp"
 #include "sptrain/tokenizer/tokenizer.hpp"
 
@@ -24,12 +24,12 @@ const char* const kLlama3Pattern =
 const char* const kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+// The largest tokenizer.json files (256k-token vocabularies) are tens of MB;
+// this only stops a wrong path from reading a huge file.
+constexpr uint64_t kMaxTokenizerFile = 1ull << 30;
+
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_whole_file(path, kMaxTokenizerFile, "tokenizer file");
 }
 
 json read_json(const std::string& path) {

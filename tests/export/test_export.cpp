@@ -14,6 +14,7 @@
 #include "../support/test_util.hpp"
 #include "export_fixture.hpp"
 #include "sptrain/core/dtype.hpp"
+#include "sptrain/io/npy.hpp"
 #include "sptrain/io/safetensors.hpp"
 #include "sptrain/prompt/export.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
@@ -120,7 +121,7 @@ TEST_F(Export, NpyRoundTripsBitForBitAndHasNumpysLayout) {
   const ExportResult r = export_npy(stored_, path("p.npy"), "f32");
   const std::string bytes = slurp(path("p.npy"));
   EXPECT_EQ(r.bytes, int64_t(bytes.size()));
-  EXPECT_EQ(int64_t(bytes.size()), npy_file_bytes(5, 16, 4));
+  EXPECT_EQ(int64_t(bytes.size()), npy::file_bytes(5, 16, 4));
   // Format 1.0: magic, version, little-endian header length, then the dict
   // padded with spaces to a multiple of 64 bytes, ending in '\n'.
   ASSERT_GE(bytes.size(), 128u);
@@ -147,7 +148,7 @@ TEST_F(Export, NpyBf16IsRoundedToNearestEvenAndStoredAsUint16) {
   export_npy(stored_, path("p16.npy"), "bf16");
   const std::string bytes = slurp(path("p16.npy"));
   EXPECT_THAT(bytes.substr(10, 118), HasSubstr("'descr': '<u2'"));
-  EXPECT_EQ(int64_t(bytes.size()), npy_file_bytes(5, 16, 2));
+  EXPECT_EQ(int64_t(bytes.size()), npy::file_bytes(5, 16, 2));
   const StoredPrompt back = read_stored_prompt(path("p16.npy"));
   ASSERT_EQ(back.values.size(), ckpt_.prompt.size());
   for (size_t i = 0; i < back.values.size(); ++i) {
@@ -236,7 +237,7 @@ TEST_F(Export, The175BExampleIs983040BytesOfValues) {
   EXPECT_EQ(bytes.size() - 10 - header_len, 983040u);
   EXPECT_EQ(npy.value_bytes, 983040);
   EXPECT_EQ(npy.bytes, 983040 + 128);
-  EXPECT_EQ(npy_file_bytes(P, d, 4), 983040 + 128);
+  EXPECT_EQ(npy::file_bytes(P, d, 4), 983040 + 128);
 
   const ExportResult peft = export_peft(big, path("big_adapter"), peft_info());
   auto shard = safetensors::Shard::open(path("big_adapter/adapter_model.safetensors"));

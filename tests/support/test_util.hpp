@@ -74,6 +74,30 @@ inline void expect_gradient(const Tensor& t, const std::vector<double>& analytic
   }
 }
 
+// A fresh folder for the current test (named after it), removed afterwards.
+class ScratchDir {
+ public:
+  ScratchDir()
+      : dir_(std::filesystem::temp_directory_path() /
+             ("sptrain_test_" + std::to_string(::getpid()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  ~ScratchDir() {
+    std::error_code ignore;
+    std::filesystem::remove_all(dir_, ignore);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::filesystem::path& dir() const { return dir_; }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  std::filesystem::path dir_;
+};
+
 inline std::string temp_path(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("sptrain_test_" + std::to_string(::getpid()));

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "sptrain/optim/optimizer.hpp"
+#include "sptrain/io/named_state.hpp"
 
 namespace sptrain::h5 {
 class File;
@@ -22,7 +22,7 @@ struct Checkpoint {
   int64_t step = 0;  // optimizer steps done (restores Optimizer::step_count)
   std::vector<float> prompt;  // [prompt_rows, prompt_cols] fp32, row-major
   int64_t prompt_rows = 0, prompt_cols = 0;
-  std::vector<NamedState> optimizer;
+  std::vector<NamedState> optimizer;  // Optimizer::state()
   std::string optimizer_name;
   // Data position: the sampler continues from here.
   int64_t epoch = 0;
@@ -40,9 +40,8 @@ struct Checkpoint {
 inline constexpr const char* kCheckpointFormat = "sptrain-prompt-checkpoint";
 inline constexpr int64_t kCheckpointFormatVersion = 1;
 
-// Writes path + ".tmp", fsyncs it, renames it to path and fsyncs the folder,
-// so `path` is either the old file or the complete new one. On any error the
-// temporary file is removed and the Error rethrown.
+// Creates the folder if needed and writes the file with write_file_atomically
+// (io/file.hpp): `path` is either the old file or the complete new one.
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt);
 
 // Reads and checks a checkpoint; fails clearly on a missing file, a file that

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "sptrain/io/file.hpp"
+
 namespace sptrain::gguf {
 
 // Metadata value types, numbered as in the file.
@@ -67,11 +69,10 @@ struct TensorInfo {
 class File {
  public:
   static File open(const std::string& path);
-  File(File&&) noexcept;
-  File& operator=(File&&) noexcept;
+  File(File&&) noexcept = default;
+  File& operator=(File&&) noexcept = default;
   File(const File&) = delete;
   File& operator=(const File&) = delete;
-  ~File();
 
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
@@ -110,7 +111,7 @@ class File {
   void parse();
 
   std::string path_;
-  int fd_ = -1;
+  FileDescriptor fd_;
   uint64_t file_size_ = 0;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sptrain/io/file.hpp"
+
 namespace sptrain::safetensors {
 
 struct TensorInfo {
@@ -30,7 +32,6 @@ class Shard {
   static std::unique_ptr<Shard> open(const std::string& path);
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
-  ~Shard();
 
   const std::string& path() const { return path_; }
   uint64_t header_bytes() const { return header_bytes_; }  // 8 + JSON length
@@ -41,7 +42,7 @@ class Shard {
  private:
   Shard() = default;
   std::string path_;
-  int fd_ = -1;
+  FileDescriptor fd_;
   uint64_t file_size_ = 0;
   uint64_t header_bytes_ = 0;
   std::string header_json_;

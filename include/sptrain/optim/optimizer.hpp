@@ -10,16 +10,9 @@
 #include <vector>
 
 #include "sptrain/config/config.hpp"
+#include "sptrain/io/named_state.hpp"  // NamedState: the state as a checkpoint stores it
 
 namespace sptrain {
-
-// One named piece of optimizer state, saved to and restored from a checkpoint
-// exactly (fp32 values are kept as fp32, so a reload continues bit for bit).
-struct NamedState {
-  std::string name;
-  std::vector<int64_t> shape;
-  std::vector<float> values;
-};
 
 class Optimizer {
  public:

@@ -7,17 +7,27 @@
 #include <cstdlib>
 #include <string>
 
-extern "C" char* openblas_get_corename(void);
+#include "sptrain/core/error.hpp"
+
+// From OpenBLAS; declared here (only) so that nothing depends on cblas.h for them.
+extern "C" {
+char* openblas_get_config(void);
+char* openblas_get_corename(void);
+}
 
 namespace sptrain {
 
 const char* blas_kernel_name() { return openblas_get_corename(); }
 
+const char* blas_config() { return openblas_get_config(); }
+
+std::string blas_description() { return str(blas_config(), " kernel ", blas_kernel_name()); }
+
 namespace {
 
 // The kernel to ask for, or nullptr to keep OpenBLAS's choice.
 const char* better_blas_kernel() {
-  std::string core = openblas_get_corename();
+  std::string core = blas_kernel_name();
   for (char& c : core) c = char(std::tolower(static_cast<unsigned char>(c)));
   // Only OpenBLAS's generic fallbacks are replaced; a kernel it chose knowingly stays.
   if (core != "prescott" && core != "katmai" && core != "coppermine" && core != "northwood" &&

@@ -8,10 +8,9 @@
 #include <cstring>
 
 #include "dispatch.hpp"
+#include "sptrain/backend/cpu/blas_kernel.hpp"
 
 extern "C" {
-char* openblas_get_config(void);
-char* openblas_get_corename(void);
 void openblas_set_num_threads(int);
 int openblas_get_num_threads(void);
 }
@@ -29,10 +28,6 @@ CpuBackend::CpuBackend(int threads) : threads_(threads) {
   }
   scratch_.resize(size_t(threads_ > 0 ? threads_ : 1));
   prefix_grad_.resize(scratch_.size());
-}
-
-std::string blas_description() {
-  return str(openblas_get_config(), " kernel ", openblas_get_corename());
 }
 
 std::string CpuBackend::name() const {

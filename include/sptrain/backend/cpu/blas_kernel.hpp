@@ -12,6 +12,8 @@
 //   per region on an idle machine (docs/performance.md).
 //
 // Setting either variable yourself (any value) leaves it alone.
+#include <string>
+
 namespace sptrain {
 
 // Call first thing in main, before MPI or threads start. Returns when nothing
@@ -20,5 +22,11 @@ void ensure_runtime_environment(char** argv);
 
 // The OpenBLAS kernel chosen at load time, e.g. "SkylakeX".
 const char* blas_kernel_name();
+
+// OpenBLAS's build description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY ...".
+const char* blas_config();
+
+// Both: blas_config() + " kernel " + blas_kernel_name().
+std::string blas_description();
 
 }  // namespace sptrain

@@ -82,7 +82,4 @@ class CpuBackend final : public Backend {
   int64_t scratch_rows_ = 0;
 };
 
-// The BLAS library and kernel in use, e.g. "OpenBLAS 0.3.21 (Haswell)".
-std::string blas_description();
-
 }  // namespace sptrain

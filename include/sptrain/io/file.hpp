@@ -1,0 +1,80 @@
+#pragma once
+// Plain-file helpers every reader and writer shares: atomic replacement,
+// exact positioned reads, bounded whole-file reads. Errors are sptrain::Error
+// naming the path (and the system's reason).
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace sptrain {
+
+// An open file descriptor, closed when it goes out of scope.
+class FileDescriptor {
+ public:
+  FileDescriptor() = default;
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor();
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.release()) {}
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept;
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  // Closes now, failing (naming `path`) when close reports an error, which
+  // for a written file can be the first sign of a failed write.
+  void close(const std::string& path);
+
+ private:
+  int fd_ = -1;
+};
+
+// A regular file open for reading, and its size.
+struct OpenFile {
+  FileDescriptor fd;
+  uint64_t size = 0;
+};
+// Opens `path` read-only; fails naming it, `what` (e.g. "GGUF file") and the
+// reason, or when it is not a regular file.
+OpenFile open_regular_file(const std::string& path, const std::string& what);
+
+// Writes a new version of `path` so that `path` is always either the old
+// file or the complete new one: writer(tmp) writes path + ".tmp" (by name,
+// so HDF5 can create it) and closes it before it returns; then the temporary
+// file is fsynced, renamed over `path`, and the folder fsynced. On any error
+// the temporary file is removed, `path` is left as it was, and the error is
+// rethrown; when the disk is full it says so and how much space is left.
+void write_file_atomically(const std::string& path,
+                           const std::function<void(const std::string& tmp)>& writer);
+
+// A piece of a file's contents.
+struct ByteRange {
+  const void* data;
+  size_t size;
+};
+// Writes the pieces one after another to `path` (created or truncated).
+void write_file(const std::string& path, const std::vector<ByteRange>& parts);
+// write_file through write_file_atomically.
+void write_file_atomically(const std::string& path, const std::vector<ByteRange>& parts);
+
+// Reads exactly n bytes at `offset` of `fd` into dst; fails naming `path`,
+// `what` and the offset on a read error or an early end of file.
+void pread_exact(int fd, void* dst, uint64_t n, uint64_t offset, const std::string& path,
+                 const std::string& what);
+
+// The whole contents of the file `path`. Fails, naming the path and `what`
+// (e.g. "tokenizer file"), when it does not exist or cannot be read, is a
+// folder, or is larger than max_bytes.
+std::string read_whole_file(const std::string& path, uint64_t max_bytes, const std::string& what);
+
+// The size in bytes of the file `path`; fails naming it.
+int64_t file_size_of(const std::string& path);
+
+}  // namespace sptrain

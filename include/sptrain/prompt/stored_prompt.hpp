@@ -1,0 +1,64 @@
+#pragma once
+// A soft prompt as files store it, read back from any format (docs/export.md):
+// a checkpoint, an hdf5 export, a .npy file, or a PEFT prompt-tuning folder.
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sptrain/io/checkpoint.hpp"
+#include "sptrain/model/model_config.hpp"
+
+namespace sptrain {
+
+// A soft prompt and what its file says about where it came from. Checkpoints
+// and hdf5 exports carry all of it; npy files carry only the values; PEFT
+// folders the values (and, when sptrain wrote them, the model fingerprint
+// and step in the safetensors metadata).
+struct StoredPrompt {
+  std::string path;
+  std::string format;          // checkpoint | hdf5 | npy | peft
+  std::vector<float> values;   // [rows, cols] fp32, row-major
+  int64_t rows = 0, cols = 0;  // P, d_model
+  std::string model_fingerprint;  // "" = unknown (not checked)
+  std::string model_path;
+  int64_t step = -1;              // -1 = unknown
+  double eval_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double eval_loss = std::numeric_limits<double>::quiet_NaN();
+  // The task the prompt was trained for; has_task is false for npy and PEFT.
+  bool has_task = false;
+  std::string task_template;
+  std::vector<std::pair<std::string, std::string>> labels;  // label value -> verbalizer word
+  int task_max_length = 0;
+};
+
+// Reads a prompt from a checkpoint, an hdf5 export, a .npy file, a PEFT folder
+// or its adapter_model.safetensors. The format is told by the file's content
+// (HDF5 signature and `format` attribute, NumPy magic, safetensors header),
+// not by its name. Errors name the file and what is wrong with it.
+StoredPrompt read_stored_prompt(const std::string& path);
+
+// The prompt of a checkpoint with its metadata (task.max_length comes from
+// the configuration the run recorded).
+StoredPrompt stored_prompt_of(const Checkpoint& ckpt, const std::string& path);
+
+// Fails, naming the prompt's file and which check, when the prompt cannot be
+// used with the model: its d_model differs, or both record a fingerprint and
+// they differ (npy files and PEFT adapters not written by sptrain record
+// none: only their shape is checked). `model_path` is for the message.
+void check_prompt_matches_model(const StoredPrompt& prompt, const ModelConfig& model,
+                                const std::string& model_path);
+
+// Fails, naming the prompt's file, unless it holds rows x cols >= 1 values:
+// every exporter checks this first.
+void check_prompt_values(const StoredPrompt& prompt);
+
+// What an export wrote.
+struct ExportResult {
+  std::vector<std::string> files;  // written, in order
+  int64_t bytes = 0;               // all files together
+  int64_t value_bytes = 0;         // of which the prompt's values
+};
+
+}  // namespace sptrain

@@ -1,0 +1,64 @@
+#include "sptrain/prompt/hdf5_export.hpp"
+
+#include "sptrain/core/error.hpp"
+#include "sptrain/io/file.hpp"
+#include "sptrain/io/h5.hpp"
+
+namespace sptrain {
+namespace {
+constexpr int64_t kFormatVersion = 1;
+}  // namespace
+
+ExportResult export_hdf5(const StoredPrompt& p, const std::string& out) {
+  check_prompt_values(p);
+  write_file_atomically(out, [&](const std::string& tmp) {
+    h5::File f = h5::File::create(tmp);
+    f.set_attr("/", "format", kHdf5PromptFormat);
+    f.set_attr("/", "format_version", kFormatVersion);
+    f.set_attr("/", "prompt_length", p.rows);
+    f.set_attr("/", "d_model", p.cols);
+    f.set_attr("/", "model_fingerprint", p.model_fingerprint);
+    f.set_attr("/", "model_path", p.model_path);
+    f.set_attr("/", "step", p.step);
+    f.set_attr("/", "eval_accuracy", p.eval_accuracy);
+    f.set_attr("/", "eval_loss", p.eval_loss);
+    f.set_attr("/", "task_template", p.task_template);
+    f.set_attr("/", "task_max_length", int64_t(p.has_task ? p.task_max_length : 0));
+    f.write("prompt", DType::F32, Shape{p.rows, p.cols}, p.values.data());
+    if (!p.labels.empty()) write_verbalizer(f, p.labels);
+    f.flush();
+  });
+  return ExportResult{{out}, file_size_of(out), p.rows * p.cols * 4};
+}
+
+StoredPrompt read_hdf5_export(h5::File& f) {
+  const std::string& path = f.path();
+  const int64_t version = f.attr_int("/", "format_version");
+  SPT_CHECK(version == kFormatVersion, path, ": prompt export format_version ", version,
+            " is not supported (this build reads ", kFormatVersion, ")");
+  StoredPrompt p;
+  p.path = path;
+  p.format = "hdf5";
+  const h5::DatasetInfo info = f.info("prompt");
+  SPT_CHECK(info.shape.rank == 2 && info.shape[0] >= 1 && info.shape[1] >= 1, path,
+            ": dataset 'prompt' must be 2-D [P, d_model]");
+  p.rows = info.shape[0];
+  p.cols = info.shape[1];
+  SPT_CHECK(f.attr_int("/", "prompt_length") == p.rows && f.attr_int("/", "d_model") == p.cols, path,
+            ": attributes prompt_length/d_model disagree with the 'prompt' dataset [", p.rows, ", ",
+            p.cols, "]");
+  p.values.resize(size_t(p.rows * p.cols));
+  f.read("prompt", DType::F32, p.values.data());
+  p.model_fingerprint = f.attr_string("/", "model_fingerprint");
+  p.model_path = f.attr_string("/", "model_path");
+  p.step = f.attr_int("/", "step");
+  p.eval_accuracy = f.attr_double("/", "eval_accuracy");
+  p.eval_loss = f.attr_double("/", "eval_loss");
+  p.task_template = f.attr_string("/", "task_template");
+  p.task_max_length = int(f.attr_int("/", "task_max_length"));
+  p.labels = read_verbalizer(f, path);
+  p.has_task = !p.labels.empty() && p.task_max_length > 0;
+  return p;
+}
+
+}  // namespace sptrain
