@@ -17,7 +17,7 @@ cmake = open(os.path.join(repo, "src", "CMakeLists.txt")).read()
 
 # name -> (folder, uses)
 libraries = {}
-for call in re.finditer(r"^sptrain_library\((.*?)\)", cmake, re.S | re.M):
+for call in re.finditer(r"^\s*sptrain_library\((.*?)\)", cmake, re.S | re.M):
     words = call.group(1).split()
     name, fields, key = words[0], {}, None
     for w in words[1:]:
