@@ -34,6 +34,9 @@
 #   SchedulerParameters=sched_interval=1   the scheduler looks at pending jobs
 #                              every second (default 60), so a requeued job starts
 #                              once eligible
+#   TmpFS=<folder>/tmp         srun --mpi=pmix makes spmix_appdir_<uid>_<job>.<step>
+#                              there; in /tmp, the same job ids of two Slurms
+#                              running at once would collide (a failed launch)
 #   KillWait=30 (the default), MinJobAge=300 (the default: `scontrol show job`
 #                              keeps a finished job's state and exit code 5 min)
 set -uo pipefail
@@ -62,7 +65,7 @@ done
 node=$(hostname -s)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/sptrain-slurm.XXXXXX") || exit 1
 chmod 711 "$dir"  # munged wants its socket's folder searchable by all
-mkdir -p "$dir"/{munge,state,spool,log,work}
+mkdir -p "$dir"/{munge,state,spool,log,tmp,work}
 conf=$dir/slurm.conf
 daemon_pids=()
 command_pid=""
@@ -167,6 +170,7 @@ MinJobAge=300
 ReturnToService=2
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
+TmpFS=$dir/tmp
 SlurmctldPidFile=$dir/state/slurmctld.pid
 SlurmdPidFile=$dir/spool/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log

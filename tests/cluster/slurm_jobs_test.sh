@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The batch scripts of cluster/ as Slurm runs them: `sbatch` of the committed
-# files on the real single-node Slurm of slurm_env.sh, which runs this script:
+# files on a real single-node Slurm (this script runs itself under slurm_env.sh):
 #
-#   slurm_env.sh slurm_jobs_test.sh CASE SPTRAIN SOURCE_DIR
+#   slurm_jobs_test.sh CASE SPTRAIN SOURCE_DIR
 #
 # A tiny random model (4 layers, d 64) on SST-2; 4-task jobs are tensor 2 x
 # data 2 under `srun --mpi=pmix`.
@@ -60,6 +60,7 @@ case $case_name in
   threads0) needs_trainer_fix "threads: 0 counts the node's cores (hardware_concurrency), not SLURM_CPUS_PER_TASK or the affinity mask" ;;
   stuck) needs_trainer_fix "no watchdog: a stopped rank hangs the others in a collective forever" ;;
 esac
+[[ -n ${SLURM_ENV_DIR:-} ]] || exec bash "$(dirname "$0")/slurm_env.sh" bash "$0" "$@"
 
 cd "$SLURM_ENV_DIR/work" || exit 1
 ln -s "$src/data" data
@@ -164,6 +165,11 @@ preempt)
   expect_state "$j" COMPLETED 0:0
   expect_state "$ref" COMPLETED 0:0
   [[ $(field "$j" Restarts) == 1 ]] || problem "the job started $(field "$j" Restarts) times again, not once"
+  # A requeue resets SubmitTime; EligibleTime is cred_expire (5 s here, 120 by
+  # default) later.
+  held=$(($(date -d "$(field "$j" EligibleTime)" +%s) - $(date -d "$(field "$j" SubmitTime)" +%s)))
+  echo "requeued job held $held s before it was eligible"
+  ((held <= 10)) || problem "the requeued job was held $held s: slurm_env.sh's cred_expire=5 did not apply"
   stopped=$(grep -o "stop requested: checkpoint written at step [0-9]*" "sptrain-cpu-$j.out" | grep -o '[0-9]*$')
   [[ -n $stopped ]] || fatal "sptrain did not say it stopped at a checkpoint"
   ((stopped < steps)) || problem "the job stopped at step $stopped: USR1 came too late to test a resume"
@@ -354,9 +360,10 @@ threads0)
   ;;
 
 stuck)
-  watchdog=${SPTRAIN_WATCHDOG_SET:-parallel.timeout_s=10}
+  watchdog=()  # SPTRAIN_WATCHDOG_SET= (empty): no setting, the default timeout
+  [[ -n ${SPTRAIN_WATCHDOG_SET-parallel.timeout_s=10} ]] && watchdog=(--set "${SPTRAIN_WATCHDOG_SET-parallel.timeout_s=10}")
   submit j "${four_tasks[@]}" --cpus-per-task=1 "$cpu_script" "$config" "${common[@]}" "${tp2dp2[@]}" \
-      --set "$watchdog" --set train.run_dir=run --set train.steps=100000
+      "${watchdog[@]}" --set train.run_dir=run --set train.steps=100000
   wait_steps run 3 "$j"
   victim=$(task_pid "$j" 2)
   [[ -n $victim ]] || fatal "no process of rank 2 of job $j"
