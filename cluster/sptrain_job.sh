@@ -38,6 +38,7 @@ requeue() {
       "again to continue from the newest checkpoint"
 }
 
+[[ -n ${SLURM_JOB_ID:-} ]] || die "not in a Slurm job: submit this script with sbatch"
 [[ $# -ge 1 ]] ||
   die "usage: sbatch cluster/$script CONFIG.yaml [--sweep KEY=V0,V1,...] [--set KEY=VALUE ...]"
 config=$1
@@ -98,7 +99,8 @@ sptrain_pre+=(--set "threads=$cpus")
 # GPUs than ranks would put two ranks on one GPU.
 if ((gpus_per_rank)); then
   resolve backend backend
-  ranks_here=${SLURM_TASKS_PER_NODE%%[(,]*}
+  ranks_here=${SLURM_TASKS_PER_NODE:-1}
+  ranks_here=${ranks_here%%[(,]*}  # "8(x2)" or "8,4": this node's count first
   gpus_here=${SLURM_GPUS_ON_NODE:-0}
   [[ $backend != cuda ]] || ((ranks_here <= gpus_here)) ||
     die "$ranks_here ranks per node but $gpus_here GPU(s) allocated on it: every rank needs a GPU of its own" \
@@ -122,5 +124,7 @@ wait "$pid"
 rc=$?
 while kill -0 "$pid" 2> /dev/null; do wait "$pid"; rc=$?; done
 
-((stop_requested)) && [[ $rc == 0 ]] && requeue
+# sptrain's exit status after a stop request honoured (checkpoint written).
+stopped_status=0
+((stop_requested)) && [[ $rc == "$stopped_status" ]] && requeue
 exit "$rc"

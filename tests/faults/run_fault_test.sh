@@ -31,6 +31,8 @@
 #                 own (not 0, not 1), so scripts can tell "stopped, resumable"
 #   term_blocked  SIGTERM to a rank blocked in a collective (its peer stopped):
 #                 the rank ends within 20 s instead of waiting forever
+#   done_again    a finished run started again says it is already complete
+#                 (not "trained 0 steps: final loss 0.0000") and exits 0
 #   threads_mask  threads: 0 under `taskset -c 0` gives 1 thread (the affinity
 #                 mask), not one per core
 set -u
@@ -50,6 +52,7 @@ case $case_name in
   lock) needs_trainer_fix "two runs on one run_dir are not refused (no lock)" ;;
   stopped_exit) needs_trainer_fix "a run stopped by USR1/SIGTERM exits 0 like a finished one" ;;
   term_blocked) needs_trainer_fix "SIGTERM is honoured only between steps, never while blocked in communication" ;;
+  done_again) needs_trainer_fix "a finished run started again prints 'trained 0 steps: final loss 0.0000'" ;;
   threads_mask) needs_trainer_fix "threads: 0 counts the node's cores (hardware_concurrency), not the affinity mask" ;;
 esac
 
@@ -261,6 +264,16 @@ term_blocked)
   kill -KILL "${ranks[1]}" 2> /dev/null
   cat job.log | tail -n 5
   [[ $rc != 124 ]] || problem "rank 0 was still waiting 20 s after SIGTERM"
+  ;;
+
+done_again)
+  for _ in 1 2; do
+    "$sptrain" train "$config" "${common[@]}" --set train.run_dir=run --set train.steps=2 > again.log 2>&1 ||
+      { cat again.log; problem "the run failed"; }
+  done
+  cat again.log
+  grep -q "trained 0 steps" again.log && problem "the second start says 'trained 0 steps'"
+  grep -Eiq "already (complete|finished|done)" again.log || problem "the second start does not say the run is already complete"
   ;;
 
 threads_mask)
