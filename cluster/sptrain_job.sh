@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The body of cluster/sptrain_cpu.sbatch and cluster/sptrain_gpu.sbatch,
 # sourced by them (not run alone): one `sptrain train` step under srun, and what
 # a job needs around it (see cluster/README.md).
