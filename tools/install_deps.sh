@@ -17,7 +17,7 @@ packages=(
   python3 python3-venv python3-pip      # golden-file scripts and the PEFT comparison
 )
 if [[ "${SPTRAIN_WITH_SLURM:-0}" == 1 ]]; then
-  packages+=(slurm-wlm munge)           # only for the Slurm integration test
+  packages+=(slurm-wlm munge)           # the Slurm tests (tools/run_tests.sh sets SPTRAIN_WITH_SLURM=1)
 fi
 
 sudo=""

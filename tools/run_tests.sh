@@ -12,7 +12,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 echo "== system packages"
-bash tools/install_deps.sh
+# With slurm-wlm and munge: the Slurm tests (tests/cluster) start their own
+# daemons, and with SPTRAIN_REQUIRE_SLURM they fail rather than skip without them.
+SPTRAIN_WITH_SLURM=1 bash tools/install_deps.sh
+export SPTRAIN_REQUIRE_SLURM=1
 
 echo "== Python packages for the tests (venv .venv-tests)"
 if [[ ! -x .venv-tests/bin/python ]]; then
