@@ -132,7 +132,7 @@ class LrSchedule:
 
 # --------------------------------------------------------------------------
 # Data: the TSV read as src/data/dataset.cpp reads it, encoded as
-# src/prompt/task.cpp encodes it.
+# src/data/task.cpp encodes it.
 
 def read_tsv(path):
     if not os.path.isfile(path):
