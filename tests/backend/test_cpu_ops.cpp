@@ -371,6 +371,49 @@ TEST(CpuOps, EmbeddingAndPromptGradient) {
   }
 }
 
+// A deep prompt's keys and values: two examples, each [prompt, text] (the
+// prompt rows twice, as without a shared prompt segment), qkv rows of 2
+// query heads, 1 kv head of width 2 (k at columns 4-5, v at 6-7).
+TEST(CpuOps, PrefixKeysAndValuesAndTheirGradient) {
+  CpuBackend be(1);
+  Rng rng(10);
+  std::vector<Buffer> keep;
+  const int P = 2, D = 2, W = 4 * D, col = 2 * D, C = 2 * D;
+  SequenceIndex seq = make_index(be, keep, {{4}, {3}}, P);
+  const int32_t toks[7] = {-1, -2, 5, 1, -1, -2, 2};
+  Buffer tokens = be.allocate(DType::I32, Shape{7});
+  be.copy_from_host(tokens, toks);
+  Buffer prefix = random_tensor(be, F64, Shape{P, C}, rng);
+  Buffer qkv0 = random_tensor(be, F64, Shape{7, W}, rng);
+  Buffer qkv = be.allocate(F64, Shape{7, W}), r = random_tensor(be, F64, Shape{7, W}, rng);
+  auto loss = [&] {
+    be.convert(qkv, qkv0);
+    be.prefix_kv_forward(qkv, col, prefix, tokens, seq);
+    return dot(qkv, r);
+  };
+  loss();
+  const auto x = to_host(be, qkv), x0 = to_host(be, qkv0), pv = to_host(be, prefix);
+  for (int t = 0; t < 7; ++t)
+    for (int c = 0; c < W; ++c) {
+      const bool replaced = toks[t] < 0 && c >= col && c < col + C;
+      const double want = replaced ? pv[size_t((-1 - toks[t]) * C + c - col)] : x0[size_t(t * W + c)];
+      EXPECT_EQ(x[size_t(t * W + c)], want) << "row " << t << " column " << c;
+    }
+  // The gradient: each prompt row sums the two rows that hold it; those rows'
+  // k and v columns pass nothing back, every other column is left as it was.
+  Buffer dprefix = be.allocate(F64, Shape{P, C});
+  Buffer dqkv = be.allocate(F64, Shape{7, W});
+  be.convert(dqkv, r);
+  be.prefix_kv_backward(dprefix, dqkv, col, tokens, seq);
+  expect_gradient(prefix, to_host(be, dprefix), loss, P * C, kTol, "dprefix");
+  const auto g = to_host(be, dqkv), rv = to_host(be, r);
+  for (int t = 0; t < 7; ++t)
+    for (int c = 0; c < W; ++c) {
+      const bool replaced = toks[t] < 0 && c >= col && c < col + C;
+      EXPECT_EQ(g[size_t(t * W + c)], replaced ? 0.0 : rv[size_t(t * W + c)]) << t << "," << c;
+    }
+}
+
 TEST(CpuOps, CrossEntropyBackwardMatchesFiniteDifferences) {
   CpuBackend be(1);
   Rng rng(9);

@@ -488,6 +488,50 @@ TEST_F(CudaOps, EmbeddingAndPromptMatchCpu) {
   }
 }
 
+// A deep prompt's keys and values written into the prompt rows of a layer's
+// qkv, and their gradient gathered (and cleared) there: shared and unshared
+// prompt segments, so a prompt row may appear once or once per example.
+TEST_F(CudaOps, PrefixKeysAndValuesMatchCpu) {
+  for (bool shared : {true, false}) {
+    std::vector<Buffer> keep;
+    const int P = random_int(rng_, 1, 4);
+    std::vector<Seg> segs;
+    if (shared) {
+      segs = random_segments(rng_, Layout::SharedPrefix, 5, 20, P);
+    } else {
+      for (int k = random_int(rng_, 1, 5); k > 0; --k) segs.push_back({P + random_int(rng_, 1, 20)});
+    }
+    const SequenceIndex gs = make_index(gpu(), keep, segs, P), cs = make_index(cpu_, keep, segs, P);
+    const int T = gs.num_rows, D = random_int(rng_, 1, 40), kv = random_int(rng_, 1, 3);
+    const int heads = kv * random_int(rng_, 1, 3), W = (heads + 2 * kv) * D, C = 2 * kv * D;
+    std::vector<int32_t> tokens(static_cast<size_t>(T));
+    for (int t = 0; t < T; ++t)
+      tokens[size_t(t)] = gs.host_positions[size_t(t)] < P ? -1 - gs.host_positions[size_t(t)]
+                                                           : random_int(rng_, 0, 39);
+    Buffer gt = gpu().allocate(DType::I32, Shape{T}), ct = cpu_.allocate(DType::I32, Shape{T});
+    gpu().copy_from_host(gt, tokens.data());
+    cpu_.copy_from_host(ct, tokens.data());
+    const auto prefix = random_values(rng_, int64_t(P) * C), qkv = random_values(rng_, int64_t(T) * W);
+    Buffer gp = put(gpu(), DType::F32, Shape{P, C}, prefix), cp = put(cpu_, DType::F32, Shape{P, C}, prefix);
+    for (DType act : kActs) {
+      SCOPED_TRACE(str(dtype_name(act), shared ? " shared" : " unshared", " P=", P, " D=", D,
+                       " kv=", kv, " heads=", heads, " rows=", T));
+      Buffer gx = put(gpu(), act, Shape{T, W}, qkv), cx = put(cpu_, DType::F32, Shape{T, W}, qkv);
+      gpu().prefix_kv_forward(gx, int64_t(heads) * D, gp, gt, gs);
+      cpu_.prefix_kv_forward(cx, int64_t(heads) * D, cp, ct, cs);
+      // Copies (f32 -> bf16 for the prompt rows): exact in f32, one rounding in bf16.
+      expect_close(get(gpu(), gx), get(cpu_, cx), tol(act, 0.0, kTolBf16), "prefix_kv_forward");
+      const auto dp0 = random_values(rng_, int64_t(P) * C);
+      Buffer gdp = put(gpu(), DType::F32, Shape{P, C}, dp0), cdp = put(cpu_, DType::F32, Shape{P, C}, dp0);
+      gpu().prefix_kv_backward(gdp, gx, int64_t(heads) * D, gt, gs);
+      cpu_.prefix_kv_backward(cdp, cx, int64_t(heads) * D, ct, cs);
+      // The same f32 additions in the same order; the prompt rows' k|v cleared on both.
+      expect_close(get(gpu(), gdp), get(cpu_, cdp), tol(act, kTolF32, kTolBf16), "prefix_kv_backward");
+      expect_close(get(gpu(), gx), get(cpu_, cx), tol(act, 0.0, kTolBf16), "prefix_kv_backward dqkv");
+    }
+  }
+}
+
 TEST_F(CudaOps, GatherAndScatterRowsMatchCpu) {
   const int R = random_int(rng_, 2, 50), C = random_int(rng_, 1, 300), n = random_int(rng_, 1, 8);
   std::vector<int32_t> rows(static_cast<size_t>(n));

@@ -177,6 +177,19 @@ class Backend {
   virtual void prompt_backward(const Tensor& dprompt, const Tensor& dx, const Tensor& tokens,
                                const SequenceIndex& seq) = 0;
 
+  // ---- deep prompts (prefix tuning, P-tuning v2): a layer's trainable keys and values ----
+  // For every prompt row t (tokens[t] < 0): qkv[t, col .. col + prefix.cols()) =
+  // prefix[-1 - tokens[t]] (stat dtype, converted to act): the layer's prefix
+  // keys and values (after RoPE) replace what the row computed. col is where
+  // the row's k heads start; prefix rows are [k heads | v heads] of this rank.
+  virtual void prefix_kv_forward(const Tensor& qkv, int64_t col, const Tensor& prefix,
+                                 const Tensor& tokens, const SequenceIndex& seq) = 0;
+  // For every prompt row t: dprefix (stat) row -1 - tokens[t] += dqkv[t, col ..
+  // col + dprefix.cols()), then that part of dqkv = 0 (the replaced keys and
+  // values pass no gradient back into the row). Rows are added in order.
+  virtual void prefix_kv_backward(const Tensor& dprefix, const Tensor& dqkv, int64_t col,
+                                  const Tensor& tokens, const SequenceIndex& seq) = 0;
+
   // ---- answer rows ----
   virtual void gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) = 0;      // out[i] = x[rows[i]]
   virtual void scatter_add_rows(const Tensor& dx, const Tensor& dout, const Tensor& rows) = 0;  // dx[rows[i]] += dout[i]

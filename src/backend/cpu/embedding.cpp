@@ -63,6 +63,49 @@ void CpuBackend::prompt_backward(const Tensor& dprompt, const Tensor& dx, const 
   });
 }
 
+// A deep prompt's keys and values at the prompt rows of a layer's qkv (on the
+// CPU the stat dtype is the act dtype).
+void CpuBackend::prefix_kv_forward(const Tensor& qkv, int64_t col, const Tensor& prefix,
+                                   const Tensor& tokens, const SequenceIndex& seq) {
+  const int64_t W = qkv.cols(), C = prefix.cols(), T = seq.num_rows;
+  SPT_ASSERT(prefix.dtype == qkv.dtype && col >= 0 && col + C <= W && qkv.rows() >= T);
+  const int32_t* tok = tokens.ptr<int32_t>();
+  dispatch_float(qkv.dtype, [&](auto tag) {
+    using F = decltype(tag);
+    F* x = qkv.ptr<F>();
+    const F* p = prefix.ptr<F>();
+    for (int64_t t = 0; t < T; ++t) {
+      if (tok[t] >= 0) continue;
+      const int64_t j = -1 - int64_t(tok[t]);
+      SPT_ASSERT(j < prefix.rows());
+      std::memcpy(x + t * W + col, p + j * C, size_t(C) * sizeof(F));
+    }
+  });
+}
+
+// Serial, rows in order: a prompt row held by several rows (one per example
+// without a shared prompt segment) sums them in the same order every run.
+void CpuBackend::prefix_kv_backward(const Tensor& dprefix, const Tensor& dqkv, int64_t col,
+                                    const Tensor& tokens, const SequenceIndex& seq) {
+  const int64_t W = dqkv.cols(), C = dprefix.cols(), T = seq.num_rows;
+  SPT_ASSERT(dprefix.dtype == dqkv.dtype && col >= 0 && col + C <= W && dqkv.rows() >= T);
+  const int32_t* tok = tokens.ptr<int32_t>();
+  dispatch_float(dqkv.dtype, [&](auto tag) {
+    using F = decltype(tag);
+    F* g = dqkv.ptr<F>();
+    F* dp = dprefix.ptr<F>();
+    for (int64_t t = 0; t < T; ++t) {
+      if (tok[t] >= 0) continue;
+      const int64_t j = -1 - int64_t(tok[t]);
+      SPT_ASSERT(j < dprefix.rows());
+      F* src = g + t * W + col;
+      F* dst = dp + j * C;
+      for (int64_t i = 0; i < C; ++i) dst[i] += src[i];
+      std::memset(src, 0, size_t(C) * sizeof(F));
+    }
+  });
+}
+
 void CpuBackend::gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) {
   const int64_t C = x.cols(), n = rows.numel();
   const int32_t* r = rows.ptr<int32_t>();

@@ -50,6 +50,38 @@ __global__ void prompt_backward_kernel(float* dprompt, const T* dx, const int32_
   }
 }
 
+// qkv[t, col + i] = prefix[-1 - tokens[t], i] for prompt rows (token < 0),
+// f32 -> act. One thread per element of the [T, C] block.
+template <typename T>
+__global__ void prefix_kv_forward_kernel(T* qkv, int64_t W, int64_t col, const float* prefix,
+                                         int64_t prefix_rows, const int32_t* tokens, int64_t n,
+                                         int64_t C) {
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n;
+       k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = k / C, i = k % C;
+    const int64_t j = -1 - int64_t(tokens[t]);
+    if (j >= 0 && j < prefix_rows) store(qkv, t * W + col + i, prefix[j * C + i]);
+  }
+}
+
+// dprefix[-1 - tokens[t], i] += dqkv[t, col + i], then dqkv[t, col + i] = 0,
+// for prompt rows: one thread per column walks the rows in order (race-free,
+// deterministic, in the CPU back end's order).
+template <typename T>
+__global__ void prefix_kv_backward_kernel(float* dprefix, T* dqkv, int64_t W, int64_t col,
+                                          const int32_t* tokens, int64_t T_rows,
+                                          int64_t prefix_rows, int64_t C) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < C;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    for (int64_t t = 0; t < T_rows; ++t) {
+      const int64_t j = -1 - int64_t(tokens[t]);
+      if (j < 0 || j >= prefix_rows) continue;
+      dprefix[j * C + i] += load(dqkv, t * W + col + i);
+      store(dqkv, t * W + col + i, 0.f);
+    }
+  }
+}
+
 // out[r, i] = x[rows[r], i], copied as raw elements of E's size. A row index
 // outside x (never produced by the batch builder) leaves the output row as it was.
 template <typename E>
@@ -127,6 +159,46 @@ void CudaBackend::prompt_backward(const Tensor& dprompt, const Tensor& dx, const
         static_cast<float*>(dprompt.data), static_cast<const F*>(dx.data),
         static_cast<const int32_t*>(tokens.data), T, dprompt.rows(), C);
     SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "prompt_backward_kernel");
+  });
+}
+
+void CudaBackend::prefix_kv_forward(const Tensor& qkv, int64_t col, const Tensor& prefix,
+                                    const Tensor& tokens, const SequenceIndex& seq) {
+  const char* op = "prefix_kv_forward";
+  cuda::expect_device(qkv, op, "qkv");
+  cuda::expect_device(prefix, op, "prefix");
+  cuda::expect_device(tokens, op, "tokens");
+  cuda::expect_dtype(prefix, DType::F32, op, "prefix");
+  cuda::expect_dtype(tokens, DType::I32, op, "tokens");
+  const int64_t W = qkv.cols(), C = prefix.cols(), T = seq.num_rows, n = T * C;
+  SPT_ASSERT(col >= 0 && col + C <= W && qkv.rows() >= T && tokens.numel() >= T);
+  if (n == 0) return;
+  cuda::dispatch_act(qkv.dtype, op, [&](auto tag) {
+    using F = typename decltype(tag)::type;
+    prefix_kv_forward_kernel<F><<<grid_for(n), kThreads, 0, impl_->stream>>>(
+        static_cast<F*>(qkv.data), W, col, static_cast<const float*>(prefix.data), prefix.rows(),
+        static_cast<const int32_t*>(tokens.data), n, C);
+    SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "prefix_kv_forward_kernel");
+  });
+}
+
+void CudaBackend::prefix_kv_backward(const Tensor& dprefix, const Tensor& dqkv, int64_t col,
+                                     const Tensor& tokens, const SequenceIndex& seq) {
+  const char* op = "prefix_kv_backward";
+  cuda::expect_device(dprefix, op, "dprefix");
+  cuda::expect_device(dqkv, op, "dqkv");
+  cuda::expect_device(tokens, op, "tokens");
+  cuda::expect_dtype(dprefix, DType::F32, op, "dprefix");
+  cuda::expect_dtype(tokens, DType::I32, op, "tokens");
+  const int64_t W = dqkv.cols(), C = dprefix.cols(), T = seq.num_rows;
+  SPT_ASSERT(col >= 0 && col + C <= W && dqkv.rows() >= T && tokens.numel() >= T);
+  if (C == 0 || T == 0 || dprefix.rows() == 0) return;
+  cuda::dispatch_act(dqkv.dtype, op, [&](auto tag) {
+    using F = typename decltype(tag)::type;
+    prefix_kv_backward_kernel<F><<<grid_for(C), kThreads, 0, impl_->stream>>>(
+        static_cast<float*>(dprefix.data), static_cast<F*>(dqkv.data), W, col,
+        static_cast<const int32_t*>(tokens.data), T, dprefix.rows(), C);
+    SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "prefix_kv_backward_kernel");
   });
 }
 

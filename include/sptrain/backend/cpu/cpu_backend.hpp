@@ -63,6 +63,10 @@ class CpuBackend final : public Backend {
                      int64_t vocab_start, const Tensor& prompt, const SequenceIndex& seq) override;
   void prompt_backward(const Tensor& dprompt, const Tensor& dx, const Tensor& tokens,
                        const SequenceIndex& seq) override;
+  void prefix_kv_forward(const Tensor& qkv, int64_t col, const Tensor& prefix, const Tensor& tokens,
+                         const SequenceIndex& seq) override;
+  void prefix_kv_backward(const Tensor& dprefix, const Tensor& dqkv, int64_t col,
+                          const Tensor& tokens, const SequenceIndex& seq) override;
 
   void gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) override;
   void scatter_add_rows(const Tensor& dx, const Tensor& dout, const Tensor& rows) override;
