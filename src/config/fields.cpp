@@ -24,6 +24,10 @@ std::vector<Field> fields_of(Config& c) {
       {"task.max_length", &c.task.max_length},
       {"task.loss", &c.task.loss},
 
+      {"prompt.method", &c.prompt.method},
+      {"prompt.reparameterize", &c.prompt.reparameterize},
+      {"prompt.encoder", &c.prompt.encoder},
+      {"prompt.encoder_hidden", &c.prompt.encoder_hidden},
       {"prompt.length", &c.prompt.length},
       {"prompt.init", &c.prompt.init},
       {"prompt.init_text", &c.prompt.init_text},

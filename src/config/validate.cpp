@@ -102,6 +102,13 @@ void validate(const Config& c, const Origins& origins) {
   check.at_least("task.max_length", c.task.max_length, 1LL);
   check.one_of("task.loss", c.task.loss, {"labels", "vocab"});
 
+  check.one_of("prompt.method", c.prompt.method, {"prompt_tuning", "deep", "p_tuning"});
+  check.one_of("prompt.reparameterize", c.prompt.reparameterize, {"none", "mlp"});
+  if (c.prompt.reparameterize != "none" && c.prompt.method != "deep")
+    check.error("prompt.reparameterize", "applies to prompt.method deep only (got method " +
+                                             c.prompt.method + ")", {"prompt.method"});
+  check.one_of("prompt.encoder", c.prompt.encoder, {"mlp", "lstm"});
+  check.at_least("prompt.encoder_hidden", c.prompt.encoder_hidden, 0LL);
   check.at_least("prompt.length", c.prompt.length, 0LL);  // 0: the template alone (zero-shot eval); training checks >= 1
   if (c.prompt.init.rfind("file:", 0) == 0) {
     if (c.prompt.init.size() == 5) check.error("prompt.init", "file: needs a path, e.g. file:prompt.h5");

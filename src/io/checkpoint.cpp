@@ -17,6 +17,8 @@ namespace {
 
 // Dataset and attribute names of the layout (docs/formats.md).
 constexpr const char* kPrompt = "prompt";
+constexpr const char* kPrefix = "prefix";
+constexpr const char* kParameterGroup = "parameters";
 constexpr const char* kOptimizerGroup = "optimizer";
 constexpr const char* kRng = "rng_state";
 constexpr const char* kConfig = "config_yaml";
@@ -40,11 +42,42 @@ int64_t numel(const std::vector<int64_t>& dims) {
   return n;
 }
 
+// Named fp32 tensors as datasets group/<name> (names without '/', each once).
+void write_states(h5::File& f, const char* group, const std::vector<NamedState>& states) {
+  std::set<std::string> seen;
+  for (const NamedState& s : states) {
+    SPT_CHECK(!s.name.empty() && s.name.find('/') == std::string::npos && seen.insert(s.name).second,
+              "checkpoint: ", group, " entry name '", s.name, "' is empty, has a '/' or repeats");
+    SPT_CHECK(numel(s.shape) == int64_t(s.values.size()), "checkpoint: ", group, " entry '", s.name,
+              "' has ", s.values.size(), " values for its shape");
+    f.write(std::string(group) + "/" + s.name, DType::F32, shape_of(s.shape, s.name), s.values.data());
+  }
+}
+
+std::vector<NamedState> read_states(const h5::File& f, const char* group) {
+  std::vector<NamedState> out;
+  if (!f.exists(group)) return out;
+  for (const std::string& name : f.list(group)) {
+    const std::string ds = std::string(group) + "/" + name;
+    const h5::DatasetInfo si = f.info(ds);
+    NamedState s{name, {}, {}};
+    for (int i = 0; i < si.shape.rank; ++i) s.shape.push_back(si.shape[i]);
+    s.values.resize(size_t(si.shape.numel()));
+    f.read(ds, DType::F32, s.values.data());
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 void write_contents(h5::File& f, const Checkpoint& c) {
-  SPT_CHECK(c.prompt_rows >= 1 && c.prompt_cols >= 1, "checkpoint: prompt shape [", c.prompt_rows,
-            ", ", c.prompt_cols, "] is empty");
+  const bool deep = !c.prefix.empty();
+  SPT_CHECK(deep || (c.prompt_rows >= 1 && c.prompt_cols >= 1), "checkpoint: prompt shape [",
+            c.prompt_rows, ", ", c.prompt_cols, "] is empty");
   SPT_CHECK(int64_t(c.prompt.size()) == c.prompt_rows * c.prompt_cols, "checkpoint: prompt has ",
             c.prompt.size(), " values, expected ", c.prompt_rows, " x ", c.prompt_cols);
+  SPT_CHECK(int64_t(c.prefix.size()) == c.prefix_layers * c.prefix_rows * c.prefix_cols,
+            "checkpoint: prefix has ", c.prefix.size(), " values, expected ", c.prefix_layers, " x ",
+            c.prefix_rows, " x ", c.prefix_cols);
   SPT_CHECK(c.step >= 0 && c.epoch >= 0 && c.epoch_position >= 0,
             "checkpoint: step, epoch and epoch_position must be >= 0");
 
@@ -59,18 +92,14 @@ void write_contents(h5::File& f, const Checkpoint& c) {
   f.set_attr("/", "eval_accuracy", c.eval_accuracy);
   f.set_attr("/", "eval_loss", c.eval_loss);
   f.set_attr("/", "task_template", c.task_template);
+  // Absent for prompt tuning: such checkpoints are as before methods existed.
+  if (c.prompt_method != "prompt_tuning") f.set_attr("/", "prompt_method", c.prompt_method);
 
-  f.write(kPrompt, DType::F32, Shape{c.prompt_rows, c.prompt_cols}, c.prompt.data());
-
-  std::set<std::string> seen;
-  for (const NamedState& s : c.optimizer) {
-    SPT_CHECK(!s.name.empty() && s.name.find('/') == std::string::npos && seen.insert(s.name).second,
-              "checkpoint: optimizer state name '", s.name, "' is empty, has a '/' or repeats");
-    SPT_CHECK(numel(s.shape) == int64_t(s.values.size()), "checkpoint: optimizer state '", s.name,
-              "' has ", s.values.size(), " values for its shape");
-    f.write(std::string(kOptimizerGroup) + "/" + s.name, DType::F32, shape_of(s.shape, s.name),
-            s.values.data());
-  }
+  if (!c.prompt.empty()) f.write(kPrompt, DType::F32, Shape{c.prompt_rows, c.prompt_cols}, c.prompt.data());
+  if (deep)
+    f.write(kPrefix, DType::F32, Shape{c.prefix_layers, c.prefix_rows, c.prefix_cols}, c.prefix.data());
+  write_states(f, kParameterGroup, c.parameters);
+  write_states(f, kOptimizerGroup, c.optimizer);
 
   // HDF5 here has no unsigned 64-bit dtype: the words are stored as int64
   // with the same bits.
@@ -125,26 +154,31 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.eval_accuracy = f.attr_double("/", "eval_accuracy");
   c.eval_loss = f.attr_double("/", "eval_loss");
   c.task_template = f.attr_string("/", "task_template");
+  if (f.has_attr("/", "prompt_method")) c.prompt_method = f.attr_string("/", "prompt_method");
 
-  h5::DatasetInfo pi = f.info(kPrompt);
-  if (pi.shape.rank != 2 || pi.shape[0] < 1 || pi.shape[1] < 1)
-    fail(path, ": dataset 'prompt' must be 2-D [P, d], has rank ", pi.shape.rank);
-  c.prompt_rows = pi.shape[0];
-  c.prompt_cols = pi.shape[1];
-  c.prompt.resize(size_t(c.prompt_rows * c.prompt_cols));
-  f.read(kPrompt, DType::F32, c.prompt.data());
-
-  if (f.exists(kOptimizerGroup)) {
-    for (const std::string& name : f.list(kOptimizerGroup)) {
-      std::string ds = std::string(kOptimizerGroup) + "/" + name;
-      h5::DatasetInfo si = f.info(ds);
-      NamedState s{name, {}, {}};
-      for (int i = 0; i < si.shape.rank; ++i) s.shape.push_back(si.shape[i]);
-      s.values.resize(size_t(si.shape.numel()));
-      f.read(ds, DType::F32, s.values.data());
-      c.optimizer.push_back(std::move(s));
-    }
+  const bool deep = f.exists(kPrefix);
+  if (!deep || f.exists(kPrompt)) {
+    h5::DatasetInfo pi = f.info(kPrompt);
+    if (pi.shape.rank != 2 || pi.shape[0] < 1 || pi.shape[1] < 1)
+      fail(path, ": dataset 'prompt' must be 2-D [P, d], has rank ", pi.shape.rank);
+    c.prompt_rows = pi.shape[0];
+    c.prompt_cols = pi.shape[1];
+    c.prompt.resize(size_t(c.prompt_rows * c.prompt_cols));
+    f.read(kPrompt, DType::F32, c.prompt.data());
   }
+  if (deep) {
+    h5::DatasetInfo xi = f.info(kPrefix);
+    if (xi.shape.rank != 3 || xi.shape[0] < 1 || xi.shape[1] < 1 || xi.shape[2] < 1)
+      fail(path, ": dataset 'prefix' must be 3-D [layers, P, 2 x kv heads x head_dim], has rank ",
+           xi.shape.rank);
+    c.prefix_layers = xi.shape[0];
+    c.prefix_rows = xi.shape[1];
+    c.prefix_cols = xi.shape[2];
+    c.prefix.resize(size_t(xi.shape.numel()));
+    f.read(kPrefix, DType::F32, c.prefix.data());
+  }
+  c.parameters = read_states(f, kParameterGroup);
+  c.optimizer = read_states(f, kOptimizerGroup);
 
   h5::DatasetInfo ri = f.info(kRng);
   if (ri.shape.rank != 1) fail(path, ": dataset 'rng_state' must be 1-D");

@@ -54,4 +54,80 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimSection& cfg, int64_t rows,
   fail("optim.name: unknown optimizer '", cfg.name, "' (expected adamw or adafactor)");
 }
 
+namespace {
+
+int64_t total_size(const std::vector<TensorSegment>& segments) {
+  int64_t n = 0;
+  for (const TensorSegment& s : segments) n += s.rows * s.cols;
+  return n;
+}
+
+// Several segments of one flat array, each with its own optimizer; every
+// update, state and step count is the segments' own.
+class SegmentedOptimizer : public Optimizer {
+ public:
+  SegmentedOptimizer(const OptimSection& cfg, const std::vector<TensorSegment>& segments)
+      : Optimizer(1, std::max<int64_t>(1, total_size(segments))), name_(cfg.name) {
+    for (const TensorSegment& s : segments) {
+      SPT_CHECK(!s.name.empty() && s.name.find('/') == std::string::npos,
+                "optimizer: segment name '", s.name, "' is empty or has a '/'");
+      parts_.push_back(Part{s.name, offset_, make_optimizer(cfg, s.rows, s.cols)});
+      offset_ += s.rows * s.cols;
+    }
+  }
+  std::string name() const override { return name_; }
+  void step(float* param, const float* grad, double lr) override {
+    ++step_;
+    for (const Part& p : parts_) p.opt->step(param + p.offset, grad + p.offset, lr);
+  }
+  std::vector<NamedState> state() const override {
+    std::vector<NamedState> all;
+    for (const Part& p : parts_)
+      for (NamedState s : p.opt->state()) {
+        s.name = p.name + "." + s.name;
+        all.push_back(std::move(s));
+      }
+    return all;
+  }
+  void load_state(const std::vector<NamedState>& states) override {
+    size_t used = 0;
+    for (const Part& p : parts_) {
+      std::vector<NamedState> mine;
+      const std::string prefix = p.name + ".";
+      for (const NamedState& s : states)
+        if (s.name.rfind(prefix, 0) == 0 && s.name.find('.', prefix.size()) == std::string::npos) {
+          mine.push_back(s);
+          mine.back().name = s.name.substr(prefix.size());
+        }
+      SPT_CHECK(!mine.empty(), name_, " optimizer state: nothing for '", p.name, "'");
+      p.opt->load_state(mine);
+      used += mine.size();
+    }
+    SPT_CHECK(used == states.size(), name_, " optimizer state: ", states.size() - used,
+              " entries belong to no tensor of this prompt (state of another method?)");
+  }
+  void set_step_count(int64_t steps) override {
+    Optimizer::set_step_count(steps);
+    for (const Part& p : parts_) p.opt->set_step_count(steps);
+  }
+
+ private:
+  struct Part {
+    std::string name;
+    int64_t offset;
+    std::unique_ptr<Optimizer> opt;
+  };
+  std::string name_;
+  int64_t offset_ = 0;
+  std::vector<Part> parts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimSection& cfg,
+                                          const std::vector<TensorSegment>& segments) {
+  SPT_CHECK(!segments.empty(), "optimizer: no tensors to optimize");
+  return std::make_unique<SegmentedOptimizer>(cfg, segments);
+}
+
 }  // namespace sptrain

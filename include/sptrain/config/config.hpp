@@ -30,6 +30,13 @@ struct TaskSection {
 };
 
 struct PromptSection {
+  // prompt_tuning: P vectors in front of the input embeddings (Lester et al.)
+  // deep: P trainable keys and values at every layer (prefix tuning, P-tuning v2)
+  // p_tuning: the P vectors computed by an encoder from P trainable ones (Liu et al.)
+  std::string method = "prompt_tuning";
+  std::string reparameterize = "none";  // deep: none | mlp (prefix tuning's MLP, training only)
+  std::string encoder = "mlp";          // p_tuning: mlp | lstm
+  int encoder_hidden = 0;               // hidden width of the MLP / LSTM; 0 = d_model
   int length = 20;                  // P, number of soft prompt vectors
   std::string init = "vocab_sample";  // random_uniform | vocab_sample | text | labels | file:PATH
   std::string init_text;            // for init: text

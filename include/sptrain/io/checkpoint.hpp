@@ -20,8 +20,21 @@ namespace sptrain {
 
 struct Checkpoint {
   int64_t step = 0;  // optimizer steps done (restores Optimizer::step_count)
-  std::vector<float> prompt;  // [prompt_rows, prompt_cols] fp32, row-major
+  // prompt.method of the run: prompt_tuning, p_tuning or deep (docs/methods.md).
+  std::string prompt_method = "prompt_tuning";
+  // The input rows the model reads (prompt_tuning, p_tuning): [prompt_rows,
+  // prompt_cols] fp32, row-major; empty for deep prompts.
+  std::vector<float> prompt;
   int64_t prompt_rows = 0, prompt_cols = 0;
+  // A deep prompt's keys and values as the model reads them: [prefix_layers,
+  // prefix_rows, prefix_cols], per row the keys (after RoPE) of every kv head
+  // then their values; empty otherwise.
+  std::vector<float> prefix;
+  int64_t prefix_layers = 0, prefix_rows = 0, prefix_cols = 0;
+  // The trainable tensors the prompt or prefix is computed from, when they
+  // are not the prompt or prefix itself (the p-tuning encoder, prefix
+  // tuning's MLP), by name.
+  std::vector<NamedState> parameters;
   std::vector<NamedState> optimizer;  // Optimizer::state()
   std::string optimizer_name;
   // Data position: the sampler continues from here.

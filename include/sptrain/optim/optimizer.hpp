@@ -35,7 +35,7 @@ class Optimizer {
   virtual void load_state(const std::vector<NamedState>& states) = 0;
 
   int64_t step_count() const { return step_; }
-  void set_step_count(int64_t steps);
+  virtual void set_step_count(int64_t steps);
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
@@ -55,5 +55,17 @@ class Optimizer {
 
 // "adamw" or "adafactor" (OptimSection::name); fails naming optim.name otherwise.
 std::unique_ptr<Optimizer> make_optimizer(const OptimSection& cfg, int64_t rows, int64_t cols);
+
+// One named matrix of a flat parameter array (docs/methods.md): a method's
+// trainable tensors lie end to end, each updated by its own optimizer of the
+// configured kind (Adafactor factors each matrix on its own).
+struct TensorSegment {
+  std::string name;
+  int64_t rows = 0, cols = 0;
+};
+// An optimizer over segments laid end to end (rows() = 1, cols() = their
+// total size), each state named "<segment>.<state>".
+std::unique_ptr<Optimizer> make_optimizer(const OptimSection& cfg,
+                                          const std::vector<TensorSegment>& segments);
 
 }  // namespace sptrain
