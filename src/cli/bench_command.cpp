@@ -17,6 +17,7 @@
 #include "sptrain/optim/schedule.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/comm/control.hpp"
+#include "sptrain/train/prompt_state.hpp"
 #include "sptrain/train/sampler.hpp"
 #include "sptrain/train/train_step.hpp"
 
@@ -86,9 +87,8 @@ int run_bench(const Config& config, const BenchOptions& o) {
     const bool lead = ps.world_rank() == 0;
     const ModelConfig& m = session.model;
     Rng rng(config.train.seed);
-    session.prompt->values() =
-        init_prompt(config.prompt, m, session.model_file, *session.tokenizer, *session.task, rng);
-    auto optimizer = make_optimizer(config.optim, config.prompt.length, m.d_model);
+    start_prompt(session, rng);
+    auto optimizer = make_prompt_optimizer(config.optim, *session.prompt);
     const LrSchedule schedule(config.optim, config.train.steps);
     DataSampler sampler(int64_t(session.data.train.size()), config.train.seed, config.train.shuffle);
     std::ofstream batches;

@@ -10,6 +10,7 @@
 #include "sptrain/prompt/export.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/train/evaluate.hpp"
+#include "sptrain/train/prompt_state.hpp"
 #include "sptrain/train/trainer.hpp"
 
 namespace sptrain {
@@ -90,18 +91,20 @@ int run_eval(const Config& config_in, const EvalOptions& options) {
     if (!options.prompt.empty()) {
       stored = read_stored_prompt(options.prompt);
       config.prompt.length = int(stored->rows);
+      // A deep prompt's file is its keys and values, whatever trained it.
+      config.prompt.method = stored->deep() ? "deep" : "prompt_tuning";
+      config.prompt.reparameterize = "none";
     }
     Session session(config, make_process_grid(config.parallel.tensor, config.parallel.pipeline),
                     SessionMode::EvalOnly);
     const bool lead = session.parallel->world_rank() == 0;
     if (stored) {
       check_prompt_matches_model(*stored, session.model, config.model.path);
-      session.prompt->values() = stored->values;
+      set_stored_prompt(session, *stored);
       if (lead) warn_if_task_differs(*stored, config.task);
     } else {
       Rng rng(config.train.seed);
-      session.prompt->values() = init_prompt(config.prompt, session.model, session.model_file,
-                                             *session.tokenizer, *session.task, rng);
+      start_prompt(session, rng);
     }
     const EvalResult r = evaluate(session, session.data.eval);
     if (lead) {

@@ -13,6 +13,8 @@ TaskPrompt parse_task_prompt(const std::string& arg) {
   SPT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < arg.size(), "--prompt '", arg,
             "': expected NAME=PATH (a task name, then a checkpoint or hdf5 export)");
   TaskPrompt t{arg.substr(0, eq), read_stored_prompt(arg.substr(eq + 1))};
+  SPT_CHECK(!t.prompt.deep(), "--prompt ", arg, ": a deep prompt (prompt.method deep); infer "
+            "does not run deep prompts yet (sptrain eval --prompt does)");
   SPT_CHECK(t.prompt.has_task, "--prompt ", arg, ": a ", t.prompt.format,
             " prompt does not say its task (template, verbalizer, max_length); give a checkpoint "
             "or an hdf5 export (sptrain export --format hdf5)");

@@ -145,10 +145,10 @@ Tensor Stage::output(int slot, int64_t rows) const {
   return out.view().slice_rows(0, rows);
 }
 
-void Stage::forward(int slot, const MicroBatch& mb, const Tensor& prompt) {
+void Stage::forward(int slot, const MicroBatch& mb, const PromptInputs& prompt) {
   const ActivationSet& s = set(slot);
   const int64_t T = mb.seq.num_rows;
-  if (spec_.first()) embedding_.forward(ctx_, mb.seq, mb.tokens, prompt, input(slot, T));
+  if (spec_.first()) embedding_.forward(ctx_, mb.seq, mb.tokens, prompt.prompt, input(slot, T));
   const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
   const int n = int(layers_.size());
   for (int i = 0; i < n; ++i) {
@@ -156,12 +156,13 @@ void Stage::forward(int slot, const MicroBatch& mb, const Tensor& prompt) {
     const Tensor x_out = (slot < 0 || i == n - 1)
                              ? output(slot, T)
                              : s.layers[size_t(i) + 1].x_in.view().slice_rows(0, T);
-    layers_[size_t(i)].forward(ctx_, mb.seq, rope, acts, workspace_, x_out);
+    layers_[size_t(i)].forward(ctx_, mb.seq, rope, acts, workspace_, x_out,
+                               LayerPrefix{prompt.layer_prefix(i), mb.tokens, prompt.capture_prefix});
   }
   if (spec_.last()) head_.forward(ctx_, mb, output(slot, T), head_out_, slot);
 }
 
-void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const Tensor& dprompt) {
+void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const PromptInputs& dprompt) {
   SPT_ASSERT(slot >= 0);
   const ActivationSet& s = set(slot);
   const int64_t T = mb.seq.num_rows;
@@ -169,8 +170,10 @@ void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const Te
   if (spec_.last()) head_.backward(ctx_, mb, loss_weight, dx, slot);
   const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
   for (int i = int(layers_.size()) - 1; i >= 0; --i)
-    layers_[size_t(i)].backward(ctx_, mb.seq, rope, s.layers[size_t(i)], workspace_, dx);
-  if (spec_.first()) embedding_.backward(ctx_, mb.seq, mb.tokens, dx, dprompt);
+    layers_[size_t(i)].backward(ctx_, mb.seq, rope, s.layers[size_t(i)], workspace_, dx,
+                                LayerPrefix{dprompt.layer_prefix(i), mb.tokens});
+  if (spec_.first() && !dprompt.prompt.empty())
+    embedding_.backward(ctx_, mb.seq, mb.tokens, dx, dprompt.prompt);
 }
 
 }  // namespace sptrain

@@ -18,6 +18,25 @@ void vocab_parallel_sum(const ModelContext& ctx, const Tensor& partial) {
   if (ctx.tp.size() > 1) ctx.tp.all_reduce(partial, ReduceOp::Sum);
 }
 
+void sum_shared_kv_grad(const ModelContext& ctx, const Tensor& grad, int kv_head, const Tensor& scratch) {
+  if (ctx.tp.size() <= 1) return;
+  const Tensor mine = scratch.slice_rows(kv_head, 1).reshape(grad.shape);
+  ctx.backend.fill(scratch, 0.0);
+  ctx.backend.convert(mine, grad);
+  ctx.tp.all_reduce(scratch, ReduceOp::Sum);
+  ctx.backend.convert(grad, mine);
+}
+
+void sum_prefix_trunk_grad(const ModelContext& ctx, const Tensor& partial) {
+  if (ctx.tp.size() > 1) ctx.tp.all_reduce(partial, ReduceOp::Sum);
+}
+
+uint64_t prompt_bytes_per_step(int tensor_size, int64_t shared_kv_elems, int64_t trunk_elems,
+                               int64_t stat_bytes) {
+  if (tensor_size <= 1) return 0;
+  return uint64_t((shared_kv_elems + trunk_elems) * stat_bytes);
+}
+
 uint64_t bytes_per_micro_batch(const StageParts& s, int tensor_size, int64_t rows, int64_t examples,
                                int64_t d, int64_t act_bytes, int64_t stat_bytes) {
   if (tensor_size <= 1) return 0;

@@ -141,7 +141,8 @@ Tensor rows(const Buffer& b, int64_t T) { return b.view().slice_rows(0, T); }
 
 void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq,
                                const Tensor& rope_table, const LayerActivations& a,
-                               const LayerWorkspace& w, const Tensor& x_out) const {
+                               const LayerWorkspace& w, const Tensor& x_out,
+                               const LayerPrefix& prefix) const {
   Backend& be = ctx.backend;
   const int64_t T = seq.num_rows;
   const Tensor x_in = rows(a.x_in, T), x_mid = rows(a.x_mid, T);
@@ -155,6 +156,13 @@ void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq
   qkv.forward(ctx, qkv_t, norm_out);
   if (!rope_table.empty())
     be.rope(qkv_t, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, false);
+  if (!prefix.kv.empty()) {
+    const int64_t col = int64_t(dims.heads) * dims.head_dim;
+    // Capture: gather the rows' keys and values into kv (zero on entry),
+    // which clears them in qkv, then put them back.
+    if (prefix.capture) be.prefix_kv_backward(prefix.kv, qkv_t, col, prefix.tokens, seq);
+    be.prefix_kv_forward(qkv_t, col, prefix.kv, prefix.tokens, seq);
+  }
   be.attention_forward(rows(w.attn_out, T), a.attn_saved, qkv_t, dims.heads, dims.kv_heads, seq,
                        attn_scale);
   o.forward(ctx, proj, rows(w.attn_out, T));
@@ -177,7 +185,8 @@ void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq
 
 void TransformerLayer::backward(const ModelContext& ctx, const SequenceIndex& seq,
                                 const Tensor& rope_table, const LayerActivations& a,
-                                const LayerWorkspace& w, const Tensor& dx) const {
+                                const LayerWorkspace& w, const Tensor& dx,
+                                const LayerPrefix& dprefix) const {
   Backend& be = ctx.backend;
   const int64_t T = seq.num_rows;
   const Tensor d_norm = rows(w.d_norm, T);
@@ -200,6 +209,8 @@ void TransformerLayer::backward(const ModelContext& ctx, const SequenceIndex& se
   o.backward(ctx, d_attn, dx);
   be.attention_backward(d_qkv, d_attn, rows(a.qkv, T), a.attn_saved, dims.heads, dims.kv_heads, seq,
                         attn_scale);
+  if (!dprefix.kv.empty())
+    be.prefix_kv_backward(dprefix.kv, d_qkv, int64_t(dims.heads) * dims.head_dim, dprefix.tokens, seq);
   if (!rope_table.empty())
     be.rope(d_qkv, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, true);
   qkv.backward(ctx, d_norm, d_qkv);

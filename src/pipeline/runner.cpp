@@ -14,8 +14,8 @@ struct Stopwatch {
 };
 }  // namespace
 
-void PipelineRunner::train(const std::vector<MicroBatch*>& mbs, const Tensor& prompt,
-                           const Tensor& dprompt, float loss_weight, OutputSink& sink) {
+void PipelineRunner::train(const std::vector<MicroBatch*>& mbs, const PromptInputs& prompt,
+                           const PromptInputs& dprompt, float loss_weight, OutputSink& sink) {
   const StageSpec& s = stage_.spec();
   const int m = int(mbs.size());
   const int slots = activation_slots(kind_, s.count, s.index, m);
@@ -74,7 +74,7 @@ void PipelineRunner::train(const std::vector<MicroBatch*>& mbs, const Tensor& pr
   }
 }
 
-void PipelineRunner::evaluate(const std::vector<MicroBatch*>& mbs, const Tensor& prompt,
+void PipelineRunner::evaluate(const std::vector<MicroBatch*>& mbs, const PromptInputs& prompt,
                               OutputSink& sink) {
   const StageSpec& s = stage_.spec();
   for (size_t i = 0; i < mbs.size(); ++i) {

@@ -58,6 +58,8 @@ std::vector<float> init_prompt(const PromptSection& s, const ModelConfig& m, con
 std::vector<float> load_prompt_file(const std::string& path, int prompt_len, const ModelConfig& m) {
   // A checkpoint, an hdf5 export, a .npy file or a PEFT adapter.
   StoredPrompt p = read_stored_prompt(path);
+  SPT_CHECK(!p.deep(), "prompt.init: ", path, " holds a deep prompt (keys and values at every "
+            "layer); it can start only prompt.method deep");
   check_prompt_matches_model(p, m, "in use");
   SPT_CHECK(p.rows == prompt_len, path, ": the prompt has ", p.rows,
             " vectors but prompt.length is ", prompt_len);

@@ -1,41 +1,471 @@
 #include "sptrain/prompt/prompt_parameter.hpp"
 
+#include <algorithm>
+#include <cmath>
+
+#include "sptrain/core/error.hpp"
+
 namespace sptrain {
 
-PromptParameter::PromptParameter(Backend& backend, DType stat, int rows, int cols, bool on_device)
-    : backend_(backend), rows_(rows), cols_(cols), on_device_(on_device) {
+PromptMethod prompt_method_of(const PromptSection& s) {
+  if (s.method == "prompt_tuning") return PromptMethod::PromptTuning;
+  if (s.method == "deep") return PromptMethod::Deep;
+  if (s.method == "p_tuning") return PromptMethod::PTuning;
+  fail("prompt.method: unknown method '", s.method, "' (prompt_tuning, deep or p_tuning)");
+}
+
+const char* prompt_method_name(PromptMethod m) {
+  switch (m) {
+    case PromptMethod::PromptTuning: return "prompt_tuning";
+    case PromptMethod::Deep: return "deep";
+    case PromptMethod::PTuning: return "p_tuning";
+  }
+  return "?";
+}
+
+PromptPlacement PromptPlacement::whole(const ModelConfig& m) {
+  PromptPlacement p;
+  p.num_layers = m.n_layers;
+  p.kv_heads = m.n_kv_heads;
+  return p;
+}
+
+PrefixShape prefix_shape(const ModelConfig& m, int64_t prompt_rows) {
+  return PrefixShape{m.n_layers, prompt_rows, m.n_kv_heads, m.head_dim};
+}
+
+namespace {
+
+std::string unit_name(const char* kind, int layer, int kv_head) {
+  return std::string(kind) + "." + std::to_string(layer) + "." + std::to_string(kv_head);
+}
+
+int hidden_of(const PromptSection& s, const ModelConfig& m) {
+  return s.encoder_hidden > 0 ? s.encoder_hidden : m.d_model;
+}
+
+bool deep_mlp(const PromptSection& s) { return s.method == "deep" && s.reparameterize == "mlp"; }
+
+}  // namespace
+
+std::vector<ParameterTensor> PromptParameter::layout(const PromptSection& s, const ModelConfig& m,
+                                                     const PromptPlacement& pl) {
+  const PromptMethod method = prompt_method_of(s);
+  const int P = s.length, d = m.d_model, h = hidden_of(s, m), D = m.head_dim;
+  std::vector<ParameterTensor> list;
+  auto add = [&](const std::string& name, int64_t rows, int64_t cols, bool counted) {
+    const int64_t at = list.empty() ? 0 : list.back().offset + list.back().size();
+    list.push_back(ParameterTensor{name, at, rows, cols, counted});
+  };
+  switch (method) {
+    case PromptMethod::PromptTuning:
+      if (pl.first_stage) add("prompt", P, d, true);
+      break;
+    case PromptMethod::PTuning:
+      if (!pl.first_stage) break;
+      add("encoder.embedding", P, d, true);
+      for (const EncoderTensor& t : make_ptuning_encoder(s.encoder, d, h)->tensors())
+        add("encoder." + t.name, t.rows, t.cols, true);
+      break;
+    case PromptMethod::Deep: {
+      const bool mlp = deep_mlp(s);
+      if (mlp) {
+        add("reparam.embedding", P, d, pl.counts_shared);
+        for (const EncoderTensor& t : PrefixTrunk(d, h).tensors())
+          add("reparam." + t.name, t.rows, t.cols, pl.counts_shared);
+      }
+      for (int l = pl.first_layer; l < pl.first_layer + pl.num_layers; ++l)
+        for (int g = pl.kv_begin; g < pl.kv_begin + pl.kv_heads; ++g) {
+          if (mlp) {
+            add(unit_name("reparam.w2", l, g), 2 * D, h, pl.counts_units);
+            add(unit_name("reparam.b2", l, g), 1, 2 * D, pl.counts_units);
+          } else {
+            add(unit_name("prefix", l, g), P, 2 * D, pl.counts_units);
+          }
+        }
+      break;
+    }
+  }
+  return list;
+}
+
+PromptParameter::PromptParameter(Backend& backend, DType stat, const PromptSection& s,
+                                 const ModelConfig& m, const PromptPlacement& pl, bool device)
+    : backend_(backend), stat_(stat), method_(prompt_method_of(s)), rows_(s.length),
+      cols_(m.d_model), hidden_(hidden_of(s, m)), place_(pl), prefix_(prefix_shape(m, s.length)) {
   SPT_ASSERT(stat == DType::F32 || stat == DType::F64);
-  values_.assign(size_t(rows) * size_t(cols), 0.f);
-  grad_.assign(values_.size(), 0.f);
-  if (!on_device) return;
-  device_ = backend.allocate(stat, Shape{rows, cols});
-  device_grad_ = backend.allocate(stat, Shape{rows, cols});
-  if (stat == DType::F64) staging_.assign(values_.size(), 0.0);
+  width_ = 2 * pl.kv_heads * m.head_dim;
+  tensors_ = layout(s, m, pl);
+  const int64_t n = tensors_.empty() ? 0 : tensors_.back().offset + tensors_.back().size();
+  values_.assign(size_t(n), 0.f);
+  grad_.assign(size_t(n), 0.f);
+  if (method_ == PromptMethod::PTuning && pl.first_stage)
+    encoder_ = make_ptuning_encoder(s.encoder, cols_, hidden_);
+  if (deep_mlp(s)) trunk_ = std::make_unique<PrefixTrunk>(cols_, hidden_);
+  if (!holds()) return;
+  const int64_t P = rows_;
+  if (method_ != PromptMethod::Deep) {
+    prompt_host_.assign(size_t(P * cols_), 0.f);
+    prompt_grad_host_.assign(prompt_host_.size(), 0.f);
+    if (device) {
+      prompt_ = backend.allocate(stat, Shape{P, cols_});
+      prompt_grad_ = backend.allocate(stat, Shape{P, cols_});
+    }
+  } else if (pl.num_layers > 0 && width_ > 0) {
+    prefix_host_.assign(size_t(int64_t(pl.num_layers) * P * width_), 0.f);
+    prefix_grad_host_.assign(prefix_host_.size(), 0.f);
+    if (device) {
+      prefix_dev_ = backend.allocate(stat, Shape{pl.num_layers, P, width_});
+      prefix_grad_ = backend.allocate(stat, Shape{pl.num_layers, P, width_});
+      if (trunk_) shared_grad_ = backend.allocate(stat, Shape{P, hidden_});
+    }
+  }
+  if (stat == DType::F64)
+    staging_.assign(std::max({prompt_host_.size(), prefix_host_.size(), size_t(P * hidden_)}), 0.0);
+}
+
+PromptParameter::PromptParameter(Backend& backend, DType stat, int rows, int cols, bool on_device)
+    : PromptParameter(backend, stat,
+                      [&] {
+                        PromptSection s;
+                        s.length = rows;
+                        return s;
+                      }(),
+                      [&] {
+                        ModelConfig m;
+                        m.d_model = cols;
+                        return m;
+                      }(),
+                      [&] {
+                        PromptPlacement p;
+                        p.first_stage = on_device;
+                        return p;
+                      }()) {}
+
+PromptParameter::~PromptParameter() = default;
+
+const ParameterTensor* PromptParameter::find(const std::string& name) const {
+  for (const ParameterTensor& t : tensors_)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+double PromptParameter::grad_sum_of_squares() const {
+  double sum = 0.0;
+  for (const ParameterTensor& t : tensors_) {
+    if (!t.counted) continue;
+    const float* g = grad_.data() + t.offset;
+    for (int64_t i = 0; i < t.size(); ++i) sum += double(g[i]) * double(g[i]);
+  }
+  return sum;
+}
+
+PromptInputs PromptParameter::device() const {
+  return PromptInputs(prompt_.empty() ? Tensor{} : prompt_.view(),
+                      prefix_dev_.empty() ? Tensor{} : prefix_dev_.view());
+}
+
+PromptInputs PromptParameter::device_grad() const {
+  return PromptInputs(prompt_grad_.empty() ? Tensor{} : prompt_grad_.view(),
+                      prefix_grad_.empty() ? Tensor{} : prefix_grad_.view());
+}
+
+std::vector<Tensor> PromptParameter::device_grad_tensors() const {
+  std::vector<Tensor> t;
+  if (!prompt_grad_.empty()) t.push_back(prompt_grad_.view());
+  if (!prefix_grad_.empty()) t.push_back(prefix_grad_.view());
+  return t;
+}
+
+void PromptParameter::copy_to_device(const Buffer& dst, const std::vector<float>& src) {
+  if (staging_.empty()) {
+    backend_.copy_from_host(dst, src.data());
+    return;
+  }
+  for (size_t i = 0; i < src.size(); ++i) staging_[i] = src[i];
+  backend_.copy_from_host(dst, staging_.data());
+}
+
+void PromptParameter::copy_from_device(std::vector<float>& dst, const Buffer& src) {
+  if (staging_.empty()) {
+    backend_.copy_to_host(dst.data(), src);
+    return;
+  }
+  backend_.copy_to_host(staging_.data(), src);
+  for (size_t i = 0; i < dst.size(); ++i) dst[i] = float(staging_[i]);
+}
+
+// Unit (layer l, kv head g) row p: [k (D) | v (D)]; this rank's prefix row
+// of local layer i: [k of its kv heads | v of its kv heads].
+void PromptParameter::units_to_prefix(const float* units, std::vector<float>& prefix) const {
+  const int64_t P = rows_, D = prefix_.head_dim, K = place_.kv_heads, W = width_;
+  for (int i = 0; i < place_.num_layers; ++i)
+    for (int64_t j = 0; j < K; ++j) {
+      const float* u = units + (int64_t(i) * K + j) * P * 2 * D;
+      for (int64_t p = 0; p < P; ++p) {
+        float* row = prefix.data() + (int64_t(i) * P + p) * W;
+        std::copy(u + p * 2 * D, u + p * 2 * D + D, row + j * D);
+        std::copy(u + p * 2 * D + D, u + p * 2 * D + 2 * D, row + K * D + j * D);
+      }
+    }
+}
+
+void PromptParameter::prefix_to_units(const std::vector<float>& prefix, float* units) const {
+  const int64_t P = rows_, D = prefix_.head_dim, K = place_.kv_heads, W = width_;
+  for (int i = 0; i < place_.num_layers; ++i)
+    for (int64_t j = 0; j < K; ++j) {
+      float* u = units + (int64_t(i) * K + j) * P * 2 * D;
+      for (int64_t p = 0; p < P; ++p) {
+        const float* row = prefix.data() + (int64_t(i) * P + p) * W;
+        std::copy(row + j * D, row + j * D + D, u + p * 2 * D);
+        std::copy(row + K * D + j * D, row + K * D + j * D + D, u + p * 2 * D + D);
+      }
+    }
+}
+
+std::vector<float> PromptParameter::computed_prompt() {
+  if (method_ == PromptMethod::Deep || !holds()) return {};
+  if (method_ == PromptMethod::PromptTuning) return values_;
+  const ParameterTensor& e = *find("encoder.embedding");
+  std::vector<float> out(size_t(rows_) * size_t(cols_));
+  encoder_->forward(values_.data() + e.offset + e.size(), values_.data() + e.offset, rows_, out.data());
+  return out;
+}
+
+std::vector<float> PromptParameter::computed_prefix() {
+  if (method_ != PromptMethod::Deep || prefix_host_.empty()) return {};
+  std::vector<float> prefix(prefix_host_.size());
+  if (!trunk_) {
+    units_to_prefix(values_.data(), prefix);
+    return prefix;
+  }
+  // The trunk once, then each unit's head: units in the layout's order.
+  const ParameterTensor& e = *find("reparam.embedding");
+  const ParameterTensor& w1 = *find("reparam.w1");
+  trunk_->forward(values_.data() + w1.offset, values_.data() + e.offset, rows_);
+  const int64_t n = 2 * prefix_.head_dim, unit = int64_t(rows_) * n;
+  std::vector<float> units(size_t(int64_t(place_.num_layers) * place_.kv_heads * unit));
+  size_t k = 0;
+  for (size_t t = 3; t + 1 < tensors_.size(); t += 2, ++k) {
+    const ParameterTensor& w2 = tensors_[t];
+    const ParameterTensor& b2 = tensors_[t + 1];
+    prefix_head_forward(trunk_->hidden().data(), rows_, hidden_, values_.data() + w2.offset,
+                        values_.data() + b2.offset, int(n), units.data() + int64_t(k) * unit);
+  }
+  units_to_prefix(units.data(), prefix);
+  return prefix;
 }
 
 void PromptParameter::upload() {
-  if (!on_device_) return;
-  SPT_ASSERT(values_.size() == size_t(rows_) * size_t(cols_));
-  if (staging_.empty()) {
-    backend_.copy_from_host(device_, values_.data());
+  if (!holds()) return;
+  if (method_ == PromptMethod::Deep) {
+    if (prefix_dev_.empty()) return;
+    prefix_host_ = computed_prefix();
+    copy_to_device(prefix_dev_, prefix_host_);
     return;
   }
-  for (size_t i = 0; i < values_.size(); ++i) staging_[i] = values_[i];
-  backend_.copy_from_host(device_, staging_.data());
+  if (method_ == PromptMethod::PromptTuning) {
+    copy_to_device(prompt_, values_);
+    return;
+  }
+  prompt_host_ = computed_prompt();
+  copy_to_device(prompt_, prompt_host_);
 }
 
 void PromptParameter::zero_grad() {
-  if (on_device_) backend_.fill(device_grad_, 0.0);
+  if (!prompt_grad_.empty()) backend_.fill(prompt_grad_, 0.0);
+  if (!prefix_grad_.empty()) backend_.fill(prefix_grad_, 0.0);
 }
 
-void PromptParameter::download_grad() {
-  if (!on_device_) return;
-  if (staging_.empty()) {
-    backend_.copy_to_host(grad_.data(), device_grad_);
+void PromptParameter::download_grad(const std::function<void(const Tensor&)>& sum_over_model) {
+  if (!holds()) return;
+  switch (method_) {
+    case PromptMethod::PromptTuning:
+      copy_from_device(grad_, prompt_grad_);
+      return;
+    case PromptMethod::PTuning: {
+      copy_from_device(prompt_grad_host_, prompt_grad_);
+      const ParameterTensor& e = *find("encoder.embedding");
+      encoder_->backward(values_.data() + e.offset + e.size(), prompt_grad_host_.data(),
+                         grad_.data() + e.offset + e.size(), grad_.data() + e.offset);
+      return;
+    }
+    case PromptMethod::Deep:
+      break;
+  }
+  if (!prefix_grad_.empty()) copy_from_device(prefix_grad_host_, prefix_grad_);
+  if (!trunk_) {
+    if (!prefix_grad_host_.empty()) prefix_to_units(prefix_grad_host_, grad_.data());
     return;
   }
-  backend_.copy_to_host(staging_.data(), device_grad_);
-  for (size_t i = 0; i < grad_.size(); ++i) grad_[i] = float(staging_[i]);
+  // Each unit's head, then the trunk from dH summed over every rank's units
+  // (each unit once: the first of the tensor ranks sharing it adds it).
+  const int64_t n = 2 * prefix_.head_dim, unit = int64_t(rows_) * n;
+  std::vector<float> units(size_t(int64_t(place_.num_layers) * place_.kv_heads * unit), 0.f);
+  if (!prefix_grad_host_.empty()) prefix_to_units(prefix_grad_host_, units.data());
+  std::vector<double> dhidden(size_t(rows_) * size_t(hidden_), 0.0);
+  std::vector<double> scratch(dhidden.size());
+  size_t k = 0;
+  for (size_t t = 3; t + 1 < tensors_.size(); t += 2, ++k) {
+    const ParameterTensor& w2 = tensors_[t];
+    const ParameterTensor& b2 = tensors_[t + 1];
+    std::fill(scratch.begin(), scratch.end(), 0.0);
+    prefix_head_backward(trunk_->hidden().data(), rows_, hidden_, values_.data() + w2.offset, int(n),
+                         units.data() + int64_t(k) * unit, grad_.data() + w2.offset,
+                         grad_.data() + b2.offset, scratch.data());
+    if (place_.first_kv_holder)
+      for (size_t i = 0; i < dhidden.size(); ++i) dhidden[i] += scratch[i];
+  }
+  // Through the device for the groups: stat dtype (f32 rounds the partial sums).
+  std::vector<float> dh32(dhidden.begin(), dhidden.end());
+  copy_to_device(shared_grad_, dh32);
+  SPT_CHECK(sum_over_model || (place_.num_layers == prefix_.layers && place_.kv_heads == prefix_.kv_heads),
+            "internal error: a sharded prefix MLP needs its trunk gradient summed over the model's ranks");
+  if (sum_over_model) sum_over_model(shared_grad_.view());
+  copy_from_device(dh32, shared_grad_);
+  std::copy(dh32.begin(), dh32.end(), dhidden.begin());
+  const ParameterTensor& e = *find("reparam.embedding");
+  const ParameterTensor& w1 = *find("reparam.w1");
+  trunk_->backward(values_.data() + w1.offset, dhidden.data(), grad_.data() + w1.offset,
+                   grad_.data() + e.offset);
+}
+
+void PromptParameter::set_from_prompt(const std::vector<float>& prompt, Rng& rng) {
+  if (!holds()) return;
+  SPT_CHECK(prompt.size() == size_t(rows_) * size_t(cols_), "internal error: a prompt of ",
+            prompt.size(), " values for [", rows_, ", ", cols_, "]");
+  if (method_ == PromptMethod::PromptTuning) {
+    values_ = prompt;
+    return;
+  }
+  SPT_CHECK(method_ == PromptMethod::PTuning, "internal error: set_from_prompt on a deep prompt");
+  const ParameterTensor& e = *find("encoder.embedding");
+  std::copy(prompt.begin(), prompt.end(), values_.begin() + e.offset);
+  encoder_->init(values_.data() + e.offset + e.size(), rng);
+}
+
+std::vector<float> PromptParameter::local_prefix(const std::vector<float>& whole) const {
+  SPT_CHECK(int64_t(whole.size()) == prefix_.size(), "internal error: a prefix of ", whole.size(),
+            " values, expected ", prefix_.size());
+  const int64_t P = rows_, D = prefix_.head_dim, WW = prefix_.cols(), K = place_.kv_heads;
+  std::vector<float> mine(size_t(int64_t(place_.num_layers) * P * width_));
+  for (int i = 0; i < place_.num_layers; ++i)
+    for (int64_t p = 0; p < P; ++p) {
+      const float* src = whole.data() + (int64_t(place_.first_layer + i) * P + p) * WW;
+      float* dst = mine.data() + (int64_t(i) * P + p) * width_;
+      std::copy(src + place_.kv_begin * D, src + (place_.kv_begin + K) * D, dst);
+      std::copy(src + prefix_.kv_heads * D + place_.kv_begin * D,
+                src + prefix_.kv_heads * D + (place_.kv_begin + K) * D, dst + K * D);
+    }
+  return mine;
+}
+
+void PromptParameter::set_prefix(const std::vector<float>& mine, const std::vector<float>& embedding,
+                                 Rng& rng) {
+  SPT_CHECK(method_ == PromptMethod::Deep, "internal error: set_prefix on a ", prompt_method_name(method_),
+            " prompt");
+  SPT_CHECK(mine.size() == prefix_host_.size(), "internal error: this rank's prefix of ", mine.size(),
+            " values, expected ", prefix_host_.size());
+  const int64_t P = rows_, D = prefix_.head_dim, K = place_.kv_heads;
+  if (!trunk_) {
+    if (!mine.empty()) prefix_to_units(mine, values_.data());
+    return;
+  }
+  // The trunk from `embedding` and PyTorch's init; each head fitted to its
+  // unit: b2 = the rows' mean, W2 = Xᵀ H with (H Hᵀ + λI) X = prefix - b2
+  // (the smallest W2 that gives the prefix, ridge-regularised so that
+  // repeated embedding rows, as a cycled init text gives, stay solvable).
+  SPT_CHECK(embedding.size() == size_t(P) * size_t(cols_), "internal error: prefix MLP embedding of ",
+            embedding.size(), " values");
+  const ParameterTensor& e = *find("reparam.embedding");
+  std::copy(embedding.begin(), embedding.end(), values_.begin() + e.offset);
+  const ParameterTensor& w1 = *find("reparam.w1");
+  PromptEncoder::init_tensors(trunk_->tensors(), values_.data() + w1.offset, rng);
+  trunk_->forward(values_.data() + w1.offset, values_.data() + e.offset, rows_);
+  const std::vector<double>& H = trunk_->hidden();
+  const int64_t h = hidden_;
+  std::vector<double> A(size_t(P * P), 0.0);
+  double trace = 0;
+  for (int64_t a = 0; a < P; ++a)
+    for (int64_t b = 0; b < P; ++b) {
+      double dot = 0;
+      for (int64_t j = 0; j < h; ++j) dot += H[size_t(a * h + j)] * H[size_t(b * h + j)];
+      A[size_t(a * P + b)] = dot;
+      if (a == b) trace += dot;
+    }
+  const double ridge = 1e-4 * trace / double(P) + 1e-12;
+  for (int64_t a = 0; a < P; ++a) A[size_t(a * P + a)] += ridge;
+  // Cholesky A = L Lᵀ (A is symmetric positive definite).
+  for (int64_t j = 0; j < P; ++j) {
+    for (int64_t k = 0; k < j; ++k) A[size_t(j * P + j)] -= A[size_t(j * P + k)] * A[size_t(j * P + k)];
+    A[size_t(j * P + j)] = std::sqrt(A[size_t(j * P + j)]);
+    for (int64_t i = j + 1; i < P; ++i) {
+      for (int64_t k = 0; k < j; ++k) A[size_t(i * P + j)] -= A[size_t(i * P + k)] * A[size_t(j * P + k)];
+      A[size_t(i * P + j)] /= A[size_t(j * P + j)];
+    }
+  }
+  const int64_t n = 2 * D, unit = P * n;
+  std::vector<float> units(size_t(int64_t(place_.num_layers) * K * unit));
+  if (!mine.empty()) prefix_to_units(mine, units.data());
+  std::vector<double> x(static_cast<size_t>(P));
+  size_t k = 0;
+  for (size_t t = 3; t + 1 < tensors_.size(); t += 2, ++k) {
+    float* w2 = values_.data() + tensors_[t].offset;  // [n, h]
+    float* b2 = values_.data() + tensors_[t + 1].offset;
+    const float* y = units.data() + int64_t(k) * unit;  // [P, n]
+    for (int64_t c = 0; c < n; ++c) {
+      double mean = 0;
+      for (int64_t p = 0; p < P; ++p) mean += y[p * n + c];
+      mean /= double(P);
+      b2[c] = float(mean);
+      for (int64_t p = 0; p < P; ++p) x[size_t(p)] = double(y[p * n + c]) - mean;
+      for (int64_t i = 0; i < P; ++i) {  // L z = y, then Lᵀ x = z
+        for (int64_t j = 0; j < i; ++j) x[size_t(i)] -= A[size_t(i * P + j)] * x[size_t(j)];
+        x[size_t(i)] /= A[size_t(i * P + i)];
+      }
+      for (int64_t i = P - 1; i >= 0; --i) {
+        for (int64_t j = i + 1; j < P; ++j) x[size_t(i)] -= A[size_t(j * P + i)] * x[size_t(j)];
+        x[size_t(i)] /= A[size_t(i * P + i)];
+      }
+      for (int64_t j = 0; j < h; ++j) {
+        double v = 0;
+        for (int64_t p = 0; p < P; ++p) v += x[size_t(p)] * H[size_t(p * h + j)];
+        w2[c * h + j] = float(v);
+      }
+    }
+  }
+}
+
+void PromptParameter::set_values(
+    const std::function<const std::vector<float>*(const ParameterTensor&)>& find_values) {
+  for (const ParameterTensor& t : tensors_) {
+    const std::vector<float>* v = find_values(t);
+    SPT_CHECK(v, "the checkpoint has no tensor '", t.name, "' of the ", prompt_method_name(method_),
+              " prompt");
+    SPT_CHECK(int64_t(v->size()) == t.size(), "the checkpoint's tensor '", t.name, "' has ", v->size(),
+              " values, expected ", t.rows, " x ", t.cols);
+    std::copy(v->begin(), v->end(), values_.begin() + t.offset);
+  }
+}
+
+PromptParameter::Memory PromptParameter::memory(const PromptSection& s, const ModelConfig& m,
+                                                const PromptPlacement& pl, DType stat) {
+  const std::vector<ParameterTensor> list = layout(s, m, pl);
+  Memory mem;
+  const int64_t n = list.empty() ? 0 : list.back().offset + list.back().size();
+  mem.host_values = mem.host_grad = n * 4;
+  if (list.empty()) return mem;
+  const int64_t P = s.length, es = int64_t(dtype_size(stat));
+  int64_t device = 0;
+  if (prompt_method_of(s) != PromptMethod::Deep) {
+    device = P * m.d_model;
+  } else {
+    device = int64_t(pl.num_layers) * P * 2 * pl.kv_heads * m.head_dim;
+  }
+  mem.device_values = device * es;
+  mem.device_grad = device * es;
+  if (deep_mlp(s)) mem.device_grad += P * hidden_of(s, m) * es;  // the trunk's summed gradient
+  return mem;
 }
 
 }  // namespace sptrain

@@ -21,6 +21,11 @@ constexpr unsigned char kHdf5Signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x
 }  // namespace
 
 void check_prompt_values(const StoredPrompt& p) {
+  // Not yet: PEFT's PREFIX_TUNING layout and the hdf5/npy files of keys and
+  // values (docs/methods.md, "Not yet"). `sptrain eval --prompt` reads the checkpoint.
+  SPT_CHECK(!p.deep(), p.path, ": a deep prompt (prompt.method deep: keys and values [",
+            p.prefix_layers, ", ", p.rows, ", ", p.prefix_cols,
+            "]) cannot be exported yet; only prompt_tuning and p_tuning prompts can");
   SPT_CHECK(p.rows >= 1 && p.cols >= 1 && int64_t(p.values.size()) == p.rows * p.cols,
             p.path, ": prompt [", p.rows, ", ", p.cols, "] with ", p.values.size(), " values");
 }
@@ -32,6 +37,12 @@ StoredPrompt stored_prompt_of(const Checkpoint& c, const std::string& path) {
   p.values = c.prompt;
   p.rows = c.prompt_rows;
   p.cols = c.prompt_cols;
+  if (!c.prefix.empty()) {
+    p.prefix = c.prefix;
+    p.prefix_layers = c.prefix_layers;
+    p.rows = c.prefix_rows;
+    p.prefix_cols = c.prefix_cols;
+  }
   p.model_fingerprint = c.model_fingerprint;
   p.model_path = c.model_path;
   p.step = c.step;
@@ -92,8 +103,16 @@ StoredPrompt read_stored_prompt(const std::string& path) {
 }
 
 void check_prompt_matches_model(const StoredPrompt& p, const ModelConfig& m, const std::string& model_path) {
-  SPT_CHECK(p.cols == m.d_model, p.path, ": the prompt has d_model ", p.cols, " but the model ",
-            model_path, " has d_model ", m.d_model);
+  if (p.deep()) {
+    const int64_t width = 2 * int64_t(m.n_kv_heads) * m.head_dim;
+    SPT_CHECK(p.prefix_layers == m.n_layers && p.prefix_cols == width, p.path, ": the deep prompt has ",
+              p.prefix_layers, " layers of keys and values ", p.prefix_cols, " wide, but the model ",
+              model_path, " has ", m.n_layers, " layers and 2 x ", m.n_kv_heads, " kv heads x ",
+              m.head_dim, " = ", width);
+  } else {
+    SPT_CHECK(p.cols == m.d_model, p.path, ": the prompt has d_model ", p.cols, " but the model ",
+              model_path, " has d_model ", m.d_model);
+  }
   SPT_CHECK(p.model_fingerprint.empty() || m.fingerprint.empty() || p.model_fingerprint == m.fingerprint,
             p.path, ": the prompt was trained on another model: its model fingerprint is ",
             p.model_fingerprint, ", the model ", model_path, " has fingerprint ", m.fingerprint);

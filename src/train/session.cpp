@@ -85,7 +85,22 @@ Session::Session(const Config& cfg, ProcessGrid grid, SessionMode mode)
   if (!eval_only)
     train_batches = std::make_unique<MicroBatchSet>(*backend, P, shape.train.rows, t.micro_batch_size, micro_batches);
   eval_batch = std::make_unique<MicroBatchSet>(*backend, P, shape.eval.rows, t.eval_batch_size, 1);
-  prompt = std::make_unique<PromptParameter>(*backend, ctx->stat, P, model.d_model, holds_prompt());
+  // This rank's share of the prompt's parameters: the input rows on the
+  // first stage, a deep prompt's units on the ranks of their layer and kv head.
+  PromptPlacement place;
+  place.first_stage = spec.first();
+  place.first_layer = spec.first_layer;
+  place.num_layers = spec.num_layers;
+  const LocalDims& dims = stage->dims();
+  place.kv_begin = int(dims.kv_range.begin);
+  place.kv_heads = dims.kv_heads;
+  const int kv_replicas = layout.tensor > model.n_kv_heads ? layout.tensor / model.n_kv_heads : 1;
+  place.first_kv_holder = coords.tp % kv_replicas == 0;
+  place.counts_units = place.first_kv_holder && coords.dp == 0;
+  place.counts_shared = coords.dp == 0 && coords.pp == 0 && coords.tp == 0;
+  prompt = std::make_unique<PromptParameter>(*backend, ctx->stat, config.prompt, model, place);
+  if (kv_replicas > 1 && prompt->method() == PromptMethod::Deep)
+    kv_grad_scratch = ctx->alloc_stat(Shape{model.n_kv_heads, prompt->device_grad().prefix.numel()});
   examples.reserve(size_t(std::max(local_batch, t.eval_batch_size)));
   tally.reset(nullptr, task->num_labels());
 }

@@ -34,8 +34,8 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   MicroBatchSet& mbs = *s.train_batches;
   mbs.fill(s.examples);
 
-  // Forward and backward through the schedule; the first stage accumulates
-  // the prompt's gradient, each example's loss weighted 1/B.
+  // Forward and backward through the schedule; each stage accumulates its
+  // part of the prompt's gradient, each example's loss weighted 1/B.
   PromptParameter& prompt = *s.prompt;
   prompt.upload();
   prompt.zero_grad();
@@ -46,11 +46,26 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   const auto update_start = Clock::now();
   double grad_norm = 0;
   bool skipped = false;
-  if (s.holds_prompt()) {
-    if (ps.layout().data > 1) ps.data().all_reduce(prompt.device_grad(), ReduceOp::Sum);
-    prompt.download_grad();
+  if (prompt.holds()) {
+    // Data parallel: what the model read, once per step (data_parallel_bytes_per_step).
+    if (ps.layout().data > 1)
+      for (const Tensor& g : prompt.device_grad_tensors()) ps.data().all_reduce(g, ReduceOp::Sum);
+    // Deep prompts: a kv head shared by tensor ranks gathers their parts, and
+    // prefix tuning's MLP sums its trunk's gradient over the model's ranks
+    // (tensor_parallel::prompt_bytes_per_step; the pipeline's in prompt_pipeline_bytes).
+    if (!s.kv_grad_scratch.empty())
+      tensor_parallel::sum_shared_kv_grad(*s.ctx, prompt.device_grad().prefix,
+                                          s.stage->dims().kv_range.begin, s.kv_grad_scratch);
+    prompt.download_grad([&](const Tensor& trunk_grad) {
+      tensor_parallel::sum_prefix_trunk_grad(*s.ctx, trunk_grad);
+      if (ps.layout().pipeline > 1) ps.pipeline().all_reduce(trunk_grad, ReduceOp::Sum);
+    });
+    // The norm over the whole job's parameters, each tensor counted once.
+    double sum_sq = prompt.grad_sum_of_squares();
+    if (prompt.sharded()) control_sum(ps.host(), {&sum_sq});
+    grad_norm = std::sqrt(sum_sq);
     std::vector<float>& g = prompt.grad();
-    grad_norm = clip_grad_norm(g.data(), g.size(), s.config.optim.clip_grad_norm);
+    clip_to_norm(g.data(), g.size(), grad_norm, s.config.optim.clip_grad_norm);
     if (std::isfinite(grad_norm)) {
       optimizer.step(prompt.values().data(), g.data(), lr);
     } else {
@@ -96,9 +111,19 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   return r;
 }
 
+int64_t prompt_grad_elems(const StepShape& sh) {
+  if (sh.method == PromptMethod::Deep)
+    return int64_t(sh.stage.num_layers) * sh.prompt_len * 2 * sh.kv_heads * sh.head_dim;
+  return sh.stage.first() ? int64_t(sh.prompt_len) * sh.d_model : 0;
+}
+
 uint64_t data_parallel_bytes_per_step(const StepShape& sh) {
-  if (!sh.stage.first() || sh.layout.data <= 1) return 0;
-  return uint64_t(int64_t(sh.prompt_len) * sh.d_model * sh.stat_bytes);
+  if (sh.layout.data <= 1) return 0;
+  return uint64_t(prompt_grad_elems(sh) * sh.stat_bytes);
+}
+
+uint64_t prompt_pipeline_bytes_per_step(const StepShape& sh) {
+  return sh.layout.pipeline > 1 ? uint64_t(sh.trunk_elems * sh.stat_bytes) : 0;
 }
 
 PerKind<uint64_t> step_bytes(const StepShape& sh, const std::vector<int64_t>& micro_batch_rows) {
@@ -112,6 +137,12 @@ PerKind<uint64_t> step_bytes(const StepShape& sh, const std::vector<int64_t>& mi
       b.pipeline += pipeline_bytes_per_micro_batch(sh.stage, rows, sh.d_model, sh.act_bytes);
   }
   b.data = data_parallel_bytes_per_step(sh);
+  const int64_t shared_kv = sh.layout.tensor > sh.model_kv_heads && sh.method == PromptMethod::Deep
+                                ? int64_t(sh.model_kv_heads) * prompt_grad_elems(sh)
+                                : 0;
+  b.tensor += tensor_parallel::prompt_bytes_per_step(sh.layout.tensor, shared_kv, sh.trunk_elems,
+                                                     sh.stat_bytes);
+  b.pipeline += prompt_pipeline_bytes_per_step(sh);
   return b;
 }
 
@@ -125,7 +156,25 @@ StepShape step_shape(const Session& s) {
   sh.vocab_loss = s.task->vocab_loss();
   sh.act_bytes = int64_t(dtype_size(s.ctx->act));
   sh.stat_bytes = int64_t(dtype_size(s.ctx->stat));
+  sh.method = s.prompt->method();
+  sh.kv_heads = s.stage->dims().kv_heads;
+  sh.model_kv_heads = s.model.n_kv_heads;
+  sh.head_dim = s.model.head_dim;
+  if (sh.method == PromptMethod::Deep && s.config.prompt.reparameterize == "mlp")
+    sh.trunk_elems = int64_t(sh.prompt_len) *
+                     (s.config.prompt.encoder_hidden > 0 ? s.config.prompt.encoder_hidden : s.model.d_model);
   return sh;
+}
+
+std::unique_ptr<Optimizer> make_prompt_optimizer(const OptimSection& cfg, const PromptParameter& prompt) {
+  // Prompt tuning: the plain optimizer of [P, d] (its state's names as
+  // before). A rank without parameters never steps; the same optimizer keeps
+  // the trainer's code the same on every rank.
+  if (prompt.method() == PromptMethod::PromptTuning || !prompt.holds())
+    return make_optimizer(cfg, prompt.rows(), prompt.cols());
+  std::vector<TensorSegment> segments;
+  for (const ParameterTensor& t : prompt.tensors()) segments.push_back({t.name, t.rows, t.cols});
+  return make_optimizer(cfg, segments);
 }
 
 }  // namespace sptrain

@@ -18,6 +18,7 @@
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/comm/control.hpp"
 #include "sptrain/train/sampler.hpp"
+#include "sptrain/train/prompt_state.hpp"
 #include "sptrain/train/train_step.hpp"
 
 namespace sptrain {
@@ -77,14 +78,6 @@ class MetricsLog {
   std::ofstream out_;
 };
 
-uint64_t checksum(const std::vector<float>& v) {
-  Fingerprint f;
-  f.update(v.data(), v.size() * sizeof(float));
-  uint64_t h = 0;
-  std::sscanf(f.hex().c_str(), "%16llx", reinterpret_cast<unsigned long long*>(&h));
-  return h;
-}
-
 // The learning-rate trap (docs/config.md, "Learning rates"): an optimizer
 // step moves each prompt value by about lr (AdamW, or Adafactor without
 // parameter scaling) or lr x RMS(prompt) (Adafactor with it). Far above the
@@ -92,10 +85,17 @@ uint64_t checksum(const std::vector<float>& v) {
 // understands in a few steps and training collapses.
 void warn_about_learning_rate(const Config& config, const Session& session) {
   const double emb = embedding_rms(session.model_file, session.model);
-  const std::vector<float>& prompt = session.prompt->values();
+  const std::vector<float>& prompt = session.prompt->values();  // this rank's share
   double sq = 0;
   for (float v : prompt) sq += double(v) * v;
   const double prompt_rms = std::sqrt(sq / double(std::max<size_t>(1, prompt.size())));
+  if (session.prompt->method() != PromptMethod::PromptTuning) {
+    // Keys and values, or an encoder's weights: not on the embeddings' scale.
+    std::fprintf(stderr, "sptrain: %s prompt: %zu trainable values on this rank, RMS %.4g; an update "
+                         "moves a value by about %.3g\n",
+                 config.prompt.method.c_str(), prompt.size(), prompt_rms, config.optim.lr);
+    return;
+  }
   const OptimSection& o = config.optim;
   const bool relative = o.name == "adafactor" && o.adafactor.scale_parameter;
   const double step = relative ? o.lr * std::max(o.adafactor.eps2, prompt_rms) : o.lr;
@@ -124,7 +124,6 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
   const bool lead = ps.world_rank() == 0;
   const ModelConfig& model = session.model;
   const int P = config.prompt.length, d = model.d_model;
-  std::vector<float>& prompt = session.prompt->values();
 
   if (lead) std::filesystem::create_directories(t.run_dir);
 
@@ -136,7 +135,7 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
     resume_path = t.resume;
   }
   DataSampler sampler(int64_t(session.data.train.size()), t.seed, t.shuffle);
-  std::unique_ptr<Optimizer> optimizer = make_optimizer(config.optim, P, d);
+  std::unique_ptr<Optimizer> optimizer = make_prompt_optimizer(config.optim, *session.prompt);
   const LrSchedule schedule(config.optim, t.steps);
   int64_t start_step = 0;
   if (resume_path) {
@@ -144,20 +143,16 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
     SPT_CHECK(c.model_fingerprint == model.fingerprint, *resume_path,
               ": checkpoint of another model (fingerprint ", c.model_fingerprint, ", ",
               config.model.path, " has ", model.fingerprint, ")");
-    SPT_CHECK(c.prompt_rows == P && c.prompt_cols == d, *resume_path, ": prompt is ",
-              c.prompt_rows, " x ", c.prompt_cols, ", the config wants ", P, " x ", d);
     SPT_CHECK(c.optimizer_name == optimizer->name(), *resume_path, ": optimizer state is ",
               c.optimizer_name, " but optim.name is ", optimizer->name());
-    prompt = c.prompt;
-    optimizer->load_state(c.optimizer);
-    optimizer->set_step_count(c.step);
+    restore_prompt(session, *optimizer, c, *resume_path);
     sampler.seek(c.epoch, c.epoch_position);
     start_step = c.step;
     if (lead) std::fprintf(stderr, "sptrain: resuming from %s (step %lld)\n", resume_path->c_str(),
                            static_cast<long long>(c.step));
   } else {
     Rng rng(t.seed);
-    prompt = init_prompt(config.prompt, model, session.model_file, *session.tokenizer, *session.task, rng);
+    start_prompt(session, rng);
   }
 
   if (lead) warn_about_learning_rate(config, session);
@@ -169,26 +164,22 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
     std::fprintf(stderr,
                  "sptrain: %s | %d layers, d_model %d | %d ranks (data %d x pipeline %d x tensor %d) "
                  "| %s\n"
-                 "sptrain: %zu training examples, %zu evaluation examples, prompt %d x %d, %s lr %g, "
+                 "sptrain: %zu training examples, %zu evaluation examples, %s prompt %d x %d, %s lr %g, "
                  "batch %d, %d steps\n",
                  model.name.c_str(), model.n_layers, model.d_model, ps.world_size(), l.data, l.pipeline,
                  l.tensor, session.backend->name().c_str(), session.data.train.size(),
-                 session.data.eval.size(), P, d, config.optim.name.c_str(), config.optim.lr,
-                 t.batch_size, t.steps);
+                 session.data.eval.size(), config.prompt.method.c_str(), P, d, config.optim.name.c_str(),
+                 config.optim.lr, t.batch_size, t.steps);
   }
 
   auto save = [&](int64_t step, const EvalResult* eval) {
     // Replicas must agree on the prompt before one of them writes it.
-    const bool agree = control_all_equal(ps.host(), checksum(prompt), session.holds_prompt());
-    SPT_CHECK(agree, "the prompt differs between replicas at step ", step,
+    SPT_CHECK(replicas_agree(session), "the prompt differs between replicas at step ", step,
               " (checksums disagree): refusing to write a checkpoint");
-    if (!lead) return;
     Checkpoint c;
+    save_prompt(session, *optimizer, c);  // every rank sends its share
+    if (!lead) return;
     c.step = step;
-    c.prompt = prompt;
-    c.prompt_rows = P;
-    c.prompt_cols = d;
-    c.optimizer = optimizer->state();
     c.optimizer_name = optimizer->name();
     c.epoch = sampler.epoch();
     c.epoch_position = sampler.position();

@@ -9,6 +9,7 @@
 #include "sptrain/io/h5.hpp"
 #include "sptrain/model/embedding.hpp"
 #include "sptrain/model/lm_head.hpp"
+#include "sptrain/model/prompt_inputs.hpp"
 
 namespace sptrain {
 
@@ -57,7 +58,11 @@ class Stage {
   // Activations in slot `slot` are kept for backward; slot -1 is the
   // evaluation slot (nothing kept, one set of buffers reused by all layers).
   // Stages after the first read their input from input(slot, T).
-  void forward(int slot, const MicroBatch& mb, const Tensor& prompt);
+  // `prompt` holds what a trainable prompt puts in (prompt_inputs.hpp).
+  void forward(int slot, const MicroBatch& mb, const PromptInputs& prompt);
+  void forward(int slot, const MicroBatch& mb, const Tensor& prompt) {
+    forward(slot, mb, PromptInputs(prompt));
+  }
   Tensor input(int slot, int64_t rows) const;
   Tensor output(int slot, int64_t rows) const;
   // The last stage's loss and label scores for the latest forward.
@@ -73,8 +78,12 @@ class Stage {
   // Last stage: starts from the loss, scaled by loss_weight. Other stages:
   // grad(T) must hold the gradient w.r.t. this stage's output. On return
   // grad(T) holds the gradient w.r.t. the stage's input; the first stage adds
-  // the prompt's part to dprompt (stat [P, d]).
-  void backward(int slot, const MicroBatch& mb, float loss_weight, const Tensor& dprompt);
+  // the prompt's part to dprompt.prompt (stat [P, d]), each layer its deep
+  // prompt's part to its slice of dprompt.prefix (the shapes of the forward's).
+  void backward(int slot, const MicroBatch& mb, float loss_weight, const PromptInputs& dprompt);
+  void backward(int slot, const MicroBatch& mb, float loss_weight, const Tensor& dprompt) {
+    backward(slot, mb, loss_weight, PromptInputs(dprompt));
+  }
   Tensor grad(int64_t rows) const { return dx_.view().slice_rows(0, rows); }
 
  private:

@@ -25,6 +25,20 @@ void copy_to_region_backward(const ModelContext& ctx, const Tensor& partial_grad
 void vocab_parallel_max(const ModelContext& ctx, const Tensor& row_max);
 void vocab_parallel_sum(const ModelContext& ctx, const Tensor& partial);
 
+// Deep prompts (docs/methods.md), once per step. With fewer key/value heads
+// than tensor ranks a kv head is held by several ranks, each computing its
+// query heads' part of the head's prefix gradient: sum_shared_kv_grad sums
+// every head's parts over the ranks (grad: this rank's prefix gradient, of
+// kv head `kv_head`; scratch: [n_kv_heads, grad.numel()]). Prefix tuning's
+// MLP: the trunk's gradient [P, h] is a sum over every rank's units.
+void sum_shared_kv_grad(const ModelContext& ctx, const Tensor& grad, int kv_head, const Tensor& scratch);
+void sum_prefix_trunk_grad(const ModelContext& ctx, const Tensor& partial);
+// Their bytes per step: the scratch (shared_kv_elems = n_kv_heads x this
+// rank's prefix gradient, 0 when every rank has its own kv heads) and the
+// trunk's gradient (trunk_elems = P x h, 0 without the MLP).
+uint64_t prompt_bytes_per_step(int tensor_size, int64_t shared_kv_elems, int64_t trunk_elems,
+                               int64_t stat_bytes);
+
 // What one rank's stage holds, for counting.
 struct StageParts {
   bool embedding = false;  // first pipeline stage

@@ -52,6 +52,16 @@ struct Capacity {
   int64_t max_keys = 0;  // most keys one query sees (prefix + segment)
 };
 
+// A deep prompt's keys and values for one layer (include/sptrain/model/prompt_inputs.hpp):
+// kv [rows, 2 * kv_heads * head_dim] (forward: the values; backward: where
+// their gradient is added) and the micro-batch's tokens, which say which
+// row of kv each prompt row holds. Empty kv: no deep prompt.
+struct LayerPrefix {
+  Tensor kv;
+  Tensor tokens;
+  bool capture = false;  // forward: copy the rows' keys and values into kv instead
+};
+
 struct TransformerLayer {
   Norm attn_norm;
   ColumnParallelLinear qkv;  // q, k and v stacked: [qkv_width, d]
@@ -70,11 +80,15 @@ struct TransformerLayer {
   static LayerWorkspace make_workspace(const ModelContext& ctx, const LocalDims& dims, Capacity cap);
 
   // acts.x_in holds the input; x_out receives the output (both [T, d]).
+  // A deep prompt's keys and values replace those of the prompt rows after RoPE.
   void forward(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& rope_table,
-               const LayerActivations& acts, const LayerWorkspace& ws, const Tensor& x_out) const;
+               const LayerActivations& acts, const LayerWorkspace& ws, const Tensor& x_out,
+               const LayerPrefix& prefix = {}) const;
   // dx: on entry the gradient w.r.t. x_out, on exit the gradient w.r.t. x_in.
+  // dprefix.kv (when given) gathers the gradient of the prefix's keys and values.
   void backward(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& rope_table,
-                const LayerActivations& acts, const LayerWorkspace& ws, const Tensor& dx) const;
+                const LayerActivations& acts, const LayerWorkspace& ws, const Tensor& dx,
+                const LayerPrefix& dprefix = {}) const;
 };
 
 }  // namespace sptrain

@@ -35,10 +35,10 @@ class PipelineRunner {
   PipelineRunner(Stage& stage, Group& pipeline, ScheduleKind kind)
       : stage_(stage), pipe_(pipeline), kind_(kind) {}
 
-  // Forward and backward of every micro-batch; the first stage accumulates
-  // the prompt's gradient into dprompt. loss_weight scales each example's loss.
-  void train(const std::vector<MicroBatch*>& mbs, const Tensor& prompt, const Tensor& dprompt,
-             float loss_weight, OutputSink& sink);
+  // Forward and backward of every micro-batch; each stage accumulates its
+  // part of the prompt's gradient into dprompt. loss_weight scales each example's loss.
+  void train(const std::vector<MicroBatch*>& mbs, const PromptInputs& prompt,
+             const PromptInputs& dprompt, float loss_weight, OutputSink& sink);
   // Seconds spent in this stage's forward and backward passes (tensor-parallel
   // all-reduces inside them included) and waiting on pipeline messages,
   // summed since the last reset.
@@ -49,7 +49,7 @@ class PipelineRunner {
   void reset_times() { times_ = {}; }
 
   // Forward only (evaluation), nothing kept for a backward.
-  void evaluate(const std::vector<MicroBatch*>& mbs, const Tensor& prompt,
+  void evaluate(const std::vector<MicroBatch*>& mbs, const PromptInputs& prompt,
                 OutputSink& sink);
 
  private:

@@ -19,8 +19,14 @@ namespace sptrain {
 struct StoredPrompt {
   std::string path;
   std::string format;          // checkpoint | hdf5 | npy | peft
-  std::vector<float> values;   // [rows, cols] fp32, row-major
-  int64_t rows = 0, cols = 0;  // P, d_model
+  std::vector<float> values;   // [rows, cols] fp32, row-major (input rows; empty for a deep prompt)
+  int64_t rows = 0, cols = 0;  // P, d_model (cols 0 for a deep prompt)
+  // A deep prompt (prefix tuning, P-tuning v2): every layer's keys and values
+  // [prefix_layers, rows, prefix_cols], per row the keys (after RoPE) of the
+  // kv heads then their values (PrefixShape's layout, prompt/prompt_parameter.hpp).
+  std::vector<float> prefix;
+  int64_t prefix_layers = 0, prefix_cols = 0;
+  bool deep() const { return prefix_layers > 0; }
   std::string model_fingerprint;  // "" = unknown (not checked)
   std::string model_path;
   int64_t step = -1;              // -1 = unknown
@@ -44,14 +50,15 @@ StoredPrompt read_stored_prompt(const std::string& path);
 StoredPrompt stored_prompt_of(const Checkpoint& ckpt, const std::string& path);
 
 // Fails, naming the prompt's file and which check, when the prompt cannot be
-// used with the model: its d_model differs, or both record a fingerprint and
-// they differ (npy files and PEFT adapters not written by sptrain record
-// none: only their shape is checked). `model_path` is for the message.
+// used with the model: its d_model differs (a deep prompt: its layers or
+// key/value width), or both record a fingerprint and they differ (npy files
+// and PEFT adapters not written by sptrain record none: only their shape is
+// checked). `model_path` is for the message.
 void check_prompt_matches_model(const StoredPrompt& prompt, const ModelConfig& model,
                                 const std::string& model_path);
 
-// Fails, naming the prompt's file, unless it holds rows x cols >= 1 values:
-// every exporter checks this first.
+// Fails, naming the prompt's file, unless it holds rows x cols >= 1 values
+// (a deep prompt fails: its export is not written yet): every exporter checks this first.
 void check_prompt_values(const StoredPrompt& prompt);
 
 // What an export wrote.

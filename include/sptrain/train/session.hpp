@@ -42,12 +42,16 @@ struct Session {
   std::unique_ptr<MicroBatchSet> train_batches;  // one step's micro-batches (Train only)
   std::unique_ptr<MicroBatchSet> eval_batch;     // one evaluation chunk
   std::unique_ptr<PromptParameter> prompt;
+  // Deep prompts with fewer kv heads than tensor ranks: [n_kv, this rank's
+  // prefix gradient] for summing each head's gradient over the ranks sharing it.
+  Buffer kv_grad_scratch;
   // Scratch of train_step() and evaluate(), sized here so that a step allocates nothing.
   HeadTally tally;
   std::vector<const EncodedExample*> examples;
 
-  // This rank embeds the prompt and holds its gradient (first stage).
-  bool holds_prompt() const { return parallel->first_stage(); }
+  // This rank holds some of the prompt's parameters and their gradient (the
+  // first stage; every rank for deep prompts).
+  bool holds_prompt() const { return prompt ? prompt->holds() : parallel->first_stage(); }
   // This rank reports its replica's loss (last stage, tensor rank 0).
   bool reports_loss() const { return parallel->last_stage() && parallel->coords().tp == 0; }
   // Examples of one step on this replica.

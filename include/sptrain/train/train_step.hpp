@@ -55,11 +55,24 @@ struct StepShape {
   int examples_per_micro = 0;
   bool vocab_loss = false;
   int64_t act_bytes = 4, stat_bytes = 4;
+  PromptMethod method = PromptMethod::PromptTuning;
+  int kv_heads = 0;        // this tensor rank's key/value heads
+  int model_kv_heads = 0;  // the model's
+  int head_dim = 0;
+  int64_t trunk_elems = 0;  // deep + mlp: the trunk's gradient, P x h
 };
-// Data parallel: the prompt's gradient, once per step, on the ranks that hold it.
+// Data parallel: what the model read of the prompt on this rank, its
+// gradient once per step: the input rows [P, d] on the first stage, or a deep
+// prompt's keys and values of this rank's layers and kv heads.
 uint64_t data_parallel_bytes_per_step(const StepShape& shape);
+// Pipeline parallel, prefix tuning's MLP: the trunk's gradient, summed over the stages.
+uint64_t prompt_pipeline_bytes_per_step(const StepShape& shape);
 PerKind<uint64_t> step_bytes(const StepShape& shape, const std::vector<int64_t>& micro_batch_rows);
 // The shape of the session's steps on this rank.
 StepShape step_shape(const Session& s);
+
+// The optimizer of this rank's share of the prompt's parameters: one of
+// optim.name per tensor (optim/optimizer.hpp, TensorSegment).
+std::unique_ptr<Optimizer> make_prompt_optimizer(const OptimSection& cfg, const PromptParameter& prompt);
 
 }  // namespace sptrain
