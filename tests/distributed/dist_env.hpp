@@ -18,6 +18,7 @@
 #include "sptrain/comm/process_grid.hpp"
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
+#include "sptrain/train/prompt_state.hpp"
 #include "sptrain/train/sampler.hpp"
 #include "sptrain/train/train_step.hpp"
 
@@ -140,12 +141,13 @@ struct Trajectory {
 
 // kSteps of train_step at a constant learning rate from the prompt's
 // initializer; `on_step` runs after each step with its batch and result.
+// Returns the optimizer (its state, for a checkpoint).
 template <typename OnStep>
-void run_steps(Session& s, OnStep&& on_step) {
+std::unique_ptr<Optimizer> run_steps(Session& s, OnStep&& on_step) {
   const Config& c = s.config;
   Rng rng(c.train.seed);
-  s.prompt->values() = init_prompt(c.prompt, s.model, s.model_file, *s.tokenizer, *s.task, rng);
-  auto optimizer = make_optimizer(c.optim, c.prompt.length, s.model.d_model);
+  start_prompt(s, rng);
+  auto optimizer = make_prompt_optimizer(c.optim, *s.prompt);
   DataSampler sampler(int64_t(s.data.train.size()), c.train.seed, c.train.shuffle);
   std::vector<int64_t> batch;
   for (int step = 0; step < kSteps; ++step) {
@@ -153,6 +155,22 @@ void run_steps(Session& s, OnStep&& on_step) {
     const StepResult r = train_step(s, *optimizer, batch, c.optim.lr);
     on_step(step, batch, r);
   }
+  return optimizer;
+}
+
+// The rows of each of this rank's micro-batches in a step, counted here from
+// the examples' token counts: the shared prompt once, then each example's tokens.
+inline std::vector<int64_t> micro_batch_rows(const Session& s, const std::vector<int64_t>& batch) {
+  const Config& c = s.config;
+  const int dp = s.parallel->coords().dp, local = s.local_batch(), per_micro = c.train.micro_batch_size;
+  std::vector<int64_t> rows;
+  for (int k = 0; k < local / per_micro; ++k) {
+    int64_t T = c.prompt.length;
+    for (int e = 0; e < per_micro; ++e)
+      T += int64_t(s.data.train[size_t(batch[size_t(dp * local + k * per_micro + e)])].tokens.size());
+    rows.push_back(T);
+  }
+  return rows;
 }
 
 // The one-rank result for a family and loss (the schedule does not matter

@@ -19,21 +19,6 @@ namespace {
 
 constexpr double kTolerance = 1e-5;
 
-// The rows of each of this rank's micro-batches in a step, counted here from
-// the examples' token counts: the shared prompt once, then each example's tokens.
-std::vector<int64_t> micro_batch_rows(const Session& s, const std::vector<int64_t>& batch) {
-  const Config& c = s.config;
-  const int dp = s.parallel->coords().dp, local = s.local_batch(), per_micro = c.train.micro_batch_size;
-  std::vector<int64_t> rows;
-  for (int k = 0; k < local / per_micro; ++k) {
-    int64_t T = c.prompt.length;
-    for (int e = 0; e < per_micro; ++e)
-      T += int64_t(s.data.train[size_t(batch[size_t(dp * local + k * per_micro + e)])].tokens.size());
-    rows.push_back(T);
-  }
-  return rows;
-}
-
 struct Case {
   Family family;
   const char* loss;
