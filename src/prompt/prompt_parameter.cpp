@@ -448,24 +448,4 @@ void PromptParameter::set_values(
   }
 }
 
-PromptParameter::Memory PromptParameter::memory(const PromptSection& s, const ModelConfig& m,
-                                                const PromptPlacement& pl, DType stat) {
-  const std::vector<ParameterTensor> list = layout(s, m, pl);
-  Memory mem;
-  const int64_t n = list.empty() ? 0 : list.back().offset + list.back().size();
-  mem.host_values = mem.host_grad = n * 4;
-  if (list.empty()) return mem;
-  const int64_t P = s.length, es = int64_t(dtype_size(stat));
-  int64_t device = 0;
-  if (prompt_method_of(s) != PromptMethod::Deep) {
-    device = P * m.d_model;
-  } else {
-    device = int64_t(pl.num_layers) * P * 2 * pl.kv_heads * m.head_dim;
-  }
-  mem.device_values = device * es;
-  mem.device_grad = device * es;
-  if (deep_mlp(s)) mem.device_grad += P * hidden_of(s, m) * es;  // the trunk's summed gradient
-  return mem;
-}
-
 }  // namespace sptrain

@@ -148,14 +148,6 @@ class PromptParameter {
   // every one of this rank's tensors must be there, with its shape.
   void set_values(const std::function<const std::vector<float>*(const ParameterTensor&)>& find);
 
-  // The bytes this rank's share takes, for the memory planner: host fp32
-  // values and gradient; device values and gradient (stat dtype). The
-  // optimizer's state is the optimizer's (per tensor, optim/).
-  struct Memory {
-    int64_t host_values = 0, host_grad = 0, device_values = 0, device_grad = 0;
-  };
-  static Memory memory(const PromptSection& section, const ModelConfig& model,
-                       const PromptPlacement& placement, DType stat);
   // The tensors a rank at `placement` holds (no allocation).
   static std::vector<ParameterTensor> layout(const PromptSection& section, const ModelConfig& model,
                                              const PromptPlacement& placement);
