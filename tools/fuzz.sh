@@ -46,6 +46,8 @@ fi
 # even for checks that recover by default.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+# Reports with function names and lines (clang 19's runtime needs its own symbolizer).
+export ASAN_SYMBOLIZER_PATH="${ASAN_SYMBOLIZER_PATH:-/usr/lib/llvm-19/bin/llvm-symbolizer}"
 
 mkdir -p "$build/artifacts"
 failed=()

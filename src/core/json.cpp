@@ -15,7 +15,7 @@ nlohmann::json parse_json(std::string_view text, const std::string& where) {
   };
   try {
     return json::parse(text, bounded);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     std::string reason = json_error_reason(e);
     const std::string at = "parse error at ";
     if (reason.rfind(at, 0) == 0) reason.erase(0, at.size());  // "line 1, column 5: ..."

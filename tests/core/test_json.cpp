@@ -33,6 +33,8 @@ TEST(ParseJson, ErrorsNameTheSourceWithoutNlohmannsPrefix) {
   EXPECT_THAT(error_of("{\"a\": tru}"),
               StartsWith("f.json: invalid JSON: column 10: syntax error while parsing value"));
   EXPECT_THAT(error_of("{\n\"a\": tru}"), StartsWith("f.json: invalid JSON: line 2, column 9: syntax error"));
+  // Found by fuzzing: nlohmann reports this one as out_of_range, not parse_error.
+  EXPECT_EQ(error_of("{\"label\": 1e400}"), "f.json: invalid JSON: number overflow parsing '1e400'");
   EXPECT_EQ(error_of(nested(kMaxJsonDepth + 1)), "f.json: JSON nests deeper than 64 levels");
   EXPECT_EQ(error_of("{\"a\": " + nested(1000000) + "}"), "f.json: JSON nests deeper than 64 levels");
 }

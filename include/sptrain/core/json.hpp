@@ -13,7 +13,8 @@ namespace sptrain {
 inline constexpr int kMaxJsonDepth = 64;
 
 // Parses `text`. Errors: "WHERE: invalid JSON: line L, column C: REASON" (for
-// text of one line: "column C: REASON") and "WHERE: JSON nests deeper than 64 levels".
+// text of one line: "column C: REASON"; a number too large for a double gives
+// no position) and "WHERE: JSON nests deeper than 64 levels".
 nlohmann::json parse_json(std::string_view text, const std::string& where);
 
 // What nlohmann's exception says, without its "[json.exception.type_error.302] " prefix.
