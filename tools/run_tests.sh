@@ -43,7 +43,7 @@ echo "== ctest"
 if [[ "${SPTRAIN_TESTS_SANITIZE:-1}" != 0 ]]; then
   echo "== build with ASan + UBSan in build-asan/"
   mkdir -p build-asan
-  # -O1: half the build time of -O3 on CI's two cores, still fast enough to run;
+  # -O1: a shorter build than -O3 on CI's two cores and still quick to run;
   # the layer check is the same as in build/ and is not repeated.
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
     -DSPTRAIN_CUDA=OFF -DSPTRAIN_CHECK_LAYERS=OFF -DSPTRAIN_SANITIZE=address,undefined \
