@@ -440,25 +440,36 @@ TEST_F(CudaOps, AttentionNeedsReserveAndAnF32Statistic) {
 
 // ---- embedding and prompt ----
 
+// Shared: [prompt | text...] with positions P.. in the text segments;
+// unshared: each segment [prompt, text] with positions from 0.
+std::vector<Seg> prompt_segments(Rng& rng, bool shared, int P) {
+  std::vector<Seg> segs;
+  if (shared) {
+    segs = random_segments(rng, Layout::SharedPrefix, 5, 20, P);
+    if (P == 0) segs.erase(segs.begin());
+  } else {
+    for (int k = random_int(rng, 1, 5); k > 0; --k) segs.push_back({P + random_int(rng, 1, 20)});
+  }
+  return segs;
+}
+
+// Prompt rows -1 - position, text rows a token in [0, 40).
+std::vector<int32_t> prompt_tokens(Rng& rng, const SequenceIndex& seq, int P) {
+  std::vector<int32_t> tokens(static_cast<size_t>(seq.num_rows));
+  for (int t = 0; t < seq.num_rows; ++t)
+    tokens[size_t(t)] = seq.host_positions[size_t(t)] < P ? -1 - seq.host_positions[size_t(t)]
+                                                          : random_int(rng, 0, 39);
+  return tokens;
+}
+
 TEST_F(CudaOps, EmbeddingAndPromptMatchCpu) {
   for (bool shared : {true, false}) {
     std::vector<Buffer> keep;
     const int P = random_int(rng_, 0, 4);
-    // Shared: [prompt | text...] with positions P.. in the text segments;
-    // unshared: each segment [prompt, text] with positions from 0.
-    std::vector<Seg> segs;
-    if (shared) {
-      segs = random_segments(rng_, Layout::SharedPrefix, 5, 20, P);
-      if (P == 0) segs.erase(segs.begin());
-    } else {
-      for (int k = random_int(rng_, 1, 5); k > 0; --k) segs.push_back({P + random_int(rng_, 1, 20)});
-    }
+    const std::vector<Seg> segs = prompt_segments(rng_, shared, P);
     const SequenceIndex gs = make_index(gpu(), keep, segs, P), cs = make_index(cpu_, keep, segs, P);
     const int T = gs.num_rows, C = random_int(rng_, 1, 200), V = 20, vocab_start = 5;
-    std::vector<int32_t> tokens(static_cast<size_t>(T));
-    for (int t = 0; t < T; ++t)
-      tokens[size_t(t)] = gs.host_positions[size_t(t)] < P ? -1 - gs.host_positions[size_t(t)]
-                                                           : random_int(rng_, 0, 39);
+    const std::vector<int32_t> tokens = prompt_tokens(rng_, gs, P);
     Buffer gt = gpu().allocate(DType::I32, Shape{T}), ct = cpu_.allocate(DType::I32, Shape{T});
     gpu().copy_from_host(gt, tokens.data());
     cpu_.copy_from_host(ct, tokens.data());
@@ -495,19 +506,11 @@ TEST_F(CudaOps, PrefixKeysAndValuesMatchCpu) {
   for (bool shared : {true, false}) {
     std::vector<Buffer> keep;
     const int P = random_int(rng_, 1, 4);
-    std::vector<Seg> segs;
-    if (shared) {
-      segs = random_segments(rng_, Layout::SharedPrefix, 5, 20, P);
-    } else {
-      for (int k = random_int(rng_, 1, 5); k > 0; --k) segs.push_back({P + random_int(rng_, 1, 20)});
-    }
+    const std::vector<Seg> segs = prompt_segments(rng_, shared, P);
     const SequenceIndex gs = make_index(gpu(), keep, segs, P), cs = make_index(cpu_, keep, segs, P);
     const int T = gs.num_rows, D = random_int(rng_, 1, 40), kv = random_int(rng_, 1, 3);
     const int heads = kv * random_int(rng_, 1, 3), W = (heads + 2 * kv) * D, C = 2 * kv * D;
-    std::vector<int32_t> tokens(static_cast<size_t>(T));
-    for (int t = 0; t < T; ++t)
-      tokens[size_t(t)] = gs.host_positions[size_t(t)] < P ? -1 - gs.host_positions[size_t(t)]
-                                                           : random_int(rng_, 0, 39);
+    const std::vector<int32_t> tokens = prompt_tokens(rng_, gs, P);
     Buffer gt = gpu().allocate(DType::I32, Shape{T}), ct = cpu_.allocate(DType::I32, Shape{T});
     gpu().copy_from_host(gt, tokens.data());
     cpu_.copy_from_host(ct, tokens.data());

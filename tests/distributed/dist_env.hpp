@@ -99,6 +99,9 @@ inline const std::string& eval_data() {
 // replica, 2 per replica with two. 5 optimizer steps.
 constexpr int kSteps = 5;
 
+// Relative error allowed between a layout and one rank (fp32 sums in another order).
+constexpr double kTolerance = 1e-5;
+
 inline Config make_config(Family family, const std::string& loss, const std::string& schedule,
                           int tensor, int pipeline, const std::string& run_dir) {
   Config c = test::tiny_config_for(model_path(family), train_data(), eval_data(), run_dir);

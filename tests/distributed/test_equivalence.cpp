@@ -17,8 +17,6 @@
 namespace sptrain::dist {
 namespace {
 
-constexpr double kTolerance = 1e-5;
-
 struct Case {
   Family family;
   const char* loss;

@@ -17,8 +17,6 @@
 namespace sptrain::dist {
 namespace {
 
-constexpr double kTolerance = 1e-5;
-
 struct MethodCase {
   Family family;
   const char* method;
