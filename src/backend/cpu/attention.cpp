@@ -59,10 +59,21 @@ void CpuBackend::add_positions(const Tensor& x, const Tensor& table, const Seque
   });
 }
 
+namespace {
+// Doubles of each thread's scratch: one L x (p + L) block (L <= max_keys),
+// and the prefix rows' k/v gradient.
+size_t block_scratch(int max_keys) { return size_t(max_keys) * size_t(max_keys); }
+size_t prefix_scratch(int64_t max_rows, int qkv_width) { return size_t(max_rows) * size_t(qkv_width); }
+}  // namespace
+
+int64_t CpuBackend::attention_scratch_bytes_per_thread(int64_t max_rows, int max_keys, int qkv_width) {
+  return int64_t((block_scratch(max_keys) + prefix_scratch(max_rows, qkv_width)) * sizeof(double));
+}
+
 void CpuBackend::reserve_attention(int64_t max_rows, int max_keys, int /*n_heads*/,
                                    int qkv_width) {
-  const size_t ds = size_t(max_keys) * size_t(max_keys);  // one L x (p + L) block, L <= max_keys
-  const size_t prefix = size_t(max_rows) * size_t(qkv_width);
+  const size_t ds = block_scratch(max_keys);
+  const size_t prefix = prefix_scratch(max_rows, qkv_width);
   for (auto& s : scratch_)
     if (s.size() < ds) s.assign(ds, 0.0);
   for (auto& s : prefix_grad_)
