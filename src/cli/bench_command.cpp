@@ -162,6 +162,7 @@ int run_bench(const Config& config, const BenchOptions& o) {
         {"threads_per_rank", cpu ? cpu->threads() : 0},
         {"batch_size", B},
         {"micro_batch_size", config.train.micro_batch_size},
+        {"stage_layers", session.stage->spec().num_layers},  // rank 0's
         {"steps", o.steps},
         {"warmup", o.warmup},
         {"examples_per_s", B / step_s},

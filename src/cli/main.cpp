@@ -184,7 +184,8 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   plan_cmd->add_option("--calibrate", hw.calibrate,
                        "A `sptrain bench --json` result measured on the device: its compute rate and step "
-                       "overhead replace the defaults");
+                       "overhead replace the defaults; repeat it with runs of other micro-batch sizes to "
+                       "measure the cost of a layer pass too");
   plan_cmd->add_option("--peak-tflops", hw.peak_tflops, "The device's dense bf16 peak");
   plan_cmd->add_option("--matmul-share", hw.matmul_share, "Share of the peak the matrix products reach");
   plan_cmd->add_option("--attention-share", hw.attention_share, "Share of the peak attention reaches");

@@ -29,9 +29,17 @@ constexpr double kGpuRuntimeBytes = 2.5e9, kGpuStepOverhead = 1e-3, kGpuLayerOve
 // memory at 4 GB/s and 30 us a call, and the fixed memory of an sptrain
 // process measured on it (docs/plan.md, "The CPU").
 constexpr double kCpuFlopsPerCore = 20e9, kCpuLinkBytes = 4e9, kCpuLatency = 30e-6;
-constexpr double kCpuRuntimeBytes = 60e6, kCpuStepOverhead = 5e-3;
+constexpr double kCpuRuntimeBytes = 31e6, kCpuStepOverhead = 5e-3;
 
-void calibrate(Hardware& h, const std::string& path) {
+// One measured run: the seconds rank 0 spent in its forward and backward
+// passes (their tensor all-reduces left out), its counted FLOPs, and its
+// layer passes (a forward or backward of one layer on one micro-batch).
+struct Measured {
+  double busy = 0, flops = 0, passes = 0, overhead = 0, threads = 0, ranks = 1;
+  bool gpu = false;
+};
+
+Measured read_measurement(const std::string& path) {
   const std::string text = read_whole_file(path, 16u << 20, "--calibrate");
   nlohmann::json j;
   try {
@@ -44,30 +52,70 @@ void calibrate(Hardware& h, const std::string& path) {
               ": --calibrate: no number '", key, "' (is it `sptrain bench --json` output?)");
     return at[key].get<double>();
   };
-  const double ranks = number(j, "ranks");
+  Measured m;
+  m.ranks = number(j, "ranks");
   const nlohmann::json& t = j.contains("step_time_s") ? j["step_time_s"] : nlohmann::json{};
-  const double busy = number(t, "forward") + number(t, "backward") -
-                      (t.contains("comm") ? number(t["comm"], "tensor") : 0.0);
-  SPT_CHECK(ranks >= 1 && busy > 0, path, ": --calibrate: no forward or backward time");
-  // The FLOP/s one rank reached in its forward and backward passes
-  // (rank 0's time; the job's FLOPs shared evenly: exact with one rank).
-  const double rank_rate = number(j, "gflop_per_step") * 1e9 / ranks / busy;
-  const bool measured_on_gpu = j.contains("device");
-  SPT_CHECK(measured_on_gpu != h.cpu, path, ": --calibrate: measured on ",
-            measured_on_gpu ? "a GPU" : "the CPU", " but planning for --gpu ", h.gpu);
+  const nlohmann::json& comm = t.contains("comm") ? t["comm"] : nlohmann::json{};
+  m.busy = number(t, "forward") + number(t, "backward") - number(comm, "tensor");
+  SPT_CHECK(m.ranks >= 1 && m.busy > 0, path, ": --calibrate: no forward or backward time");
+  // The job's FLOPs shared evenly (exact with one rank; rank 0's time).
+  m.flops = number(j, "gflop_per_step") * 1e9 / m.ranks;
+  const nlohmann::json& layout = j.contains("layout") ? j["layout"] : nlohmann::json{};
+  const double micro_batches = number(j, "batch_size") / number(layout, "data") / number(j, "micro_batch_size");
+  m.passes = 2 * number(j, "stage_layers") * micro_batches;
+  // What the step took besides its passes and the pipeline's messages.
+  m.overhead = std::max(0.0, number(t, "total") - number(t, "forward") - number(t, "backward") - number(comm, "pipeline"));
+  m.threads = number(j, "threads_per_rank");
+  m.gpu = j.contains("device");
+  return m;
+}
+
+// Fits seconds = flops / rate + passes * per_pass over the runs (least
+// squares; one run fixes the rate alone, the pass cost kept).
+void calibrate(Hardware& h, const std::vector<std::string>& paths) {
+  std::vector<Measured> runs;
+  for (const std::string& path : paths) {
+    runs.push_back(read_measurement(path));
+    SPT_CHECK(runs.back().gpu != h.cpu, path, ": --calibrate: measured on ",
+              runs.back().gpu ? "a GPU" : "the CPU", " but planning for --gpu ", h.gpu);
+  }
+  // The rank's share of the machine's rate (CPU: its threads' share of the cores).
+  auto share = [&](const Measured& m) {
+    return h.cpu ? std::min(m.threads, double(h.cores) / m.ranks) / h.cores : 1.0;
+  };
+  double inv_rate = 0, per_pass = h.layer_overhead_s;
+  if (runs.size() == 1) {
+    const Measured& m = runs[0];
+    inv_rate = std::max(0.0, m.busy - m.passes * per_pass) / m.flops * share(m);
+  } else {
+    // Normal equations of busy = (flops / share) * inv_rate + passes * per_pass.
+    double sxx = 0, sxy = 0, syy = 0, sxb = 0, syb = 0;
+    for (const Measured& m : runs) {
+      const double x = m.flops / share(m), y = m.passes;
+      sxx += x * x, sxy += x * y, syy += y * y, sxb += x * m.busy, syb += y * m.busy;
+    }
+    const double det = sxx * syy - sxy * sxy;
+    SPT_CHECK(det > 1e-12 * sxx * syy, "--calibrate: the runs do not separate the rate from the cost per "
+              "layer pass (give runs with different micro-batch sizes)");
+    inv_rate = (sxb * syy - syb * sxy) / det;
+    per_pass = std::max(0.0, (sxx * syb - sxy * sxb) / det);
+  }
+  SPT_CHECK(inv_rate > 0, "--calibrate: the measured runs give no positive compute rate");
+  const double rate = 1 / inv_rate;  // the machine's (CPU) or the device's FLOP/s
   if (h.cpu) {
-    // The machine's rate: the rank had `threads` of the cores (or its share of them).
-    const double threads = number(j, "threads_per_rank");
-    const double share = std::min(threads, double(h.cores) / ranks);
-    h.peak_flops = rank_rate * h.cores / share;
+    h.peak_flops = rate;
     h.matmul_share = h.attention_share = 1.0;
   } else {
-    h.matmul_share = h.attention_share = rank_rate / h.peak_flops;
+    h.matmul_share = h.attention_share = rate / h.peak_flops;
   }
-  // What the step took besides its passes and the pipeline's messages.
-  h.step_overhead_s = std::max(0.0, number(t, "total") - number(t, "forward") - number(t, "backward") -
-                                        (t.contains("comm") ? number(t["comm"], "pipeline") : 0.0));
-  h.calibration = path + ": " + std::to_string(int(rank_rate / 1e9 + 0.5)) + " GFLOP/s per rank measured";
+  h.layer_overhead_s = per_pass;
+  double overhead = 0;
+  for (const Measured& m : runs) overhead += m.overhead / double(runs.size());
+  h.step_overhead_s = overhead;
+  std::string files;
+  for (const std::string& p : paths) files += (files.empty() ? "" : ", ") + p;
+  h.calibration = str("measured: ", files, " (", int(rate / 1e9 + 0.5), " GFLOP/s",
+                      h.cpu ? " for the machine" : " per device", ", ", per_pass * 1e6, " us per layer pass)");
 }
 
 }  // namespace

@@ -89,18 +89,10 @@ double link_seconds(const Hardware& h, bool across_nodes, double bytes, double c
   return bytes * factor / bw + calls * latency;
 }
 
-// Durations of one stage's work for one micro-batch.
-struct OpCost {
-  double forward = 0, backward = 0;            // compute + tensor all-reduces
-  double send_forward = 0, send_backward = 0;  // pipeline messages this stage sends
-  double compute = 0, tensor = 0;              // the parts, for the breakdown
-};
+}  // namespace
 
-// Runs the stages' schedules (make_schedule) as events: a forward needs the
-// previous stage's output, a backward the next stage's gradient; a message
-// takes the sender its transfer time and arrives at its end. Returns the
-// step's span; busy[s]: stage s's time working or sending.
-double simulate(ScheduleKind kind, const std::vector<std::vector<OpCost>>& cost, std::vector<double>& busy) {
+double pipeline_span(ScheduleKind kind, const std::vector<std::vector<OpCost>>& cost,
+                     std::vector<double>& busy) {
   const int S = int(cost.size()), m = int(cost[0].size());
   std::vector<std::vector<PipelineOp>> ops(static_cast<size_t>(S));
   for (int s = 0; s < S; ++s) make_schedule(kind, S, s, m, ops[size_t(s)]);
@@ -134,6 +126,8 @@ double simulate(ScheduleKind kind, const std::vector<std::vector<OpCost>>& cost,
     SPT_CHECK(next[size_t(s)] == ops[size_t(s)].size(), "internal error: the pipeline simulation stalled");
   return *std::max_element(free.begin(), free.end());
 }
+
+namespace {
 
 int cpu_threads(const Config& c, const Hardware& h, int ranks) {
   return c.threads > 0 ? c.threads : std::max(1, h.cores / std::max(1, ranks));
@@ -275,12 +269,22 @@ LayoutPlan Planner::layout(const Candidate& k) {
     for (const auto& micros : replicas) {
       std::vector<std::vector<OpCost>> cost(size_t(k.P));
       std::vector<int64_t> rows;
-      for (const Micro& mb : micros) rows.push_back(mb.rows);
+      // A stage's work is its layers' times one layer's, plus the head's on the last.
+      std::vector<Stage::Work> layer_work, head_work;
+      for (const Micro& mb : micros) {
+        rows.push_back(mb.rows);
+        layer_work.push_back(Stage::work(m_, dims, 1, 0.0, mb.seq));
+        head_work.push_back(Stage::work(m_, dims, 0, head_cols, mb.seq));
+      }
       for (int s = 0; s < k.P; ++s) {
         const StageSpec& spec = specs[size_t(s)];
         const tensor_parallel::StageParts parts{spec.first(), spec.num_layers, spec.last() && vocab};
-        for (const Micro& mb : micros) {
-          const Stage::Work w = Stage::work(m_, dims, spec.num_layers, spec.last() ? head_cols : 0.0, mb.seq);
+        for (size_t i = 0; i < micros.size(); ++i) {
+          const Micro& mb = micros[i];
+          Stage::Work w;
+          w.forward = spec.num_layers * layer_work[i].forward + (spec.last() ? head_work[i].forward : 0.0);
+          w.backward = spec.num_layers * layer_work[i].backward + (spec.last() ? head_work[i].backward : 0.0);
+          w.attention = spec.num_layers * layer_work[i].attention;
           const double matmul = w.forward + w.backward - w.attention;
           flops += (w.forward + w.backward) * k.T;
           OpCost c;
@@ -315,7 +319,7 @@ LayoutPlan Planner::layout(const Candidate& k) {
         }
       }
       std::vector<double> busy;
-      const double span = simulate(k.kind, cost, busy);
+      const double span = pipeline_span(k.kind, cost, busy);
       if (span > worst_span) {
         worst_span = span;
         const int s = int(std::max_element(busy.begin(), busy.end()) - busy.begin());

@@ -2,9 +2,11 @@
 // What `sptrain plan` assumes about the machine: the device's memory and
 // peak, the share of the peak the step's products reach, the links between
 // devices, and the fixed costs. Every default is stated in docs/plan.md; each
-// has a flag, and `--calibrate FILE` takes the compute rate from a measured
-// `sptrain bench --json` run.
+// has a flag, and `--calibrate FILE` takes the compute rate (and, from two
+// runs of different micro-batch sizes, the cost of a layer pass) from
+// measured `sptrain bench --json` runs.
 #include <string>
+#include <vector>
 
 namespace sptrain::plan {
 
@@ -49,7 +51,7 @@ struct HardwareOptions {
   double node_latency_us = -1, fabric_latency_us = -1;
   double overhead_gb = -1;
   double step_overhead_ms = -1, layer_overhead_us = -1;
-  std::string calibrate;  // a `sptrain bench --json` result
+  std::vector<std::string> calibrate;  // `sptrain bench --json` results measured on the device
 };
 
 Hardware make_hardware(const HardwareOptions& options);

@@ -87,6 +87,20 @@ struct Plan {
 };
 
 Plan make_plan(const PlanRequest& request);
+
+// One stage's work on one micro-batch, in seconds.
+struct OpCost {
+  double forward = 0, backward = 0;            // compute and the tensor all-reduces inside it
+  double send_forward = 0, send_backward = 0;  // the pipeline messages this stage sends
+  double compute = 0, tensor = 0;              // the parts, for the breakdown
+};
+// Runs every stage's schedule (make_schedule) as events: a forward needs the
+// previous stage's output, a backward the next stage's gradient; a message
+// takes its sender the transfer time and arrives at its end. cost[s][k]:
+// stage s, micro-batch k. Returns the step's span; busy[s] is the time stage
+// s spent working or sending.
+double pipeline_span(ScheduleKind kind, const std::vector<std::vector<OpCost>>& cost,
+                     std::vector<double>& busy);
 const char* schedule_name(ScheduleKind kind);
 nlohmann::json to_json(const Plan& plan);
 

@@ -70,6 +70,12 @@ int64_t CpuBackend::attention_scratch_bytes_per_thread(int64_t max_rows, int max
   return int64_t((block_scratch(max_keys) + prefix_scratch(max_rows, qkv_width)) * sizeof(double));
 }
 
+int64_t CpuBackend::attention_scratch_bytes() const {
+  size_t n = 0;
+  for (size_t t = 0; t < scratch_.size(); ++t) n += scratch_[t].size() + prefix_grad_[t].size();
+  return int64_t(n * sizeof(double));
+}
+
 void CpuBackend::reserve_attention(int64_t max_rows, int max_keys, int /*n_heads*/,
                                    int qkv_width) {
   const size_t ds = block_scratch(max_keys);

@@ -17,6 +17,10 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::CPU; }
   std::string name() const override;
   int threads() const { return threads_; }
+  // Bytes of every buffer allocate() has returned (freed ones included) and
+  // of the attention scratch now reserved: what memory plans are checked against.
+  int64_t bytes_allocated() const { return bytes_allocated_; }
+  int64_t attention_scratch_bytes() const;
 
   Buffer allocate(DType dtype, Shape shape) override;
   void copy_from_host(const Tensor& dst, const void* src) override;
@@ -82,6 +86,7 @@ class CpuBackend final : public Backend {
   std::vector<std::vector<double>> scratch_, prefix_grad_;
   int scratch_keys_ = 0;
   int64_t scratch_rows_ = 0;
+  int64_t bytes_allocated_ = 0;
 };
 
 }  // namespace sptrain
