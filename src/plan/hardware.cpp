@@ -18,11 +18,11 @@ namespace {
 // of the dense peak and attention (our kernels, not tensor cores) at 25%;
 // NCCL at 80% of a link's bandwidth, 10 us a call inside a node and 25 us
 // across nodes; 2.5 GB per GPU for the CUDA context, cuBLASLt and NCCL's
-// buffers; 1 ms a step of host work and 0.2 ms per layer and pass of
+// buffers; 1 ms a step of host work and 0.1 ms per layer and pass of
 // kernel launches. None of it measured yet (docs/benchmarks/gpu.md).
 constexpr double kGpuMatmulShare = 0.6, kGpuAttentionShare = 0.25, kGpuLinkShare = 0.8;
 constexpr double kGpuNodeLatency = 10e-6, kGpuFabricLatency = 25e-6;
-constexpr double kGpuRuntimeBytes = 2.5e9, kGpuStepOverhead = 1e-3, kGpuLayerOverhead = 0.2e-3;
+constexpr double kGpuRuntimeBytes = 2.5e9, kGpuStepOverhead = 1e-3, kGpuLayerOverhead = 0.1e-3;
 // The CPU back end on this machine, before --calibrate: 20 GFLOP/s a core
 // for every counted FLOP (docs/benchmarks/cpu.md measured 191 GFLOP/s on
 // 2 cores with SmolLM2; smaller products reach less), MPI over shared
