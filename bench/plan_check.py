@@ -87,6 +87,17 @@ def run(cmd, out_path, env=None):
     return wall, other
 
 
+def wait_quiet(most, patience):
+    """Waits (at most `patience` s) until the machine's busy cores, over 3 s, are at most `most`."""
+    start = time.perf_counter()
+    while True:
+        b0 = busy_seconds()
+        time.sleep(3)
+        busy = (busy_seconds() - b0) / 3
+        if busy <= most or time.perf_counter() - start > patience:
+            return busy
+
+
 def sets_args(sets, paths):
     args = []
     for s in sets:
@@ -154,6 +165,9 @@ def main():
     ap.add_argument("--only", nargs="*", help="run only the runs whose name contains one of these")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--quiet-max", type=float, default=0.3,
+                    help="before a timed run, wait until other processes keep at most this many cores busy")
+    ap.add_argument("--quiet-wait", type=float, default=600, help="... but at most this many seconds")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless every rank's memory is within 10%% of its plan and every byte count "
                          "equals the plan's (time is reported, never checked)")
@@ -190,6 +204,9 @@ def main():
         plan_path, bench_path = os.path.join(a.out, f"{tag}_plan.json"), os.path.join(a.out, f"{tag}_bench.json")
         if i >= ncal:
             run(plan_cmd, plan_path)
+        if "time" in what or i < ncal:
+            busy = wait_quiet(a.quiet_max, a.quiet_wait)
+            print(f"plan_check: {busy:.2f} cores busy before the run", file=sys.stderr)
         print(f"plan_check: {name}: {' '.join(bench_cmd)}", file=sys.stderr)
         _, other = run(bench_cmd, bench_path, MPI_ENV)
         if i < ncal:  # a calibration: planned after its own measurement, with it

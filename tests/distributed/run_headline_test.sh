@@ -15,16 +15,10 @@ set -u
 sptrain=$1 mpiexec=$2 src=$3
 shift 3
 layouts=("$@")
-[ ${#layouts[@]} -gt 0 ] || layouts=(8,8,2 8,1,1 4,4,1)
-failures=0
-problem() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-cd "$dir" || exit 1
-mkdir configs
-cp "$src/configs/175b_sentiment.yaml" configs/
-ln -s "$src/data" data
+[ ${#layouts[@]} -gt 0 ] || layouts=("8,8,2" "8,1,1" "4,4,1")
+# shellcheck source-path=SCRIPTDIR source=run_dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/run_dir.sh"
+enter_run_dir "$src" 175b_sentiment.yaml
 
 # GPT-3's depth and heads; heads of width 1 keep it small and fast.
 "$sptrain" init-model --out gpt96.h5 --family gpt --layers 96 --d-model 8 --heads 96 --head-dim 1 \
