@@ -55,7 +55,7 @@ WeightShare stage_weights(const ModelConfig& m, const LocalDims& dims, const Sta
 }
 
 void Stage::list_buffers(Buffers& b, const ModelConfig& config, const LocalDims& dims,
-                         const StageSpec& spec, const StageShape& shape, SavedAttentionFn saved) {
+                         const StageSpec& spec, const StageShape& shape, const AttentionSavedSizeFn& saved) {
   const Capacity cap = shape.train;
   const Capacity both{std::max(shape.train.rows, shape.eval.rows),
                       std::max(shape.train.max_keys, shape.eval.max_keys)};
@@ -64,13 +64,13 @@ void Stage::list_buffers(Buffers& b, const ModelConfig& config, const LocalDims&
   for (ActivationSet& s : b.sets) {
     s.layers.resize(size_t(spec.num_layers));
     for (LayerActivations& a : s.layers)
-      add(b.kept, a.buffers(dims, config.norm, cap, saved(cap, dims.heads, dims.head_dim)));
+      add(b.kept, a.buffers(dims, config.norm, cap, saved(cap.rows, cap.max_keys, dims.heads, dims.head_dim)));
     b.kept.push_back({&s.out, Elem::Act, Shape{cap.rows, config.d_model}});
   }
   // Evaluation: one layer's buffers, reused by every layer.
   b.eval_set.layers.resize(1);
   add(b.scratch, b.eval_set.layers[0].buffers(dims, config.norm, shape.eval,
-                                               saved(shape.eval, dims.heads, dims.head_dim)));
+                                               saved(shape.eval.rows, shape.eval.max_keys, dims.heads, dims.head_dim)));
   add(b.scratch, b.workspace.buffers(dims, both));
   b.scratch.push_back({&b.dx, Elem::Act, Shape{both.rows, config.d_model}});
   if (config.position == PositionKind::Rope)
@@ -79,7 +79,7 @@ void Stage::list_buffers(Buffers& b, const ModelConfig& config, const LocalDims&
 
 StageMemory Stage::memory(const ModelConfig& config, const LocalDims& dims, const StageSpec& spec,
                           const HeadSpec& head, const StageShape& shape, const ElemTypes& types,
-                          SavedAttentionFn saved) {
+                          const AttentionSavedSizeFn& saved) {
   Buffers b;
   list_buffers(b, config, dims, spec, shape, saved);
   const bool vocab_loss = head.loss == LossKind::Vocab;
@@ -117,7 +117,11 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
                shape.activation_sets, spec.first() ? embedding_.tokens.view() : Tensor{});
   weight_bytes_ = loader.resident_bytes();
 
-  list_buffers(buffers_, config, dims_, spec, shape, saved_probabilities);
+  const Backend& backend = ctx.backend;
+  list_buffers(buffers_, config, dims_, spec, shape,
+               [&backend](int64_t rows, int64_t keys, int heads, int head_dim) {
+                 return backend.attention_saved_size(rows, keys, heads, head_dim);
+               });
   allocate(ctx, buffers_.kept);
   allocate(ctx, buffers_.scratch);
   allocate(ctx, buffers_.tables);

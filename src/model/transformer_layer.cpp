@@ -97,19 +97,14 @@ void TransformerLayer::load(WeightLoader& loader, const ModelConfig& c, const Lo
   if (c.bias) down.bias = loader.read_vector(p + "/mlp/down/bias", all_d);
 }
 
-SavedAttention saved_probabilities(Capacity cap, int heads, int /*head_dim*/) {
-  // Each row keeps at most max_keys probabilities per head.
-  return {Elem::Act, int64_t(heads) * cap.rows * cap.max_keys};
-}
-
 BufferList LayerActivations::buffers(const LocalDims& d, NormKind norm, Capacity cap,
-                                     const SavedAttention& saved) {
+                                     const AttentionSavedSize& saved) {
   const int64_t R = cap.rows;
   BufferList list = {{&x_in, Elem::Act, Shape{R, d.d_model}}};
   if (norm == NormKind::LayerNorm) list.push_back({&attn_mean, Elem::Stat, Shape{R}});
   list.push_back({&attn_rstd, Elem::Stat, Shape{R}});
   list.push_back({&qkv, Elem::Act, Shape{R, d.qkv_width()}});
-  list.push_back({&probs, saved.elem, Shape{saved.elems}});
+  list.push_back({&attn_saved, saved.stat_dtype ? Elem::Stat : Elem::Act, Shape{saved.elems}});
   list.push_back({&x_mid, Elem::Act, Shape{R, d.d_model}});
   if (norm == NormKind::LayerNorm) list.push_back({&mlp_mean, Elem::Stat, Shape{R}});
   list.push_back({&mlp_rstd, Elem::Stat, Shape{R}});
@@ -147,7 +142,7 @@ void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq
   qkv.forward(ctx, qkv_t, norm_out);
   if (!rope_table.empty())
     be.rope(qkv_t, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, false);
-  be.attention_forward(rows(w.attn_out, T), a.probs, qkv_t, dims.heads, dims.kv_heads, seq,
+  be.attention_forward(rows(w.attn_out, T), a.attn_saved, qkv_t, dims.heads, dims.kv_heads, seq,
                        attn_scale);
   o.forward(ctx, proj, rows(w.attn_out, T));
   be.convert(x_mid, x_in);
@@ -190,7 +185,7 @@ void TransformerLayer::backward(const ModelContext& ctx, const SequenceIndex& se
   // Attention: dx is now d(x_mid).
   const Tensor d_attn = rows(w.d_attn, T), d_qkv = rows(w.d_qkv, T);
   o.backward(ctx, d_attn, dx);
-  be.attention_backward(d_qkv, d_attn, rows(a.qkv, T), a.probs, dims.heads, dims.kv_heads, seq,
+  be.attention_backward(d_qkv, d_attn, rows(a.qkv, T), a.attn_saved, dims.heads, dims.kv_heads, seq,
                         attn_scale);
   if (!rope_table.empty())
     be.rope(d_qkv, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, true);

@@ -17,14 +17,6 @@ namespace sptrain::plan {
 
 namespace {
 
-// What attention keeps for its backward on the GPU: one f32 log-sum-exp per
-// row and query head. That is the CUDA back end of the change that stops
-// keeping the probabilities (docs/plan.md); the CPU back end keeps them
-// (saved_probabilities, what Stage allocates).
-SavedAttention saved_log_sum_exp(Capacity cap, int heads, int /*head_dim*/) {
-  return {Elem::Stat, cap.rows * int64_t(heads)};
-}
-
 // One packed micro-batch: its rows and the host side of its index (for the
 // attention's key counts); the index's device tensors are not kept.
 struct Micro {

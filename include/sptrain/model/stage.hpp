@@ -65,7 +65,7 @@ class Stage {
   // attention scratch (reserve_attention) is not included.
   static StageMemory memory(const ModelConfig& config, const LocalDims& dims, const StageSpec& spec,
                             const HeadSpec& head, const StageShape& shape, const ElemTypes& types,
-                            SavedAttentionFn saved);
+                            const AttentionSavedSizeFn& saved);
 
   const StageSpec& spec() const { return spec_; }
   const LocalDims& dims() const { return dims_; }
@@ -129,7 +129,7 @@ class Stage {
     BufferList kept, scratch, tables;
   };
   static void list_buffers(Buffers& b, const ModelConfig& config, const LocalDims& dims,
-                           const StageSpec& spec, const StageShape& shape, SavedAttentionFn saved);
+                           const StageSpec& spec, const StageShape& shape, const AttentionSavedSizeFn& saved);
 
   ModelContext ctx_;
   ModelConfig config_;

@@ -36,28 +36,19 @@ struct Capacity {
   int64_t max_keys = 0;  // most keys one query sees (prefix + segment)
 };
 
-// What attention keeps per layer for its backward, for micro-batches of up
-// to a capacity: the back end decides what (docs/plan.md).
-struct SavedAttention {
-  Elem elem = Elem::Act;
-  int64_t elems = 0;
-};
-using SavedAttentionFn = SavedAttention (*)(Capacity cap, int heads, int head_dim);
-// Every probability, [heads, rows, keys] of act: what the back ends keep today.
-SavedAttention saved_probabilities(Capacity cap, int heads, int head_dim);
-
 // Saved by forward for backward, per layer and micro-batch in flight.
 struct LayerActivations {
   Buffer x_in;                  // [R, d]
   Buffer attn_mean, attn_rstd;  // [R] stat
   Buffer qkv;                   // [R, qkv_width], after RoPE
-  Buffer probs;                 // what attention keeps (SavedAttention)
+  Buffer attn_saved;            // what the back end keeps for the attention backward
   Buffer x_mid;                 // [R, d]
   Buffer mlp_mean, mlp_rstd;    // [R] stat
   Buffer pre_act;               // [R, up_width], the MLP's input to its activation
 
   // The buffers for micro-batches of up to cap rows (a Stage allocates them).
-  BufferList buffers(const LocalDims& dims, NormKind norm, Capacity cap, const SavedAttention& saved);
+  BufferList buffers(const LocalDims& dims, NormKind norm, Capacity cap,
+                     const AttentionSavedSize& saved);
 };
 
 // Scratch shared by all layers of a stage.

@@ -76,6 +76,11 @@ int64_t CpuBackend::attention_scratch_bytes() const {
   return int64_t(n * sizeof(double));
 }
 
+AttentionSavedSize CpuBackend::attention_saved_size(int64_t max_rows, int64_t max_keys,
+                                                    int n_heads, int head_dim) const {
+  return saved_probabilities(max_rows, max_keys, n_heads, head_dim);
+}
+
 void CpuBackend::reserve_attention(int64_t max_rows, int max_keys, int /*n_heads*/,
                                    int qkv_width) {
   const size_t ds = block_scratch(max_keys);
