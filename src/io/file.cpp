@@ -161,6 +161,15 @@ std::string read_whole_file(const std::string& path, uint64_t max_bytes, const s
   return bytes;
 }
 
+void check_free_space(const std::string& path, uint64_t bytes, const std::string& what) {
+  struct statvfs s {};
+  const std::string dir = parent_or_dot(path);
+  if (::statvfs(dir.c_str(), &s) != 0) return;  // a missing folder is reported by the write
+  const uint64_t free = uint64_t(s.f_bavail) * uint64_t(s.f_frsize);
+  if (bytes > free)
+    fail(path, ": ", what, " need ", bytes, " bytes but the file system of ", dir, " has ", free, " free");
+}
+
 int64_t file_size_of(const std::string& path) {
   std::error_code ec;
   const auto n = fs::file_size(path, ec);

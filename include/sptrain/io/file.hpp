@@ -74,6 +74,11 @@ void pread_exact(int fd, void* dst, uint64_t n, uint64_t offset, const std::stri
 // folder, or is larger than max_bytes.
 std::string read_whole_file(const std::string& path, uint64_t max_bytes, const std::string& what);
 
+// Fails, naming `path` and `what`, when the file system `path` would be
+// written on has fewer than `bytes` bytes free: checked before a large write,
+// so a size that cannot fit stops at once instead of filling the disk.
+void check_free_space(const std::string& path, uint64_t bytes, const std::string& what);
+
 // The size in bytes of the file `path`; fails naming it.
 int64_t file_size_of(const std::string& path);
 
