@@ -1,6 +1,7 @@
 #include "sptrain/io/h5.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -9,9 +10,21 @@ namespace sptrain::h5 {
 namespace {
 
 // HDF5 prints its error stack to stderr by default; we report errors ourselves.
+// Nor may it close files at exit: a file whose write failed (a full disk)
+// stays open inside HDF5, and HDF5 1.10's exit handler crashes closing it
+// (SIGSEGV in H5F__close_cb). Every file we write is closed, checked, before
+// we use it (File::close), and a failed one is deleted anyway.
 void silence_hdf5() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
+}
+
+// The system's reason for a failed HDF5 call, if it left one in errno.
+std::string errno_reason() {
+  return errno ? str(": ", std::strerror(errno)) : std::string();
 }
 
 hid_t bf16_type() {
@@ -77,8 +90,9 @@ Id h5_type(DType dtype) {
 
 File File::create(const std::string& path) {
   silence_hdf5();
+  errno = 0;
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (id < 0) fail(path, ": cannot create HDF5 file (check the folder exists and is writable)");
+  if (id < 0) fail(path, ": cannot create HDF5 file", errno ? errno_reason() : " (check the folder exists and is writable)");
   return File(Id(id, H5Fclose), path);
 }
 
@@ -99,10 +113,15 @@ File File::open_rw(const std::string& path) {
 }
 
 void File::flush() {
-  if (H5Fflush(id_.get(), H5F_SCOPE_LOCAL) < 0) error("flush failed");
+  errno = 0;
+  if (H5Fflush(id_.get(), H5F_SCOPE_LOCAL) < 0) error("flush failed" + errno_reason());
 }
 
-void File::close() { id_.reset(); }
+void File::close() {
+  const hid_t id = id_.release();
+  errno = 0;
+  if (id >= 0 && H5Fclose(id) < 0) error("close failed (the file is incomplete)" + errno_reason());
+}
 
 void File::error(const std::string& what) const { fail(path_, ": ", what); }
 

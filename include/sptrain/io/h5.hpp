@@ -30,6 +30,12 @@ class Id {
   Id& operator=(const Id&) = delete;
   ~Id() { reset(); }
   hid_t get() const { return id_; }
+  // Gives up ownership: the caller closes it.
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
   void reset() {
     if (id_ >= 0 && close_) close_(id_);
     id_ = -1;
@@ -54,6 +60,9 @@ class File {
 
   const std::string& path() const { return path_; }
   void flush();
+  // Closes now and fails when HDF5 cannot write what it still holds (a full
+  // disk); a writer calls it before the file is used (the destructor closes
+  // without a check).
   void close();
 
   bool exists(const std::string& obj) const;  // group or dataset, "a/b/c"
