@@ -141,8 +141,7 @@ WriteStats write_model_file(const std::string& out, DType dtype, const ModelHead
     f.set_attr(root, "source_path", source.path);
     f.set_attr(root, "source_format", source.format);
     f.set_attr(root, "source_hash", source.hash);
-    f.flush();
-    f.close();
+    f.close();  // checked: a full disk fails here, before the rename
   });
   return stats;
 }

@@ -101,7 +101,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   write_file_atomically(path, [&](const std::string& tmp) {
     h5::File f = h5::File::create(tmp);
     write_contents(f, ckpt);
-    f.close();
+    f.close();  // checked: a full disk fails here, before the rename
   });
 }
 
@@ -250,6 +250,40 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   auto all = list_checkpoints(run_dir);
   if (all.empty()) return std::nullopt;
   return all.back().second;
+}
+
+ResumeChoice choose_resume_checkpoint(const std::string& run_dir) {
+  ResumeChoice choice;
+  const auto all = list_checkpoints(run_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      read_checkpoint(it->second);
+      choice.path = it->second;
+      choice.step = it->first;
+      break;
+    } catch (const Error& e) {
+      choice.unreadable.emplace_back(it->second, e.what());
+    }
+  }
+  return choice;
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& run_dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(run_dir, ec)) return removed;
+  fs::directory_iterator it(run_dir, ec);
+  if (ec) fail(run_dir, ": cannot list the checkpoint folder: ", ec.message());
+  for (const fs::directory_entry& e : it) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step_", 0) != 0 || name.size() < 9 || name.compare(name.size() - 4, 4, ".tmp") != 0 ||
+        !e.is_regular_file(ec))
+      continue;
+    fs::remove(e.path(), ec);
+    if (ec) fail(e.path().string(), ": cannot delete a stale temporary file: ", ec.message());
+    removed.push_back(e.path().string());
+  }
+  return removed;
 }
 
 void prune_checkpoints(const std::string& run_dir, int keep) {

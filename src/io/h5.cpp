@@ -171,9 +171,21 @@ std::string unpad(const char* p, size_t n) {
 }
 
 // HDF5 prints its error stack to stderr by default; we report errors ourselves.
+// Nor may it close files at exit: a file whose write failed (a full disk)
+// stays open inside HDF5, and HDF5 1.10's exit handler crashes closing it
+// (SIGSEGV in H5F__close_cb). Every file we write is closed, checked, before
+// we use it (File::close), and a failed one is deleted anyway.
 void silence_hdf5() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
+}
+
+// The system's reason for a failed HDF5 call, if it left one in errno.
+std::string errno_reason() {
+  return errno ? str(": ", std::strerror(errno)) : std::string();
 }
 
 hid_t bf16_type() {
@@ -249,8 +261,9 @@ File File::create(const std::string& path) {
   silence_hdf5();
   Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
   H5Pset_userblock(fcpl.get(), kUserblock);
+  errno = 0;
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), file_access().get());
-  if (id < 0) fail(path, ": cannot create HDF5 file (check the folder exists and is writable)");
+  if (id < 0) fail(path, ": cannot create HDF5 file", errno ? errno_reason() : " (check the folder exists and is writable)");
   File f(Id(id, H5Fclose), path);
   f.seal_ = true;
   return f;
@@ -299,13 +312,14 @@ File::~File() {
 }
 
 void File::flush() {
-  if (H5Fflush(id_.get(), H5F_SCOPE_LOCAL) < 0) error("flush failed");
+  errno = 0;
+  if (H5Fflush(id_.get(), H5F_SCOPE_LOCAL) < 0) error("flush failed" + errno_reason());
 }
 
 void File::close() {
   if (id_.get() < 0) return;
-  const bool had_error = H5Fclose(id_.release()) < 0;
-  if (had_error) error("closing the file failed (disk full?)");
+  errno = 0;
+  if (H5Fclose(id_.release()) < 0) error("close failed (the file is incomplete)" + errno_reason());
   if (seal_) {
     seal_ = false;
     seal(path_);

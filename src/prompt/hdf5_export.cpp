@@ -20,7 +20,7 @@ ExportResult export_hdf5(const StoredPrompt& p, const std::string& out) {
     f.set_attr("/", "task_max_length", int64_t(p.has_task ? p.task_max_length : 0));
     write_prompt_metadata(f, p);
     f.write("prompt", DType::F32, Shape{p.rows, p.cols}, p.values.data());
-    f.close();
+    f.close();  // checked: a full disk fails here, before the rename
   });
   return ExportResult{{out}, file_size_of(out), p.rows * p.cols * 4};
 }

@@ -81,4 +81,18 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 // with the highest steps. keep <= 0 keeps everything (never deletes all).
 void prune_checkpoints(const std::string& run_dir, int keep);
 
+// What `resume: auto` starts from: the newest checkpoint in run_dir that
+// read_checkpoint reads, and the newer ones it cannot read (an empty or
+// damaged file), each with the reason.
+struct ResumeChoice {
+  std::optional<std::string> path;
+  int64_t step = -1;  // path's step
+  std::vector<std::pair<std::string, std::string>> unreadable;  // path, why
+};
+ResumeChoice choose_resume_checkpoint(const std::string& run_dir);
+
+// Deletes the temporaries of checkpoint writes that a kill cut short
+// (step_*.tmp in run_dir) and returns their paths.
+std::vector<std::string> remove_stale_temporaries(const std::string& run_dir);
+
 }  // namespace sptrain

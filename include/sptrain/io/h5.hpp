@@ -39,7 +39,8 @@ class Id {
   Id& operator=(const Id&) = delete;
   ~Id() { reset(); }
   hid_t get() const { return id_; }
-  hid_t release() {  // gives up the id without closing it
+  // Gives up ownership: the caller closes it.
+  hid_t release() {
     const hid_t id = id_;
     id_ = -1;
     return id;
@@ -80,6 +81,9 @@ class File {
   // Bytes of the file when it was opened: no size it declares can be larger.
   uint64_t file_bytes() const { return file_bytes_; }
   void flush();
+  // Closes now and fails when HDF5 cannot write what it still holds (a full
+  // disk); a writer calls it before the file is used (the destructor closes
+  // without a check).
   void close();
 
   bool exists(const std::string& obj) const;  // group or dataset, "a/b/c"
