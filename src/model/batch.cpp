@@ -26,6 +26,12 @@ PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max
   token_targets_ = backend.allocate(DType::I32, Shape{max_seqs});
   host_tokens_.reserve(size_t(max_rows));
   host_token_targets_.reserve(size_t(max_seqs));
+  // Every fill uploads these without waiting: staging space for all of them.
+  int64_t bytes = 0;
+  for (const Buffer* b : {&offsets_, &prefix_start_, &prefix_len_, &prob_offsets_, &positions_,
+                          &answer_rows_, &tokens_, &label_targets_, &token_targets_})
+    bytes += int64_t(b->view().bytes());
+  backend.reserve_staging(bytes);
 }
 
 void PackedBatchWriter::begin(MicroBatch& mb, int num_examples) {
@@ -95,10 +101,11 @@ void PackedBatchWriter::add_example(const EncodedExample& ex, int first_pos) {
   host_token_targets_.push_back(ex.label_token);
 }
 
+// Without waiting for the device (the back end stages the bytes).
 Tensor PackedBatchWriter::upload(const Buffer& buf, int64_t n, const void* src) {
   Tensor t = buf.view();
   t.shape = Shape{n};
-  backend_.copy_from_host(t, src);
+  backend_.copy_from_host_async(t, src);
   return t;
 }
 
