@@ -8,6 +8,18 @@ namespace sptrain {
 
 // ---- PackedBatchWriter: the packing both builders share ----
 
+BufferList PackedBatchBuffers::list(int64_t max_rows, int max_seqs, int max_segments) {
+  return {{&offsets, Elem::I32, Shape{max_segments + 1}},
+          {&prefix_start, Elem::I32, Shape{max_segments}},
+          {&prefix_len, Elem::I32, Shape{max_segments}},
+          {&prob_offsets, Elem::I64, Shape{max_segments + 1}},
+          {&positions, Elem::I32, Shape{max_rows}},
+          {&answer_rows, Elem::I32, Shape{max_seqs}},
+          {&tokens, Elem::I32, Shape{max_rows}},
+          {&label_targets, Elem::I32, Shape{max_seqs}},
+          {&token_targets, Elem::I32, Shape{max_seqs}}};
+}
+
 PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max_seqs,
                                      int max_segments, int64_t prompt_rows)
     : backend_(backend),
@@ -15,15 +27,7 @@ PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max
       max_seqs_(max_seqs),
       max_segments_(max_segments),
       prompt_rows_(prompt_rows) {
-  offsets_ = backend.allocate(DType::I32, Shape{max_segments + 1});
-  prefix_start_ = backend.allocate(DType::I32, Shape{max_segments});
-  prefix_len_ = backend.allocate(DType::I32, Shape{max_segments});
-  prob_offsets_ = backend.allocate(DType::I64, Shape{max_segments + 1});
-  positions_ = backend.allocate(DType::I32, Shape{max_rows});
-  answer_rows_ = backend.allocate(DType::I32, Shape{max_seqs});
-  tokens_ = backend.allocate(DType::I32, Shape{max_rows});
-  label_targets_ = backend.allocate(DType::I32, Shape{max_seqs});
-  token_targets_ = backend.allocate(DType::I32, Shape{max_seqs});
+  allocate(backend, ElemTypes{}, buf_.list(max_rows, max_seqs, max_segments));
   host_tokens_.reserve(size_t(max_rows));
   host_token_targets_.reserve(size_t(max_seqs));
   // Every fill uploads these without waiting: staging space for all of them.
@@ -122,25 +126,30 @@ void PackedBatchWriter::finish() {
   mb.text_rows = row_ - mb.prompt_rows;
 
   const int S = s.num_segments;
-  s.offsets = upload(offsets_, S + 1, s.host_offsets.data());
-  s.prefix_start = upload(prefix_start_, S, s.host_prefix_start.data());
-  s.prefix_len = upload(prefix_len_, S, s.host_prefix_len.data());
-  s.prob_offsets = upload(prob_offsets_, S + 1, s.host_prob_offsets.data());
-  s.positions = upload(positions_, row_, s.host_positions.data());
-  s.answer_rows = upload(answer_rows_, B, s.host_answer_rows.data());
-  mb.tokens = upload(tokens_, row_, host_tokens_.data());
-  mb.label_targets = upload(label_targets_, B, mb.host_labels.data());
-  mb.token_targets = upload(token_targets_, B, host_token_targets_.data());
+  s.offsets = upload(buf_.offsets, S + 1, s.host_offsets.data());
+  s.prefix_start = upload(buf_.prefix_start, S, s.host_prefix_start.data());
+  s.prefix_len = upload(buf_.prefix_len, S, s.host_prefix_len.data());
+  s.prob_offsets = upload(buf_.prob_offsets, S + 1, s.host_prob_offsets.data());
+  s.positions = upload(buf_.positions, row_, s.host_positions.data());
+  s.answer_rows = upload(buf_.answer_rows, B, s.host_answer_rows.data());
+  mb.tokens = upload(buf_.tokens, row_, host_tokens_.data());
+  mb.label_targets = upload(buf_.label_targets, B, mb.host_labels.data());
+  mb.token_targets = upload(buf_.token_targets, B, host_token_targets_.data());
   mb_ = nullptr;
 }
 
 // ---- BatchBuilder: one prompt ----
 
+namespace {
+// One segment per example, and the shared prompt's.
+int builder_segments(int max_seqs) { return max_seqs + 1; }
+}  // namespace
+
 BatchBuilder::BatchBuilder(Backend& backend, int prompt_len, int64_t max_rows, int max_seqs,
                            bool share_prompt)
     : prompt_len_(prompt_len),
       share_prompt_(share_prompt),
-      writer_(backend, max_rows, max_seqs, /*max_segments=*/max_seqs + 1, /*prompt_rows=*/prompt_len) {}
+      writer_(backend, max_rows, max_seqs, builder_segments(max_seqs), /*prompt_rows=*/prompt_len) {}
 
 void BatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples) {
   const int B = int(examples.size());
@@ -178,6 +187,11 @@ MicroBatchSet::MicroBatchSet(Backend& backend, int prompt_len, int64_t max_rows,
     builders_.push_back(std::make_unique<BatchBuilder>(backend, prompt_len, max_rows, per_micro));
   used_.reserve(size_t(count));
   part_.reserve(size_t(per_micro));
+}
+
+int64_t MicroBatchSet::device_bytes(int64_t max_rows, int per_micro, int count) {
+  PackedBatchBuffers b;
+  return count * bytes(b.list(max_rows, per_micro, builder_segments(per_micro)), ElemTypes{});
 }
 
 void MicroBatchSet::fill(const std::vector<const EncodedExample*>& examples) {

@@ -247,7 +247,10 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
                         {"tokens_per_s", rows / step_time},
                         {"text_tokens", r.text_rows},
                         {"prompt_tokens", r.prompt_rows}};
-    for (CommKind k : kCommKinds) j["comm_bytes"][comm_kind_name(k)] = r.bytes[k];
+    for (CommKind k : kCommKinds) {
+      j["comm_bytes"][comm_kind_name(k)] = r.bytes[k];
+      j["comm_bytes_job"][comm_kind_name(k)] = r.job_bytes[k];
+    }
     if (r.skipped) j["skipped_non_finite_grad"] = true;
     metrics.write(j);
 

@@ -293,7 +293,7 @@ TEST(TokenizerJson, HostileFilesAreErrorsNamingTheFile) {
   // A folder where tokenizer.json should be.
   fs::remove(dir / "tokenizer.json");
   fs::create_directory(dir / "tokenizer.json");
-  EXPECT_THAT(error_of([&] { Tokenizer::from_hf_folder(dir.string()); }), HasSubstr(path + ": not a regular file"));
+  EXPECT_THAT(error_of([&] { Tokenizer::from_hf_folder(dir.string()); }), HasSubstr(path + ": is a folder, not a tokenizer file"));
   fs::remove(dir / "tokenizer.json");
   // GPT-2 slow files whose tokenizer_config.json names an id that is not a number.
   std::ofstream(dir / "vocab.json") << R"({"a": 0, "b": 1})";

@@ -52,6 +52,12 @@ struct LmHead {
   // HeadOutput empty, so a GPU step does not wait for them (train_step).
   Tensor device_sums;
 
+  // The saved sets (kept) and the workspace (scratch) for up to max_seqs
+  // answer rows and `slots` sets, once loss, n_labels and vocab are set:
+  // load() allocates them.
+  void list_buffers(const ModelConfig& c, int max_seqs, int slots, BufferList& kept,
+                    BufferList& scratch);
+
   // tied_table: the embedding's rows of this rank when this stage holds them
   // and the model ties the head to them (empty otherwise); it must outlive the head.
   void load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,

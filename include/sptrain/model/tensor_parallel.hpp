@@ -42,5 +42,8 @@ struct StageParts {
 uint64_t bytes_per_micro_batch(const StageParts& stage, int tensor_size, int64_t rows,
                                int64_t examples, int64_t d_model, int64_t act_bytes,
                                int64_t stat_bytes);
+// The all-reduces those bytes take, for the latency of each call: the same
+// terms, one call each.
+int calls_per_micro_batch(const StageParts& stage, int tensor_size);
 
 }  // namespace sptrain::tensor_parallel
