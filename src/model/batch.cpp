@@ -27,14 +27,13 @@ PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max
       max_seqs_(max_seqs),
       max_segments_(max_segments),
       prompt_rows_(prompt_rows) {
-  allocate(backend, ElemTypes{}, buf_.list(max_rows, max_seqs, max_segments));
+  const BufferList buffers = buf_.list(max_rows, max_seqs, max_segments);
+  allocate(backend, ElemTypes{}, buffers);
   host_tokens_.reserve(size_t(max_rows));
   host_token_targets_.reserve(size_t(max_seqs));
   // Every fill uploads these without waiting: staging space for all of them.
   int64_t bytes = 0;
-  for (const Buffer* b : {&offsets_, &prefix_start_, &prefix_len_, &prob_offsets_, &positions_,
-                          &answer_rows_, &tokens_, &label_targets_, &token_targets_})
-    bytes += int64_t(b->view().bytes());
+  for (const BufferSpec& b : buffers) bytes += int64_t(b.target->view().bytes());
   backend.reserve_staging(bytes);
 }
 

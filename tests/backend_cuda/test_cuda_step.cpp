@@ -20,7 +20,7 @@ namespace {
 
 using namespace cuda_test;
 
-struct Run {
+struct StepsRun {
   std::vector<StepResult> steps;
   std::vector<int64_t> waits;  // the back end's host waits during each step (CUDA only)
   std::vector<int64_t> runtime_waits;  // the same, counted by the emulated runtime
@@ -44,14 +44,14 @@ Config step_config(const std::string& backend, const std::string& optimizer, con
 }
 
 // `steps` steps; at step nan_step (if any) one prompt value is NaN first.
-Run run_steps(const Config& c, int steps, int nan_step = 0) {
+StepsRun run_steps(const Config& c, int steps, int nan_step = 0) {
   Session s(c, make_solo_grid(), SessionMode::Train);
   Rng rng(c.train.seed);
   s.prompt->values() = init_prompt(c.prompt, s.model, s.model_file, *s.tokenizer, *s.task, rng);
   auto optimizer = make_prompt_optimizer(s);
   DataSampler sampler(int64_t(s.data.train.size()), c.train.seed, c.train.shuffle);
   auto* gpu = dynamic_cast<CudaBackend*>(s.backend.get());
-  Run run;
+  StepsRun run;
   std::vector<int64_t> batch;
   for (int step = 1; step <= steps; ++step) {
     sampler.next(c.train.batch_size, batch);
@@ -86,8 +86,8 @@ class CudaStep : public GpuTest,
 TEST_P(CudaStep, WaitsOnceAndMatchesTheCpu) {
   const auto [optimizer, loss] = GetParam();
   constexpr int kSteps = 4;
-  const Run gpu = run_steps(step_config("cuda", optimizer, loss), kSteps);
-  const Run cpu = run_steps(step_config("cpu", optimizer, loss), kSteps);
+  const StepsRun gpu = run_steps(step_config("cuda", optimizer, loss), kSteps);
+  const StepsRun cpu = run_steps(step_config("cpu", optimizer, loss), kSteps);
   // The first step also uploads the initial prompt; every later one waits once.
   for (int k = 1; k < kSteps; ++k) {
     EXPECT_EQ(gpu.waits[size_t(k)], 1) << "host waits in step " << k + 1;
@@ -127,8 +127,8 @@ INSTANTIATE_TEST_SUITE_P(Optimizers, CudaStep,
 
 TEST_F(GpuTest, ANonFiniteGradientSkipsTheUpdateOnTheDevice) {
   const Config c = step_config("cuda", "adamw", "labels");
-  const Run before = run_steps(c, 1);
-  const Run run = run_steps(c, 2, /*nan_step=*/2);
+  const StepsRun before = run_steps(c, 1);
+  const StepsRun run = run_steps(c, 2, /*nan_step=*/2);
   ASSERT_EQ(run.steps.size(), 2u);
   EXPECT_FALSE(run.steps[0].skipped);
   EXPECT_TRUE(run.steps[1].skipped);
