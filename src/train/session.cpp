@@ -86,10 +86,17 @@ Session::Session(const Config& cfg, ProcessGrid grid, SessionMode mode)
     train_batches = std::make_unique<MicroBatchSet>(*backend, P, shape.train.rows, t.micro_batch_size, micro_batches);
   eval_batch = std::make_unique<MicroBatchSet>(*backend, P, shape.eval.rows, t.eval_batch_size, 1);
   prompt = std::make_unique<PromptParameter>(*backend, ctx->stat, P, model.d_model, holds_prompt());
+  if (backend->device() == Device::CUDA && !eval_only) step_sums = backend->allocate(DType::F64, Shape{3});
   examples.reserve(size_t(std::max(local_batch, t.eval_batch_size)));
   tally.reset(nullptr, task->num_labels());
 }
 
 Session::~Session() = default;
+
+std::unique_ptr<Optimizer> make_prompt_optimizer(Session& s) {
+  auto optimizer = make_optimizer(s.config.optim, s.config.prompt.length, s.model.d_model);
+  if (s.device_step() && s.holds_prompt()) optimizer->place_on(*s.backend);
+  return optimizer;
+}
 
 }  // namespace sptrain
