@@ -12,6 +12,8 @@
 #include "sptrain/train/sampler.hpp"
 #include "sptrain/train/train_step.hpp"
 #ifdef SPTRAIN_CUDA_EMULATED
+#include <cuda_runtime.h>  // dim3, which emu.hpp uses
+
 #include "emu.hpp"
 #endif
 

@@ -172,7 +172,10 @@ void CudaBackend::accumulate_loss(const Tensor& sums, const Tensor& max, const T
   cuda::expect_device(labels, op, "labels");
   cuda::expect_dtype(labels, DType::I32, op, "labels");
   if (B == 0) return;
-  accumulate_loss_kernel<<<1, 1, 0, impl_->stream>>>(
+  // One warp of which thread 0 adds the B rows up in order (deterministic; B
+  // is one micro-batch). A whole warp, not one thread: the emulator
+  // (tests/backend_cuda/emu) runs warps of 32.
+  accumulate_loss_kernel<<<1, 32, 0, impl_->stream>>>(
       static_cast<double*>(sums.data), static_cast<const float*>(max.data),
       static_cast<const float*>(sumexp.data), static_cast<const float*>(target.data),
       static_cast<const float*>(label_logits.data), static_cast<const int32_t*>(labels.data), B, L);
