@@ -11,6 +11,7 @@
 
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/infer/predictor.hpp"
+#include "sptrain/io/file.hpp"
 
 namespace sptrain {
 
@@ -126,7 +127,7 @@ int run_infer(const InferOptions& o) {
       line["scores"] = std::move(scores);
       std::fputs((line.dump() + "\n").c_str(), stdout);
     }
-    std::fflush(stdout);
+    flush_checked(stdout, "standard output");  // fail at the first batch that is lost
   }
   return 0;
 }

@@ -27,9 +27,14 @@ PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max
       max_seqs_(max_seqs),
       max_segments_(max_segments),
       prompt_rows_(prompt_rows) {
-  allocate(backend, ElemTypes{}, buf_.list(max_rows, max_seqs, max_segments));
+  const BufferList buffers = buf_.list(max_rows, max_seqs, max_segments);
+  allocate(backend, ElemTypes{}, buffers);
   host_tokens_.reserve(size_t(max_rows));
   host_token_targets_.reserve(size_t(max_seqs));
+  // Every fill uploads these without waiting: staging space for all of them.
+  int64_t bytes = 0;
+  for (const BufferSpec& b : buffers) bytes += int64_t(b.target->view().bytes());
+  backend.reserve_staging(bytes);
 }
 
 void PackedBatchWriter::begin(MicroBatch& mb, int num_examples) {
@@ -99,10 +104,11 @@ void PackedBatchWriter::add_example(const EncodedExample& ex, int first_pos) {
   host_token_targets_.push_back(ex.label_token);
 }
 
+// Without waiting for the device (the back end stages the bytes).
 Tensor PackedBatchWriter::upload(const Buffer& buf, int64_t n, const void* src) {
   Tensor t = buf.view();
   t.shape = Shape{n};
-  backend_.copy_from_host(t, src);
+  backend_.copy_from_host_async(t, src);
   return t;
 }
 

@@ -110,6 +110,14 @@ class SegmentedOptimizer : public Optimizer {
     Optimizer::set_step_count(steps);
     for (const Part& p : parts_) p.opt->set_step_count(steps);
   }
+  // A method's tensors update on the host (their gradient comes through a
+  // reparameterisation there); only prompt tuning's one tensor updates on a GPU.
+  void place_on(Backend&) override {
+    fail("internal error: an optimizer of several tensors runs on the host, not on the device");
+  }
+  void step_on_device(const Tensor&, const Tensor&, const Tensor&, double) override {
+    fail("internal error: an optimizer of several tensors runs on the host, not on the device");
+  }
 
  private:
   struct Part {

@@ -160,11 +160,6 @@ double PromptParameter::grad_sum_of_squares() const {
   return sum;
 }
 
-PromptInputs PromptParameter::device() const {
-  return PromptInputs(prompt_.empty() ? Tensor{} : prompt_.view(),
-                      prefix_dev_.empty() ? Tensor{} : prefix_dev_.view());
-}
-
 PromptInputs PromptParameter::device_grad() const {
   return PromptInputs(prompt_grad_.empty() ? Tensor{} : prompt_grad_.view(),
                       prefix_grad_.empty() ? Tensor{} : prefix_grad_.view());
@@ -186,7 +181,7 @@ void PromptParameter::copy_to_device(const Buffer& dst, const std::vector<float>
   backend_.copy_from_host(dst, staging_.data());
 }
 
-void PromptParameter::copy_from_device(std::vector<float>& dst, const Buffer& src) {
+void PromptParameter::copy_from_device(std::vector<float>& dst, const Buffer& src) const {
   if (staging_.empty()) {
     backend_.copy_to_host(dst.data(), src);
     return;
@@ -224,6 +219,7 @@ void PromptParameter::prefix_to_units(const std::vector<float>& prefix, float* u
 }
 
 std::vector<float> PromptParameter::computed_prompt() {
+  download();
   if (method_ == PromptMethod::Deep || !holds()) return {};
   if (method_ == PromptMethod::PromptTuning) return values_;
   const ParameterTensor& e = *find("encoder.embedding");
@@ -233,6 +229,7 @@ std::vector<float> PromptParameter::computed_prompt() {
 }
 
 std::vector<float> PromptParameter::computed_prefix() {
+  download();
   if (method_ != PromptMethod::Deep || prefix_host_.empty()) return {};
   std::vector<float> prefix(prefix_host_.size());
   if (!trunk_) {
@@ -256,20 +253,51 @@ std::vector<float> PromptParameter::computed_prefix() {
   return prefix;
 }
 
+std::vector<float>& PromptParameter::values() {
+  download();
+  newer_ = Newer::Host;
+  return values_;
+}
+
+const std::vector<float>& PromptParameter::values() const {
+  download();
+  return values_;
+}
+
+PromptInputs PromptParameter::device() {
+  upload();
+  return PromptInputs(prompt_.empty() ? Tensor{} : prompt_.view(),
+                      prefix_dev_.empty() ? Tensor{} : prefix_dev_.view());
+}
+
+void PromptParameter::device_written() {
+  SPT_CHECK(updates_on_device(), "internal error: a ", prompt_method_name(method_),
+            " prompt is updated on the host, not on the device");
+  newer_ = Newer::Device;
+}
+
 void PromptParameter::upload() {
-  if (!holds()) return;
+  if (!holds() || newer_ != Newer::Host) return;
+  newer_ = Newer::Same;
   if (method_ == PromptMethod::Deep) {
     if (prefix_dev_.empty()) return;
     prefix_host_ = computed_prefix();
     copy_to_device(prefix_dev_, prefix_host_);
     return;
   }
+  if (prompt_.empty()) return;  // host values only (assembling a checkpoint)
   if (method_ == PromptMethod::PromptTuning) {
     copy_to_device(prompt_, values_);
     return;
   }
   prompt_host_ = computed_prompt();
   copy_to_device(prompt_, prompt_host_);
+}
+
+void PromptParameter::download() const {
+  if (newer_ != Newer::Device) return;
+  copy_from_device(values_, prompt_);
+  newer_ = Newer::Same;
 }
 
 void PromptParameter::zero_grad() {
@@ -334,6 +362,7 @@ void PromptParameter::set_from_prompt(const std::vector<float>& prompt, Rng& rng
   if (!holds()) return;
   SPT_CHECK(prompt.size() == size_t(rows_) * size_t(cols_), "internal error: a prompt of ",
             prompt.size(), " values for [", rows_, ", ", cols_, "]");
+  newer_ = Newer::Host;
   if (method_ == PromptMethod::PromptTuning) {
     values_ = prompt;
     return;
@@ -367,6 +396,7 @@ void PromptParameter::set_prefix(const std::vector<float>& mine, const std::vect
   SPT_CHECK(mine.size() == prefix_host_.size(), "internal error: this rank's prefix of ", mine.size(),
             " values, expected ", prefix_host_.size());
   const int64_t P = rows_, D = prefix_.head_dim, K = place_.kv_heads;
+  newer_ = Newer::Host;
   if (!trunk_) {
     if (!mine.empty()) prefix_to_units(mine, values_.data());
     return;
@@ -438,6 +468,7 @@ void PromptParameter::set_prefix(const std::vector<float>& mine, const std::vect
 
 void PromptParameter::set_values(
     const std::function<const std::vector<float>*(const ParameterTensor&)>& find_values) {
+  newer_ = Newer::Host;
   for (const ParameterTensor& t : tensors_) {
     const std::vector<float>* v = find_values(t);
     SPT_CHECK(v, "the checkpoint has no tensor '", t.name, "' of the ", prompt_method_name(method_),

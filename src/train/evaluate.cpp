@@ -11,7 +11,6 @@ EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data) {
   const int n_labels = s.task->num_labels();
   const Range share = split_range(int64_t(data.size()), ps.layout().data, ps.coords().dp);
   const int chunk = s.config.train.eval_batch_size;
-  s.prompt->upload();
   MicroBatchSet& mbs = *s.eval_batch;
   HeadTally& tally = s.tally;
   tally.reset(nullptr, n_labels);
@@ -20,7 +19,7 @@ EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data) {
     for (int64_t i = begin; i < std::min(share.end(), begin + chunk); ++i) s.examples.push_back(&data[size_t(i)]);
     mbs.fill(s.examples);
     tally.batches = &mbs.batches();
-    s.runner->evaluate(mbs.batches(), s.prompt->device(), tally);
+    s.runner->evaluate(mbs.batches(), s.prompt->device(), tally);  // device(): the newest values
   }
   // Only one rank per replica reports; the others add zeros.
   const bool reports = s.reports_loss();

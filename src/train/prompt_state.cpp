@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "sptrain/comm/control.hpp"
 #include "sptrain/io/fingerprint.hpp"
@@ -175,8 +176,8 @@ void save_prompt(Session& s, const Optimizer& optimizer, Checkpoint& c) {
   c.prompt_method = prompt_method_name(p.method());
   auto tensor_state = [&](const ParameterTensor& t) {
     return NamedState{t.name, {t.rows, t.cols},
-                      std::vector<float>(p.values().begin() + t.offset,
-                                         p.values().begin() + t.offset + t.size())};
+                      std::vector<float>(std::as_const(p).values().begin() + t.offset,
+                                         std::as_const(p).values().begin() + t.offset + t.size())};
   };
   if (!p.sharded()) {
     // The first stage holds everything; world rank 0 is on it.

@@ -101,10 +101,26 @@ Session::Session(const Config& cfg, ProcessGrid grid, SessionMode mode)
   prompt = std::make_unique<PromptParameter>(*backend, ctx->stat, config.prompt, model, place);
   if (kv_replicas > 1 && prompt->method() == PromptMethod::Deep)
     kv_grad_scratch = ctx->alloc_stat(Shape{model.n_kv_heads, prompt->device_grad().prefix.numel()});
+  if (backend->device() == Device::CUDA && !eval_only) step_sums = backend->allocate(DType::F64, Shape{3});
   examples.reserve(size_t(std::max(local_batch, t.eval_batch_size)));
   tally.reset(nullptr, task->num_labels());
 }
 
 Session::~Session() = default;
+
+std::unique_ptr<Optimizer> make_prompt_optimizer(Session& s) {
+  const PromptParameter& prompt = *s.prompt;
+  // Prompt tuning: the plain optimizer of [P, d] (its state's names as
+  // before), on the device for a GPU step. A rank without parameters never
+  // steps; the same optimizer keeps the trainer's code the same on every rank.
+  if (prompt.method() == PromptMethod::PromptTuning || !prompt.holds()) {
+    auto optimizer = make_optimizer(s.config.optim, prompt.rows(), prompt.cols());
+    if (s.device_step() && prompt.holds() && prompt.updates_on_device()) optimizer->place_on(*s.backend);
+    return optimizer;
+  }
+  std::vector<TensorSegment> segments;
+  for (const ParameterTensor& t : prompt.tensors()) segments.push_back({t.name, t.rows, t.cols});
+  return make_optimizer(s.config.optim, segments);
+}
 
 }  // namespace sptrain

@@ -35,42 +35,76 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   mbs.fill(s.examples);
 
   // Forward and backward through the schedule; each stage accumulates its
-  // part of the prompt's gradient, each example's loss weighted 1/B.
+  // part of the prompt's gradient, each example's loss weighted 1/B. On a GPU
+  // the last stage adds the loss and correct count up on the device.
   PromptParameter& prompt = *s.prompt;
-  prompt.upload();
+  const bool on_device = s.device_step();
+  const Tensor sums = s.step_sums.view();
+  if (on_device) {
+    s.backend->fill(sums, 0.0);
+    s.stage->set_device_sums(sums.slice_rows(0, 2));
+  }
   prompt.zero_grad();
   s.tally.reset(&mbs.batches(), s.task->num_labels());
   s.runner->train(mbs.batches(), prompt.device(), prompt.device_grad(), 1.0f / float(B), s.tally);
+  if (on_device) s.stage->set_device_sums(Tensor{});
 
-  // The prompt's gradient, summed over the replicas, then the update.
+  // The prompt's gradient, summed over the replicas, its norm, clipping, and
+  // the update, skipped when the norm is not finite: on the host for the CPU
+  // back end, enqueued on the device for a GPU.
   const auto update_start = Clock::now();
   double grad_norm = 0;
   bool skipped = false;
+  const double max_norm = s.config.optim.clip_grad_norm;
+  // Prompt tuning on a GPU updates the prompt on the device; the other
+  // methods' parameters (encoders, per-unit tensors) update on the host.
+  const bool update_on_device = on_device && prompt.updates_on_device();
   if (prompt.holds()) {
     // Data parallel: what the model read, once per step (data_parallel_bytes_per_step).
     if (ps.layout().data > 1)
       for (const Tensor& g : prompt.device_grad_tensors()) ps.data().all_reduce(g, ReduceOp::Sum);
-    // Deep prompts: a kv head shared by tensor ranks gathers their parts, and
-    // prefix tuning's MLP sums its trunk's gradient over the model's ranks
-    // (tensor_parallel::prompt_bytes_per_step; the pipeline's in prompt_pipeline_bytes).
-    if (!s.kv_grad_scratch.empty())
-      tensor_parallel::sum_shared_kv_grad(*s.ctx, prompt.device_grad().prefix,
-                                          s.stage->dims().kv_range.begin, s.kv_grad_scratch);
-    prompt.download_grad([&](const Tensor& trunk_grad) {
-      tensor_parallel::sum_prefix_trunk_grad(*s.ctx, trunk_grad);
-      if (ps.layout().pipeline > 1) ps.pipeline().all_reduce(trunk_grad, ReduceOp::Sum);
-    });
-    // The norm over the whole job's parameters, each tensor counted once.
-    double sum_sq = prompt.grad_sum_of_squares();
-    if (prompt.sharded()) control_sum(ps.host(), {&sum_sq});
-    grad_norm = std::sqrt(sum_sq);
-    std::vector<float>& g = prompt.grad();
-    clip_to_norm(g.data(), g.size(), grad_norm, s.config.optim.clip_grad_norm);
-    if (std::isfinite(grad_norm)) {
-      optimizer.step(prompt.values().data(), g.data(), lr);
+    if (update_on_device) {
+      const Tensor grad = prompt.device_grad().prompt, norm_sq = sums.slice_rows(2, 1);
+      s.backend->sum_squares(norm_sq, grad);
+      s.backend->clip_by_norm(grad, norm_sq, max_norm);
+      optimizer.step_on_device(prompt.device().prompt, grad, norm_sq, lr);
+      prompt.device_written();
     } else {
-      skipped = true;
-      optimizer.set_step_count(optimizer.step_count() + 1);  // keep steps aligned with the schedule
+      // Deep prompts: a kv head shared by tensor ranks gathers their parts, and
+      // prefix tuning's MLP sums its trunk's gradient over the model's ranks
+      // (tensor_parallel::prompt_bytes_per_step; the pipeline's in prompt_pipeline_bytes).
+      if (!s.kv_grad_scratch.empty())
+        tensor_parallel::sum_shared_kv_grad(*s.ctx, prompt.device_grad().prefix,
+                                            s.stage->dims().kv_range.begin, s.kv_grad_scratch);
+      prompt.download_grad([&](const Tensor& trunk_grad) {
+        tensor_parallel::sum_prefix_trunk_grad(*s.ctx, trunk_grad);
+        if (ps.layout().pipeline > 1) ps.pipeline().all_reduce(trunk_grad, ReduceOp::Sum);
+      });
+      // The norm over the whole job's parameters, each tensor counted once.
+      double sum_sq = prompt.grad_sum_of_squares();
+      if (prompt.sharded()) control_sum(ps.host(), {&sum_sq});
+      grad_norm = std::sqrt(sum_sq);
+      std::vector<float>& g = prompt.grad();
+      clip_to_norm(g.data(), g.size(), grad_norm, max_norm);
+      if (std::isfinite(grad_norm)) {
+        optimizer.step(prompt.values().data(), g.data(), lr);
+      } else {
+        skipped = true;
+        optimizer.set_step_count(optimizer.step_count() + 1);  // keep steps aligned with the schedule
+      }
+    }
+  }
+  // The one wait of a GPU step: its scalars.
+  double loss_here = s.reports_loss() ? s.tally.loss_sum : 0.0;
+  double correct_here = s.reports_loss() ? double(s.tally.correct) : 0.0;
+  if (on_device) {
+    double host[3];
+    s.backend->copy_to_host(host, sums);
+    loss_here = s.reports_loss() ? host[0] : 0.0;
+    correct_here = s.reports_loss() ? host[1] : 0.0;
+    if (update_on_device && prompt.holds()) {
+      grad_norm = std::sqrt(host[2]);
+      skipped = !std::isfinite(grad_norm);
     }
   }
 
@@ -92,8 +126,8 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   // norm and the skip from world rank 0 (every prompt holder computes the same).
   const bool lead = ps.world_rank() == 0;
   const bool counts_rows = ps.first_stage() && ps.coords().tp == 0;
-  double loss_sum = s.reports_loss() ? s.tally.loss_sum : 0.0;
-  double correct = s.reports_loss() ? double(s.tally.correct) : 0.0;
+  double loss_sum = loss_here;
+  double correct = correct_here;
   double text_rows = counts_rows ? double(mbs.text_rows()) : 0.0;
   double prompt_rows = counts_rows ? double(mbs.prompt_rows()) : 0.0;
   double norm = lead ? grad_norm : 0.0;
@@ -169,17 +203,6 @@ StepShape step_shape(const Session& s) {
     sh.trunk_elems = int64_t(sh.prompt_len) *
                      (s.config.prompt.encoder_hidden > 0 ? s.config.prompt.encoder_hidden : s.model.d_model);
   return sh;
-}
-
-std::unique_ptr<Optimizer> make_prompt_optimizer(const OptimSection& cfg, const PromptParameter& prompt) {
-  // Prompt tuning: the plain optimizer of [P, d] (its state's names as
-  // before). A rank without parameters never steps; the same optimizer keeps
-  // the trainer's code the same on every rank.
-  if (prompt.method() == PromptMethod::PromptTuning || !prompt.holds())
-    return make_optimizer(cfg, prompt.rows(), prompt.cols());
-  std::vector<TensorSegment> segments;
-  for (const ParameterTensor& t : prompt.tensors()) segments.push_back({t.name, t.rows, t.cols});
-  return make_optimizer(cfg, segments);
 }
 
 }  // namespace sptrain

@@ -150,7 +150,7 @@ std::unique_ptr<Optimizer> run_steps(Session& s, OnStep&& on_step) {
   const Config& c = s.config;
   Rng rng(c.train.seed);
   start_prompt(s, rng);
-  auto optimizer = make_prompt_optimizer(c.optim, *s.prompt);
+  auto optimizer = make_prompt_optimizer(s);
   DataSampler sampler(int64_t(s.data.train.size()), c.train.seed, c.train.shuffle);
   std::vector<int64_t> batch;
   for (int step = 0; step < kSteps; ++step) {

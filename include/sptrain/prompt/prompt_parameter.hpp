@@ -23,6 +23,13 @@
 // them whole); a deep prompt's units on the stage of their layer and the
 // tensor ranks of their key/value head (with fewer kv heads than tensor ranks,
 // several ranks hold a unit: its gradient is summed over them and counted once).
+//
+// The host values and what the device holds are kept coherent lazily:
+// whichever was written last is brought to the other when the other is read.
+// Prompt tuning on a GPU updates its prompt on the device (the device copy is
+// then the master, in f32), so a step never waits for it and a checkpoint
+// still sees the newest values; the other methods' optimizers run on the host
+// and the device inputs are recomputed from values() when they changed.
 #include <functional>
 #include <memory>
 #include <string>
@@ -101,21 +108,27 @@ class PromptParameter {
 
   // This rank's tensors, in the order they lie in values() and grad().
   const std::vector<ParameterTensor>& tensors() const { return tensors_; }
-  std::vector<float>& values() { return values_; }
-  const std::vector<float>& values() const { return values_; }
+  // The host values, fp32, brought up to date first. The writable form takes
+  // the host copy as the newest (the caller may write).
+  std::vector<float>& values();
+  const std::vector<float>& values() const;
   std::vector<float>& grad() { return grad_; }
   const std::vector<float>& grad() const { return grad_; }
   // The sum of squares (in double) of the counted tensors' gradient.
   double grad_sum_of_squares() const;
 
-  // What the model reads on this rank and where its gradient goes (empty
+  // What the model reads on this rank, brought up to date first (computed
+  // from values() when they changed), and where its gradient goes (empty
   // parts where this rank has none).
-  PromptInputs device() const;
+  PromptInputs device();
   PromptInputs device_grad() const;
+  // Prompt tuning only: the optimizer may update the device prompt in place
+  // (on a GPU, optim/optimizer.hpp step_on_device), and device_written() says it did.
+  bool updates_on_device() const { return method_ == PromptMethod::PromptTuning; }
+  void device_written();
   // The device gradients every data-parallel replica must sum, and their bytes.
   std::vector<Tensor> device_grad_tensors() const;
 
-  void upload();     // values -> (encoder) -> the device tensors
   void zero_grad();  // device gradient = 0
   // Device gradient -> grad(), through the reparameterisation's backward.
   // deep + mlp: the shared trunk's input gradient is a sum over every rank's
@@ -153,8 +166,11 @@ class PromptParameter {
                                              const PromptPlacement& placement);
 
  private:
+  enum class Newer { Same, Host, Device };
+  void upload();          // values -> (encoder) -> the device tensors, when the host is newer
+  void download() const;  // the device prompt -> values, when the device is newer
   void copy_to_device(const Buffer& dst, const std::vector<float>& src);
-  void copy_from_device(std::vector<float>& dst, const Buffer& src);
+  void copy_from_device(std::vector<float>& dst, const Buffer& src) const;
   const ParameterTensor* find(const std::string& name) const;
   // deep: this rank's prefix [num_layers, P, W] <-> its units' values.
   void units_to_prefix(const float* unit_values, std::vector<float>& prefix) const;
@@ -168,11 +184,13 @@ class PromptParameter {
   PrefixShape prefix_;  // the whole model's
   int width_ = 0;       // this rank's prefix row: 2 * kv_heads * D
   std::vector<ParameterTensor> tensors_;
-  std::vector<float> values_, grad_;
+  mutable std::vector<float> values_;
+  std::vector<float> grad_;
+  mutable Newer newer_ = Newer::Host;
   std::unique_ptr<PromptEncoder> encoder_;   // p_tuning
   std::unique_ptr<PrefixTrunk> trunk_;       // deep + mlp
   std::vector<float> prompt_host_, prompt_grad_host_, prefix_host_, prefix_grad_host_;
-  std::vector<double> staging_;  // f64 stat dtype: the host side of a copy
+  mutable std::vector<double> staging_;  // f64 stat dtype: the host side of a copy
   Buffer prompt_, prompt_grad_, prefix_dev_, prefix_grad_, shared_grad_;
 };
 

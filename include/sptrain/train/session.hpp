@@ -11,6 +11,7 @@
 #include "sptrain/config/config.hpp"
 #include "sptrain/data/task_data.hpp"
 #include "sptrain/model/stage.hpp"
+#include "sptrain/optim/optimizer.hpp"
 #include "sptrain/pipeline/runner.hpp"
 #include "sptrain/prompt/prompt_parameter.hpp"
 #include "sptrain/tokenizer/tokenizer.hpp"
@@ -45,6 +46,10 @@ struct Session {
   // Deep prompts with fewer kv heads than tensor ranks: [n_kv, this rank's
   // prefix gradient] for summing each head's gradient over the ranks sharing it.
   Buffer kv_grad_scratch;
+  // On a GPU the step finishes on the device (docs/cuda.md): the loss sum,
+  // correct count and the gradient's squared norm gather here (f64 [3]) and
+  // come back in the step's one copy to the host. Empty on the CPU.
+  Buffer step_sums;
   // Scratch of train_step() and evaluate(), sized here so that a step allocates nothing.
   HeadTally tally;
   std::vector<const EncodedExample*> examples;
@@ -54,8 +59,16 @@ struct Session {
   bool holds_prompt() const { return prompt ? prompt->holds() : parallel->first_stage(); }
   // This rank reports its replica's loss (last stage, tensor rank 0).
   bool reports_loss() const { return parallel->last_stage() && parallel->coords().tp == 0; }
+  // The step's loss, update and figures stay on the device (the CUDA back end).
+  bool device_step() const { return !step_sums.empty(); }
   // Examples of one step on this replica.
   int local_batch() const { return config.train.batch_size / parallel->layout().data; }
 };
+
+// The prompt's optimizer for this session (optim.name): one per tensor of
+// this rank's share of the prompt's parameters (optim/optimizer.hpp,
+// TensorSegment), placed where their master copy lives: on the device for
+// prompt tuning's GPU step, on the host otherwise.
+std::unique_ptr<Optimizer> make_prompt_optimizer(Session& s);
 
 }  // namespace sptrain

@@ -72,8 +72,4 @@ PerKind<uint64_t> step_bytes(const StepShape& shape, const std::vector<int64_t>&
 // The shape of the session's steps on this rank.
 StepShape step_shape(const Session& s);
 
-// The optimizer of this rank's share of the prompt's parameters: one of
-// optim.name per tensor (optim/optimizer.hpp, TensorSegment).
-std::unique_ptr<Optimizer> make_prompt_optimizer(const OptimSection& cfg, const PromptParameter& prompt);
-
 }  // namespace sptrain
