@@ -51,10 +51,9 @@ Predictor::Predictor(const std::string& model_path, std::vector<TaskPrompt> task
     SPT_CHECK(p.rows + p.task_max_length <= model_.max_positions, where, ": ", p.rows,
               " prompt vectors + task max_length ", p.task_max_length, " exceed the model's ",
               model_.max_positions, " positions");
-    TaskSection section;
-    section.template_text = p.task_template;
-    section.labels = p.labels;
-    section.max_length = p.task_max_length;
+    SPT_CHECK(p.task_kind == "classify", where, ": a ", p.task_kind,
+              " task's prompt: infer scores label words; use sptrain generate");
+    const TaskSection section = task_section_of(p);
     Entry e;
     e.name = t.name;
     try {

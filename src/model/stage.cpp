@@ -40,9 +40,12 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
   layers_.resize(size_t(spec.num_layers));
   for (int i = 0; i < spec.num_layers; ++i)
     layers_[size_t(i)].load(loader, config, dims_, spec.first_layer + i);
-  if (spec.last())
-    head_.load(ctx, loader, config, dims_, head, std::max(shape.train_seqs, shape.eval_seqs),
+  if (spec.last()) {
+    const int64_t train_targets = shape.train_targets > 0 ? shape.train_targets : shape.train_seqs;
+    const int64_t eval_targets = shape.eval_targets > 0 ? shape.eval_targets : shape.eval_seqs;
+    head_.load(ctx, loader, config, dims_, head, std::max(train_targets, eval_targets),
                shape.activation_sets, spec.first() ? embedding_.tokens.view() : Tensor{});
+  }
   weight_bytes_ = loader.resident_bytes();
 
   if (config.position == PositionKind::Rope) {
@@ -93,8 +96,8 @@ Stage::Work Stage::work(const MicroBatch& mb) const {
   w.backward = layers * (linear_per_row * q.num_rows + 8.0 * D * H * keys);
   if (spec_.last()) {
     const double cols = head_.loss == LossKind::Vocab ? double(head_.vocab.count) : head_.n_labels;
-    w.forward += 2.0 * d * cols * q.num_examples;
-    w.backward += 2.0 * d * cols * q.num_examples;
+    w.forward += 2.0 * d * cols * double(mb.targets);
+    w.backward += 2.0 * d * cols * double(mb.targets);
   }
   return w;
 }
@@ -159,6 +162,28 @@ void Stage::forward(int slot, const MicroBatch& mb, const Tensor& prompt) {
     layers_[size_t(i)].forward(ctx_, mb.seq, rope, acts, workspace_, x_out);
   }
   if (spec_.last()) head_.forward(ctx_, mb, output(slot, T), head_out_, slot);
+}
+
+void Stage::forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache) {
+  const int64_t Q = step.seq.num_rows;
+  SPT_CHECK(Q <= eval_rows(), "internal error: a cached step of ", Q, " rows, capacity ", eval_rows());
+  SPT_ASSERT(cache.layers.size() == layers_.size());
+  const Tensor x = input(-1, Q);
+  if (spec_.first()) embedding_.forward(ctx_, step.seq, step.tokens, prompt, x);
+  const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
+  // Like evaluation: one set of buffers, each layer's output over its input.
+  for (size_t i = 0; i < layers_.size(); ++i)
+    layers_[i].forward_cached(ctx_, step, rope, eval_set_.layers.front(), workspace_,
+                              cache.layers[i].view(), x);
+}
+
+KvCache Stage::make_kv_cache(int64_t rows) const {
+  return KvCache(ctx_, int(layers_.size()), dims_.kv_heads, dims_.head_dim, rows);
+}
+
+void Stage::next_token_logits(const CachedStep& step, const Tensor& full) {
+  SPT_ASSERT(spec_.last());
+  head_.next_token_logits(ctx_, output(-1, step.seq.num_rows), step.last_rows, full);
 }
 
 void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const Tensor& dprompt) {

@@ -24,6 +24,10 @@ ExportResult export_hdf5(const StoredPrompt& p, const std::string& out) {
     f.set_attr("/", "eval_loss", p.eval_loss);
     f.set_attr("/", "task_template", p.task_template);
     f.set_attr("/", "task_max_length", int64_t(p.has_task ? p.task_max_length : 0));
+    if (p.has_task && p.task_kind == "generate") {  // absent: a classify task
+      f.set_attr("/", "task_kind", p.task_kind);
+      f.set_attr("/", "task_max_target_length", int64_t(p.task_max_target_length));
+    }
     f.write("prompt", DType::F32, Shape{p.rows, p.cols}, p.values.data());
     if (!p.labels.empty()) write_verbalizer(f, p.labels);
     f.flush();
@@ -57,7 +61,11 @@ StoredPrompt read_hdf5_export(h5::File& f) {
   p.task_template = f.attr_string("/", "task_template");
   p.task_max_length = int(f.attr_int("/", "task_max_length"));
   p.labels = read_verbalizer(f, path);
-  p.has_task = !p.labels.empty() && p.task_max_length > 0;
+  if (f.has_attr("/", "task_kind")) {
+    p.task_kind = f.attr_string("/", "task_kind");
+    p.task_max_target_length = int(f.attr_int("/", "task_max_target_length"));
+  }
+  p.has_task = (p.task_kind == "generate" || !p.labels.empty()) && p.task_max_length > 0;
   return p;
 }
 

@@ -41,15 +41,33 @@ StoredPrompt stored_prompt_of(const Checkpoint& c, const std::string& path) {
   p.labels = c.labels;
   // task.max_length is part of the configuration the run recorded; a key
   // missing there had its default.
-  p.task_max_length = TaskSection{}.max_length;
+  const TaskSection defaults;
+  p.task_max_length = defaults.max_length;
+  p.task_max_target_length = defaults.max_target_length;
   try {
     const YAML::Node root = YAML::Load(c.config_yaml);
-    if (root["task"] && root["task"]["max_length"]) p.task_max_length = root["task"]["max_length"].as<int>();
+    if (const YAML::Node task = root["task"]) {
+      if (task["max_length"]) p.task_max_length = task["max_length"].as<int>();
+      if (task["kind"]) p.task_kind = task["kind"].as<std::string>();
+      if (task["max_target_length"]) p.task_max_target_length = task["max_target_length"].as<int>();
+    }
   } catch (const YAML::Exception& e) {
     fail(path, ": the recorded configuration (config_yaml) cannot be read: ", e.what());
   }
-  p.has_task = !p.labels.empty();
+  p.has_task = p.task_kind == "generate" || !p.labels.empty();
   return p;
+}
+
+TaskSection task_section_of(const StoredPrompt& p) {
+  SPT_CHECK(p.has_task, p.path, ": the prompt does not record its task");
+  TaskSection t;
+  t.kind = p.task_kind;
+  t.template_text = p.task_template;
+  t.labels = p.labels;
+  t.max_length = p.task_max_length;
+  if (p.task_max_target_length > 0) t.max_target_length = p.task_max_target_length;
+  if (t.kind == "generate") t.loss = "vocab";
+  return t;
 }
 
 StoredPrompt read_stored_prompt(const std::string& path) {

@@ -33,14 +33,18 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
     s.examples.push_back(&s.data.train[size_t(global_batch[size_t(ps.coords().dp * local + i)])]);
   MicroBatchSet& mbs = *s.train_batches;
   mbs.fill(s.examples);
+  // The loss is the mean over the global batch's target tokens (one per
+  // example for a classify task): every replica counts them all.
+  int64_t targets = 0;
+  for (int64_t i : global_batch) targets += s.data.train[size_t(i)].answer_tokens();
 
   // Forward and backward through the schedule; the first stage accumulates
-  // the prompt's gradient, each example's loss weighted 1/B.
+  // the prompt's gradient, each target token's loss weighted 1/targets.
   PromptParameter& prompt = *s.prompt;
   prompt.upload();
   prompt.zero_grad();
   s.tally.reset(&mbs.batches(), s.task->num_labels());
-  s.runner->train(mbs.batches(), prompt.device(), prompt.device_grad(), 1.0f / float(B), s.tally);
+  s.runner->train(mbs.batches(), prompt.device(), prompt.device_grad(), 1.0f / float(targets), s.tally);
 
   // The prompt's gradient, summed over the replicas, then the update.
   const auto update_start = Clock::now();
@@ -85,8 +89,9 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   double skip = lead && skipped ? 1.0 : 0.0;
   double stop = stop_requested ? 1.0 : 0.0;
   control_sum(ps.host(), {&loss_sum, &correct, &text_rows, &prompt_rows, &norm, &skip, &stop});
-  r.loss = loss_sum / B;
+  r.loss = loss_sum / double(targets);
   r.accuracy = correct / B;
+  r.targets = targets;
   r.text_rows = int64_t(text_rows);
   r.prompt_rows = int64_t(prompt_rows);
   r.grad_norm = norm;
@@ -101,15 +106,15 @@ uint64_t data_parallel_bytes_per_step(const StepShape& sh) {
   return uint64_t(int64_t(sh.prompt_len) * sh.d_model * sh.stat_bytes);
 }
 
-PerKind<uint64_t> step_bytes(const StepShape& sh, const std::vector<int64_t>& micro_batch_rows) {
+PerKind<uint64_t> step_bytes(const StepShape& sh, const std::vector<MicroBatchSize>& micro_batches) {
   PerKind<uint64_t> b;
   const tensor_parallel::StageParts parts{sh.stage.first(), sh.stage.num_layers,
                                           sh.stage.last() && sh.vocab_loss};
-  for (int64_t rows : micro_batch_rows) {
-    b.tensor += tensor_parallel::bytes_per_micro_batch(parts, sh.layout.tensor, rows, sh.examples_per_micro,
+  for (const MicroBatchSize& m : micro_batches) {
+    b.tensor += tensor_parallel::bytes_per_micro_batch(parts, sh.layout.tensor, m.rows, m.targets,
                                                        sh.d_model, sh.act_bytes, sh.stat_bytes);
     if (sh.layout.pipeline > 1)
-      b.pipeline += pipeline_bytes_per_micro_batch(sh.stage, rows, sh.d_model, sh.act_bytes);
+      b.pipeline += pipeline_bytes_per_micro_batch(sh.stage, m.rows, sh.d_model, sh.act_bytes);
   }
   b.data = data_parallel_bytes_per_step(sh);
   return b;
@@ -121,7 +126,6 @@ StepShape step_shape(const Session& s) {
   sh.layout = s.parallel->layout();
   sh.d_model = s.model.d_model;
   sh.prompt_len = s.config.prompt.length;
-  sh.examples_per_micro = s.config.train.micro_batch_size;
   sh.vocab_loss = s.task->vocab_loss();
   sh.act_bytes = int64_t(dtype_size(s.ctx->act));
   sh.stat_bytes = int64_t(dtype_size(s.ctx->stat));

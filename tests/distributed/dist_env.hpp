@@ -80,7 +80,7 @@ inline const std::string& model_path(Family family) {
   auto it = paths.find(family);
   if (it != paths.end()) return it->second;
   const std::string path = test::temp_path(std::string("dist_") + family_label(family) + ".h5");
-  const Tokenizer tok = Tokenizer::bytes_only();
+  const Tokenizer tok = test::bytes_with_eos();  // end-of-sequence for the generate task
   write_random_model(path, model_config(family), 11, 0.2, [&](h5::File& f) { tok.save(f); });
   return paths[family] = path;
 }
@@ -93,15 +93,36 @@ inline const std::string& eval_data() {
   static const std::string path = test::sst2_subset("dev", 12, "dist_eval.tsv");
   return path;
 }
+// The generate task's lines (test::generate_data): 40 to train on, 7 inputs
+// (10 lines, some with two references) to evaluate.
+inline const std::string& generate_train_data() {
+  static const std::string path = test::generate_data(40, 0, "dist_generate_train.tsv");
+  return path;
+}
+inline const std::string& generate_eval_data() {
+  static const std::string path = test::generate_data(7, 40, "dist_generate_eval.tsv");
+  return path;
+}
 
 // Global batch 8 in micro-batches of 2: 4 micro-batches per step with one
 // replica, 2 per replica with two. 5 optimizer steps.
 constexpr int kSteps = 5;
 
+// loss: labels or vocab (the classify task), or generate (the generate task).
 inline Config make_config(Family family, const std::string& loss, const std::string& schedule,
                           int tensor, int pipeline, const std::string& run_dir) {
   Config c = test::tiny_config_for(model_path(family), train_data(), eval_data(), run_dir);
   c.task.loss = loss;
+  if (loss == "generate") {
+    c.task.kind = "generate";
+    c.task.loss = "vocab";
+    c.task.labels.clear();
+    c.task.train = generate_train_data();
+    c.task.eval = generate_eval_data();
+    c.task.template_text = "Q: {text}\nA: ";
+    c.task.max_length = 24;
+    c.task.max_target_length = 12;
+  }
   c.prompt.length = 4;
   c.train.batch_size = 8;
   c.train.micro_batch_size = 2;

@@ -9,13 +9,25 @@
 namespace sptrain {
 
 struct Example {
-  std::string text;
-  std::string label;  // as written in the data (JSON integers become decimal strings)
+  std::string text;   // the input
+  std::string label;  // the answer as written in the data: a class label (JSON integers
+                      // become decimal strings) or, for a generate task, the target text
   int line = 0;       // 1-based line in the file, for error messages
 };
 
+// What a task's lines hold: the JSONL keys of the input and the answer (the
+// names errors use for TSV too), and whether the answer may be a JSON integer.
+struct ExampleFields {
+  const char* text;
+  const char* answer;
+  bool integer_answer;
+};
+inline constexpr ExampleFields kClassifyFields{"text", "label", true};    // text<TAB>label
+inline constexpr ExampleFields kGenerateFields{"input", "target", false};  // input<TAB>target
+
 // Reads a whole dataset. format: "auto" (by extension: .tsv/.txt -> tsv,
-// .jsonl/.json -> jsonl), "tsv" or "jsonl".
+// .jsonl/.json -> jsonl), "tsv" or "jsonl". The names below are those of
+// kClassifyFields; a generate task's (kGenerateFields) are input and target.
 //
 // TSV: the LAST tab on a line separates the label, so the text may not
 // contain tabs but everything before the last tab is the text. A first line
@@ -23,11 +35,12 @@ struct Example {
 // Windows line endings and a UTF-8 byte-order mark are tolerated; blank lines
 // at the end are ignored, a blank line elsewhere is an error.
 // JSONL: one JSON object per line with a string `text` and a string or
-// integer `label`; other keys are ignored.
+// integer `label` (a target: a string); other keys are ignored.
 // Errors: missing file, unknown format, no examples, and per line (as
 // `path:LINE: ...`): no tab, empty text, empty label, invalid UTF-8,
 // malformed JSON, missing or mistyped field.
-std::vector<Example> read_dataset(const std::string& path, const std::string& format = "auto");
+std::vector<Example> read_dataset(const std::string& path, const std::string& format = "auto",
+                                  const ExampleFields& fields = kClassifyFields);
 
 // Fails naming file, line and label when an example's label is not one of
 // `allowed`, listing the allowed labels.

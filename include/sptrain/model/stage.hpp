@@ -28,8 +28,11 @@ struct StageShape {
   Capacity train;         // largest training micro-batch
   int train_seqs = 1;     // most examples in one training micro-batch
   int activation_sets = 1;  // micro-batches in flight (kept for backward)
-  Capacity eval;          // largest evaluation micro-batch
+  Capacity eval;          // largest evaluation micro-batch (or cached generation step)
   int eval_seqs = 1;
+  // Most target rows (MicroBatch::targets) in one micro-batch, training and
+  // evaluation; 0: one per example (a classify task).
+  int64_t train_targets = 0, eval_targets = 0;
 };
 
 class Stage {
@@ -38,13 +41,14 @@ class Stage {
         const StageSpec& spec, const HeadSpec& head, const StageShape& shape);
 
   const StageSpec& spec() const { return spec_; }
+  const ModelContext& context() const { return ctx_; }
   const LocalDims& dims() const { return dims_; }
   const ModelConfig& config() const { return config_; }
   int64_t weight_bytes() const { return weight_bytes_; }
   // Floating-point operations this rank does for one micro-batch, counted
   // as docs/performance.md writes out: 2 per multiply-add of every matrix
   // product, attention only over the keys a query sees (causal), the head
-  // only at answer rows. Backward is input gradients only.
+  // only at target rows. Backward is input gradients only.
   struct Work {
     double forward = 0, backward = 0;
   };
@@ -69,6 +73,19 @@ class Stage {
     SPT_CHECK(!logits.empty(), "vocab logits exist only with loss: vocab");
     return logits.view().slice_rows(0, examples);
   }
+
+  // Generation with a key/value cache (model/kv_cache.hpp): the new rows of
+  // `step` through this stage's layers, whose keys and values extend `cache`
+  // (from make_kv_cache). The first stage embeds step.tokens (prompt rows from
+  // `prompt`); the others read their input from input(-1, Q). The output is
+  // output(-1, Q). A step holds at most the evaluation capacity's rows.
+  void forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache);
+  KvCache make_kv_cache(int64_t rows) const;
+  // Last stage, after forward_cached: full [V, S] (stat) = the logits of the
+  // next token after each run's last row, over the whole vocabulary, on
+  // every tensor-parallel rank (loss vocab only).
+  void next_token_logits(const CachedStep& step, const Tensor& full);
+  int64_t eval_rows() const { return eval_set_.layers.front().x_in.view().rows(); }
 
   // Last stage: starts from the loss, scaled by loss_weight. Other stages:
   // grad(T) must hold the gradient w.r.t. this stage's output. On return

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "sptrain/config/config.hpp"
 #include "sptrain/io/checkpoint.hpp"
 #include "sptrain/model/model_config.hpp"
 
@@ -28,10 +29,16 @@ struct StoredPrompt {
   double eval_loss = std::numeric_limits<double>::quiet_NaN();
   // The task the prompt was trained for; has_task is false for npy and PEFT.
   bool has_task = false;
+  std::string task_kind = "classify";  // classify | generate
   std::string task_template;
-  std::vector<std::pair<std::string, std::string>> labels;  // label value -> verbalizer word
+  std::vector<std::pair<std::string, std::string>> labels;  // label value -> verbalizer word (classify)
   int task_max_length = 0;
+  int task_max_target_length = 0;  // generate
 };
+
+// The task section a stored prompt's task describes (has_task must hold):
+// kind, template, labels, max_length and max_target_length.
+TaskSection task_section_of(const StoredPrompt& prompt);
 
 // Reads a prompt from a checkpoint, an hdf5 export, a .npy file, a PEFT folder
 // or its adapter_model.safetensors. The format is told by the file's content

@@ -10,6 +10,7 @@
 #include "sptrain/comm/parallel_state.hpp"
 #include "sptrain/config/config.hpp"
 #include "sptrain/data/task_data.hpp"
+#include "sptrain/generate/decoder.hpp"
 #include "sptrain/model/stage.hpp"
 #include "sptrain/pipeline/runner.hpp"
 #include "sptrain/prompt/prompt_parameter.hpp"
@@ -42,6 +43,9 @@ struct Session {
   std::unique_ptr<MicroBatchSet> train_batches;  // one step's micro-batches (Train only)
   std::unique_ptr<MicroBatchSet> eval_batch;     // one evaluation chunk
   std::unique_ptr<PromptParameter> prompt;
+  // Generate tasks with evaluation inputs, on the CPU back end: greedy
+  // generation for the scores (other back ends lack the cache ops yet).
+  std::unique_ptr<Decoder> decoder;
   // Scratch of train_step() and evaluate(), sized here so that a step allocates nothing.
   HeadTally tally;
   std::vector<const EncodedExample*> examples;
