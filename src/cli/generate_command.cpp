@@ -26,13 +26,13 @@ std::vector<Request> read_requests(const Generator& gen, const std::string& inpu
   std::string where;
   std::vector<Request> out;
   for (const JsonRequest& j : read_json_requests(input, "input", where)) {
-    const int task = gen.find_task(j.task);
-    if (task < 0) fail(where, ":", j.line, ": unknown task '", j.task, "' (tasks: ", gen.task_names(), ")");
+    const int task = gen.tasks().find(j.task);
+    if (task < 0) fail(where, ":", j.line, ": unknown task '", j.task, "' (tasks: ", gen.tasks().names(), ")");
     if (j.text.empty()) fail(where, ":", j.line, ": empty \"input\"");
     Request r;
     r.request.prompt = task;
     r.request.index = uint64_t(j.line);
-    r.request.tokens = gen.task(task).encode_input(j.text);
+    r.request.tokens = gen.tasks()[task].task->encode_input(j.text);
     r.id = j.id;
     out.push_back(std::move(r));
   }
@@ -78,7 +78,7 @@ int run_generate(const GenerateOptions& o) {
         const Generation& g = out[i - begin];
         ordered_json line;
         if (!requests[i].id.is_null()) line["id"] = requests[i].id;
-        line["task"] = gen.task_name(requests[i].request.prompt);
+        line["task"] = gen.tasks()[requests[i].request.prompt].name;
         line["text"] = g.text;
         line["tokens"] = g.tokens.size();
         if (o.ids) line["ids"] = g.tokens;

@@ -20,30 +20,13 @@ Generator::Generator(const std::string& model_path, std::vector<TaskPrompt> task
   SPT_CHECK(tokenizer_->vocab_size() <= model_.vocab_size, model_path, ": the tokenizer has ",
             tokenizer_->vocab_size(), " tokens but the model only ", model_.vocab_size, " embeddings");
 
-  std::vector<int> prompt_lens;
+  tasks_ = std::make_unique<TaskPrompts>(
+      std::move(tasks), "generate",
+      "sptrain generate needs one trained with task.kind: generate (sptrain infer scores label words)", model_,
+      model_path, *tokenizer_);
+  const std::vector<int> prompt_lens = tasks_->prompt_lens();
   int64_t max_input = 1;
-  for (TaskPrompt& t : tasks) {
-    const std::string where = "task '" + t.name + "' (" + t.prompt.path + ")";
-    SPT_CHECK(find_task(t.name) < 0, where, ": the task name is given twice");
-    try {
-      check_prompt_matches_model(t.prompt, model_, model_path);
-    } catch (const Error& err) {
-      fail("task '", t.name, "': ", err.what());
-    }
-    SPT_CHECK(t.prompt.task_kind == "generate", where, ": the prompt of a ", t.prompt.task_kind,
-              " task; sptrain generate needs one trained with task.kind: generate (sptrain infer scores label words)");
-    Entry e;
-    e.name = t.name;
-    try {
-      e.task = std::make_unique<Task>(task_section_of(t.prompt), *tokenizer_);
-    } catch (const Error& err) {
-      fail(where, ": the prompt's task does not fit this model's tokenizer: ", err.what());
-    }
-    e.prompt = std::move(t.prompt);
-    prompt_lens.push_back(int(e.prompt.rows));
-    max_input = std::max<int64_t>(max_input, e.task->max_length());
-    tasks_.push_back(std::move(e));
-  }
+  for (int k = 0; k < tasks_->size(); ++k) max_input = std::max<int64_t>(max_input, (*tasks_)[k].task->max_length());
   if (options_.max_input > 0) max_input = options_.max_input;
 
   BackendOptions backend;
@@ -77,25 +60,11 @@ Generator::Generator(const std::string& model_path, std::vector<TaskPrompt> task
   decoder_ = std::make_unique<Decoder>(*stage_, *runner_, parallel_->pipeline(), *tokenizer_,
                                        DecoderShape{prompt_lens, B, max_input, options.max_new_tokens});
 
-  std::vector<float> stacked;
-  for (const Entry& e : tasks_) stacked.insert(stacked.end(), e.prompt.values.begin(), e.prompt.values.end());
   prompts_ = ctx_->alloc_stat(Shape{prompt_rows, model_.d_model});
-  backend_->copy_from_host(prompts_, stacked.data());
+  backend_->copy_from_host(prompts_, tasks_->stacked_values().data());
 }
 
 Generator::~Generator() = default;
-
-int Generator::find_task(const std::string& name) const {
-  for (size_t k = 0; k < tasks_.size(); ++k)
-    if (tasks_[k].name == name) return int(k);
-  return -1;
-}
-
-std::string Generator::task_names() const {
-  std::string s;
-  for (const Entry& e : tasks_) s += (s.empty() ? "" : ", ") + e.name;
-  return s;
-}
 
 std::vector<Generation> Generator::generate(const std::vector<const GenerationRequest*>& requests,
                                             const DecodeOptions& options) {

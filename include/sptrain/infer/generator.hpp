@@ -9,9 +9,8 @@
 #include <vector>
 
 #include "sptrain/comm/parallel_state.hpp"
-#include "sptrain/data/task.hpp"
 #include "sptrain/generate/decoder.hpp"
-#include "sptrain/infer/predictor.hpp"
+#include "sptrain/infer/task_prompts.hpp"
 
 namespace sptrain {
 
@@ -31,11 +30,7 @@ class Generator {
             const GeneratorOptions& options);
   ~Generator();
 
-  int num_tasks() const { return int(tasks_.size()); }
-  int find_task(const std::string& name) const;  // -1 when there is none
-  const std::string& task_name(int k) const { return tasks_[size_t(k)].name; }
-  const Task& task(int k) const { return *tasks_[size_t(k)].task; }
-  std::string task_names() const;  // "a, b, c", for messages
+  const TaskPrompts& tasks() const { return *tasks_; }
   int batch_size() const { return options_.batch_size; }
   int world_rank() const { return parallel_->world_rank(); }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -46,17 +41,11 @@ class Generator {
                                    const DecodeOptions& options);
 
  private:
-  struct Entry {
-    std::string name;
-    StoredPrompt prompt;
-    std::unique_ptr<Task> task;
-  };
-
   GeneratorOptions options_;
   h5::File model_file_;
   ModelConfig model_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::vector<Entry> tasks_;
+  std::unique_ptr<TaskPrompts> tasks_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<ParallelState> parallel_;
   std::unique_ptr<ModelContext> ctx_;
