@@ -113,10 +113,10 @@ void PackedBatchWriter::add_example(const EncodedExample& ex, int first_pos) {
   }
 }
 
-Tensor PackedBatchWriter::upload(const Buffer& buf, int64_t n, const void* src) {
+Tensor upload_prefix(Backend& backend, const Buffer& buf, int64_t n, const void* src) {
   Tensor t = buf.view();
   t.shape = Shape{n};
-  backend_.copy_from_host(t, src);
+  backend.copy_from_host(t, src);
   return t;
 }
 
@@ -133,17 +133,17 @@ void PackedBatchWriter::finish() {
   mb.text_rows = row_ - mb.prompt_rows;
 
   const int S = s.num_segments;
-  s.offsets = upload(offsets_, S + 1, s.host_offsets.data());
-  s.prefix_start = upload(prefix_start_, S, s.host_prefix_start.data());
-  s.prefix_len = upload(prefix_len_, S, s.host_prefix_len.data());
-  s.prob_offsets = upload(prob_offsets_, S + 1, s.host_prob_offsets.data());
-  s.positions = upload(positions_, row_, s.host_positions.data());
-  s.answer_rows = upload(answer_rows_, B, s.host_answer_rows.data());
-  mb.tokens = upload(tokens_, row_, host_tokens_.data());
-  mb.label_targets = upload(label_targets_, B, mb.host_labels.data());
+  s.offsets = upload_prefix(backend_, offsets_, S + 1, s.host_offsets.data());
+  s.prefix_start = upload_prefix(backend_, prefix_start_, S, s.host_prefix_start.data());
+  s.prefix_len = upload_prefix(backend_, prefix_len_, S, s.host_prefix_len.data());
+  s.prob_offsets = upload_prefix(backend_, prob_offsets_, S + 1, s.host_prob_offsets.data());
+  s.positions = upload_prefix(backend_, positions_, row_, s.host_positions.data());
+  s.answer_rows = upload_prefix(backend_, answer_rows_, B, s.host_answer_rows.data());
+  mb.tokens = upload_prefix(backend_, tokens_, row_, host_tokens_.data());
+  mb.label_targets = upload_prefix(backend_, label_targets_, B, mb.host_labels.data());
   mb.targets = int64_t(host_target_rows_.size());
-  mb.target_rows = upload(target_rows_, mb.targets, host_target_rows_.data());
-  mb.token_targets = upload(token_targets_, mb.targets, host_token_targets_.data());
+  mb.target_rows = upload_prefix(backend_, target_rows_, mb.targets, host_target_rows_.data());
+  mb.token_targets = upload_prefix(backend_, token_targets_, mb.targets, host_token_targets_.data());
   mb_ = nullptr;
 }
 

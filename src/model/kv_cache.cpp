@@ -1,5 +1,7 @@
 #include "sptrain/model/kv_cache.hpp"
 
+#include "sptrain/model/batch.hpp"
+
 #include <algorithm>
 
 namespace sptrain {
@@ -59,29 +61,22 @@ void CachedStepWriter::add_run(const int32_t* tokens, int n, int first_pos, int 
   x.max_keys = std::max(x.max_keys, prefix_len + own_len);
 }
 
-Tensor CachedStepWriter::upload(const Buffer& buf, int64_t n, const void* src) {
-  Tensor t = buf.view();
-  t.shape = Shape{n};
-  backend_.copy_from_host(t, src);
-  return t;
-}
-
 void CachedStepWriter::finish() {
   CachedStep& st = *step_;
   CacheIndex& x = st.index;
   const int S = x.num_seqs;
   const int64_t Q = x.num_rows;
   SPT_CHECK(S >= 1, "internal error: a cached step without runs");
-  x.q_offsets = upload(q_offsets_, S + 1, x.host_q_offsets.data());
-  x.prefix_start = upload(prefix_start_, S, x.host_prefix_start.data());
-  x.prefix_len = upload(prefix_len_, S, x.host_prefix_len.data());
-  x.own_start = upload(own_start_, S, x.host_own_start.data());
-  x.own_len = upload(own_len_, S, x.host_own_len.data());
-  x.cache_rows = upload(cache_rows_, Q, x.host_cache_rows.data());
+  x.q_offsets = upload_prefix(backend_, q_offsets_, S + 1, x.host_q_offsets.data());
+  x.prefix_start = upload_prefix(backend_, prefix_start_, S, x.host_prefix_start.data());
+  x.prefix_len = upload_prefix(backend_, prefix_len_, S, x.host_prefix_len.data());
+  x.own_start = upload_prefix(backend_, own_start_, S, x.host_own_start.data());
+  x.own_len = upload_prefix(backend_, own_len_, S, x.host_own_len.data());
+  x.cache_rows = upload_prefix(backend_, cache_rows_, Q, x.host_cache_rows.data());
   st.seq.num_rows = int(Q);
-  st.seq.positions = upload(positions_, Q, st.seq.host_positions.data());
-  st.tokens = upload(tokens_, Q, st.host_tokens.data());
-  st.last_rows = upload(last_rows_, S, st.host_last_rows.data());
+  st.seq.positions = upload_prefix(backend_, positions_, Q, st.seq.host_positions.data());
+  st.tokens = upload_prefix(backend_, tokens_, Q, st.host_tokens.data());
+  st.last_rows = upload_prefix(backend_, last_rows_, S, st.host_last_rows.data());
   step_ = nullptr;
 }
 

@@ -29,6 +29,10 @@ struct MicroBatch {
   int64_t prompt_rows = 0;           // rows that are prompt (P shared, B*P unshared)
 };
 
+// The first n elements of `buf` (1-D), filled from host memory: how the
+// batch writers here and in kv_cache.hpp upload their index tensors.
+Tensor upload_prefix(Backend& backend, const Buffer& buf, int64_t n, const void* src);
+
 // What both builders below share: the device buffers of a packed
 // micro-batch, sized once for the largest one, and the host-side packing of
 // segments, prompt rows and examples into them. A fill is begin(), segments
@@ -56,8 +60,6 @@ class PackedBatchWriter {
   int max_seqs() const { return max_seqs_; }
 
  private:
-  Tensor upload(const Buffer& buf, int64_t n, const void* src);
-
   Backend& backend_;
   int64_t max_rows_;
   int max_seqs_;

@@ -48,8 +48,6 @@ class CachedStepWriter {
   int max_seqs() const { return max_seqs_; }
 
  private:
-  Tensor upload(const Buffer& buf, int64_t n, const void* src);
-
   Backend& backend_;
   int64_t max_rows_;
   int max_seqs_;
