@@ -62,20 +62,7 @@ void CpuBackend::attention_cached(const Tensor& out, const Tensor& qkv, const Te
       F* sc = reinterpret_cast<F*>(scratch_[size_t(omp_get_thread_num())].data());
       if (p > 0) gemm(false, true, L, p, int(D), F(scale), q, int(W), k_pre, int(KV), F(0), sc, keys);
       gemm(false, true, L, own, int(D), F(scale), q, int(W), k_own, int(KV), F(0), sc + p, keys);
-      for (int i = 0; i < L; ++i) {
-        F* row = sc + int64_t(i) * keys;
-        const int seen = p + own - L + i + 1;
-        F mx = -std::numeric_limits<F>::infinity();
-        for (int j = 0; j < seen; ++j) mx = std::max(mx, row[j]);
-        F sum = 0;
-        for (int j = 0; j < seen; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
-        }
-        const F inv = F(1) / sum;
-        for (int j = 0; j < seen; ++j) row[j] *= inv;
-        for (int j = seen; j < keys; ++j) row[j] = F(0);
-      }
+      cpu::causal_softmax_rows(sc, L, keys, p + own - L + 1);
       F* oh = o + r0 * OW + h * D;
       if (p > 0) gemm(false, false, L, int(D), p, F(1), sc, keys, k_pre + v_col, int(KV), F(0), oh, int(OW));
       gemm(false, false, L, int(D), own, F(1), sc + p, keys, k_own + v_col, int(KV), p > 0 ? F(1) : F(0), oh, int(OW));
