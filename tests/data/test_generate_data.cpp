@@ -14,22 +14,12 @@ namespace sptrain {
 namespace {
 
 using ::testing::HasSubstr;
+using test::error_of;
 
 std::string file(const std::string& name, const std::string& bytes) {
   const std::string p = test::temp_path(name);
   std::ofstream(p, std::ios::binary) << bytes;
   return p;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an sptrain::Error";
-  return "";
 }
 
 TaskSection generate_section(int max_target_length = 8) {
