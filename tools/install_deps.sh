@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev             # tests
   libpcre2-dev                          # tokenizer pre-tokenizer patterns (Unicode classes)
   python3 python3-venv python3-pip      # golden-file scripts and the PEFT comparison
+  clang-19 libclang-rt-19-dev libomp-19-dev llvm-19  # libFuzzer harnesses (tools/fuzz.sh): clang 14 and 16
+                                        # reject src/convert's lambdas under OpenMP; llvm-19: symbolizer
 )
 if [[ "${SPTRAIN_WITH_SLURM:-0}" == 1 ]]; then
   packages+=(slurm-wlm munge)           # the Slurm tests (tools/run_tests.sh sets SPTRAIN_WITH_SLURM=1)

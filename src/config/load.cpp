@@ -3,6 +3,7 @@
 // Errors say where a value came from: "FILE:LINE" or "--set KEY=VALUE".
 #include "sptrain/config/load.hpp"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -13,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "fields.hpp"
 #include "sptrain/core/error.hpp"
@@ -102,6 +102,8 @@ Override parse_override(const std::string& arg) {
   } else {
     try {
       o.value = YAML::Load(text);
+    } catch (const YAML::DeepRecursion&) {
+      fail(where, ": the value nests deeper than the YAML parser's limit of ", kMaxYamlDepth, " levels");
     } catch (const YAML::Exception& e) {
       fail(where, ": cannot read the value as YAML: ", e.msg);
     }
@@ -291,9 +293,14 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   std::vector<Override> parsed;
   for (const std::string& arg : overrides) parsed.push_back(parse_override(arg));
 
+  SPT_CHECK(yaml_text.size() <= kMaxConfigBytes, source_name, ": ", yaml_text.size(),
+            " bytes; a configuration file is at most ", kMaxConfigBytes, " bytes");
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
+  } catch (const YAML::DeepRecursion& e) {
+    fail(source_name, ":", e.mark.line + 1, ": the YAML nests deeper than the parser's limit of ",
+         kMaxYamlDepth, " levels (sptrain's keys nest 4 at most)");
   } catch (const YAML::ParserException& e) {
     fail(source_name, ":", e.mark.line + 1, ": malformed YAML (column ", e.mark.column + 1,
          "): ", e.msg);
@@ -322,10 +329,12 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   SPT_CHECK(!std::filesystem::is_directory(path, ec), "config file ", path, " is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open config file ", path, ": ", std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
+  // At most one byte past the limit, so that /dev/zero or a huge file is not read whole.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), std::streamsize(text.size()));
   SPT_CHECK(!in.bad(), "cannot read config file ", path);
-  return parse_config(text.str(), path, overrides);
+  text.resize(size_t(in.gcount()));
+  return parse_config(text, path, overrides);
 }
 
 }  // namespace sptrain

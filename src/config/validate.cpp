@@ -74,6 +74,8 @@ void validate(const Config& c, const Origins& origins) {
 
   check.one_of("backend", c.backend, {"cpu", "cuda"});
   check.at_least("threads", c.threads, 0LL);
+  if (c.threads > kMaxThreads)
+    check.error("threads", str("must be <= ", kMaxThreads, " (threads per rank), got ", c.threads));
 
   check.required("model.path", c.model.path.empty());
   check.one_of("model.dtype", c.model.dtype, {"f32", "f64"});

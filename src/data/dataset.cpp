@@ -4,11 +4,11 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
+#include <string_view>
 
 #include "sptrain/core/error.hpp"
+#include "sptrain/core/json.hpp"
 
 namespace sptrain {
 namespace {
@@ -51,7 +51,8 @@ bool is_blank(const std::string& line) {
 }
 
 // The file's lines without their line endings ("\n" or "\r\n"), a leading
-// UTF-8 byte-order mark removed.
+// UTF-8 byte-order mark removed. Read in blocks, so that a line longer than
+// kMaxLineBytes (a binary file, /dev/zero) stops the read instead of filling memory.
 std::vector<std::string> read_lines(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -59,22 +60,31 @@ std::vector<std::string> read_lines(const std::string& path) {
   if (fs::is_directory(path, ec)) fail(path, ": is a directory, expected a data file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open for reading");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) fail(path, ": read error");
-  std::string all = buf.str();
-  if (all.compare(0, 3, "\xEF\xBB\xBF") == 0) all.erase(0, 3);
 
   std::vector<std::string> lines;
-  size_t begin = 0;
-  while (begin < all.size()) {
-    size_t end = all.find('\n', begin);
-    if (end == std::string::npos) end = all.size();
-    std::string line = all.substr(begin, end - begin);
+  std::string line;
+  auto finish_line = [&] {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (lines.empty() && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     lines.push_back(std::move(line));
-    begin = end + 1;
+    line.clear();
+  };
+  std::string block(size_t(1) << 16, '\0');
+  while (in) {
+    in.read(block.data(), std::streamsize(block.size()));
+    const std::string_view got(block.data(), size_t(in.gcount()));
+    for (size_t begin = 0; begin < got.size();) {
+      size_t end = std::min(got.find('\n', begin), got.size());
+      line.append(got, begin, end - begin);
+      if (line.size() > kMaxLineBytes)
+        fail(path, ":", lines.size() + 1, ": line longer than ", kMaxLineBytes,
+             " bytes (is this a text file of one example per line?)");
+      if (end < got.size()) finish_line();
+      begin = end + 1;
+    }
   }
+  if (in.bad()) fail(path, ": read error");
+  if (!line.empty()) finish_line();
   return lines;
 }
 
@@ -114,16 +124,6 @@ std::vector<Example> parse_tsv(const std::vector<std::string>& lines, size_t n,
   return out;
 }
 
-// nlohmann's parse messages say "line 1, column N" about the one-line
-// string we gave it; keep only the column and the reason.
-std::string json_reason(const nlohmann::json::parse_error& e) {
-  std::string msg = e.what();
-  size_t col = msg.find("column ");
-  if (col != std::string::npos) return msg.substr(col);
-  size_t close = msg.find("] ");
-  return close == std::string::npos ? msg : msg.substr(close + 2);
-}
-
 std::vector<Example> parse_jsonl(const std::vector<std::string>& lines, size_t n,
                                  const std::string& path, const ExampleFields& f) {
   using nlohmann::json;
@@ -132,12 +132,7 @@ std::vector<Example> parse_jsonl(const std::vector<std::string>& lines, size_t n
   for (size_t i = 0; i < n; ++i) {
     size_t lineno = i + 1;
     check_utf8(lines[i], path, lineno);
-    json obj;
-    try {
-      obj = json::parse(lines[i]);
-    } catch (const json::parse_error& e) {
-      fail(path, ":", lineno, ": invalid JSON: ", json_reason(e));
-    }
+    const json obj = parse_json(lines[i], str(path, ":", lineno));
     if (!obj.is_object()) fail(path, ":", lineno, ": expected a JSON object, got ", obj.type_name());
     auto text = obj.find(f.text);
     if (text == obj.end()) fail(path, ":", lineno, ": missing field \"", f.text, "\"");

@@ -106,8 +106,10 @@ LayerActivations TransformerLayer::make_activations(const ModelContext& ctx, con
   if (ln) a.attn_mean = ctx.alloc_stat(Shape{R});
   a.attn_rstd = ctx.alloc_stat(Shape{R});
   a.qkv = ctx.alloc(Shape{R, d.qkv_width()});
-  // Each row keeps at most max_keys probabilities per head.
-  a.probs = ctx.alloc(Shape{int64_t(d.heads) * R * cap.max_keys});
+  // The probabilities (CPU) or a row statistic (CUDA): the back end says.
+  const AttentionSavedSize saved =
+      ctx.backend.attention_saved_size(R, cap.max_keys, d.heads, d.head_dim);
+  a.attn_saved = saved.stat_dtype ? ctx.alloc_stat(Shape{saved.elems}) : ctx.alloc(Shape{saved.elems});
   a.x_mid = ctx.alloc(Shape{R, d.d_model});
   if (ln) a.mlp_mean = ctx.alloc_stat(Shape{R});
   a.mlp_rstd = ctx.alloc_stat(Shape{R});
@@ -142,7 +144,7 @@ void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq
                                const LayerWorkspace& w, const Tensor& x_out) const {
   const int64_t T = seq.num_rows;
   attention_input(ctx, seq, rope_table, a, w);
-  ctx.backend.attention_forward(rows(w.attn_out, T), a.probs, rows(a.qkv, T), dims.heads,
+  ctx.backend.attention_forward(rows(w.attn_out, T), a.attn_saved, rows(a.qkv, T), dims.heads,
                                 dims.kv_heads, seq, attn_scale);
   attention_output_and_mlp(ctx, T, a, w, x_out);
 }
@@ -221,7 +223,7 @@ void TransformerLayer::backward(const ModelContext& ctx, const SequenceIndex& se
   // Attention: dx is now d(x_mid).
   const Tensor d_attn = rows(w.d_attn, T), d_qkv = rows(w.d_qkv, T);
   o.backward(ctx, d_attn, dx);
-  be.attention_backward(d_qkv, d_attn, rows(a.qkv, T), a.probs, dims.heads, dims.kv_heads, seq,
+  be.attention_backward(d_qkv, d_attn, rows(a.qkv, T), a.attn_saved, dims.heads, dims.kv_heads, seq,
                         attn_scale);
   if (!rope_table.empty())
     be.rope(d_qkv, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, true);

@@ -1,11 +1,13 @@
 // Where a tokenizer's vocabulary comes from: GGUF metadata, a Hugging Face
 // tokenizer.json, or GPT-2-style vocab.json + merges.txt.
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "sptrain/core/error.hpp"
+#include "sptrain/core/json.hpp"
 #include "sptrain/io/file.hpp"
 #include "sptrain/io/gguf.hpp"
 #include "sptrain/tokenizer/tokenizer.hpp"
@@ -32,13 +34,7 @@ std::string read_text(const std::string& path) {
   return read_whole_file(path, kMaxTokenizerFile, "tokenizer file");
 }
 
-json read_json(const std::string& path) {
-  try {
-    return json::parse(read_text(path));
-  } catch (const json::parse_error& e) {
-    fail(path, ": invalid JSON: ", e.what());
-  }
-}
+json read_json(const std::string& path) { return parse_json(read_text(path), path); }
 
 // A special-token entry of tokenizer_config.json: "text" or {"content": "text"}.
 std::string token_text(const json& v) {
@@ -316,7 +312,7 @@ Tokenizer Tokenizer::from_hf_json(const std::string& path) {
       s.add_bos = true;
     }
   } catch (const json::exception& e) {
-    fail(path, ": unexpected tokenizer.json layout: ", e.what());
+    fail(path, ": unexpected tokenizer.json layout: ", json_error_reason(e));
   }
   return build(std::move(s));
 }
@@ -336,8 +332,15 @@ Tokenizer Tokenizer::from_hf_folder(const std::string& dir) {
     json config = fs::exists(d / "tokenizer_config.json") ? read_json((d / "tokenizer_config.json").string())
                                                           : json::object();
     if (config.contains("added_tokens_decoder"))
-      for (auto it = config["added_tokens_decoder"].begin(); it != config["added_tokens_decoder"].end(); ++it)
-        by_id[std::stoll(it.key())] = token_text(it.value());
+      for (auto it = config["added_tokens_decoder"].begin(); it != config["added_tokens_decoder"].end(); ++it) {
+        int64_t id = -1;
+        const std::string& key = it.key();
+        auto r = std::from_chars(key.data(), key.data() + key.size(), id);
+        if (r.ec != std::errc() || r.ptr != key.data() + key.size() || id < 0)
+          fail((d / "tokenizer_config.json").string(), ": added_tokens_decoder: key '", key,
+               "' is not a token id");
+        by_id[id] = token_text(it.value());
+      }
     int64_t n = by_id.empty() ? 0 : by_id.rbegin()->first + 1;
     if (n != int64_t(by_id.size()))
       fail(vocab.string(), ": token ids are not contiguous (", by_id.size(), " tokens, largest id ",
@@ -370,7 +373,7 @@ Tokenizer Tokenizer::from_hf_folder(const std::string& dir) {
     special_ids_from_config(d, ids, s);
     s.add_bos = config.value("add_bos_token", false);
   } catch (const json::exception& e) {
-    fail(dir, ": unexpected vocab.json / tokenizer_config.json layout: ", e.what());
+    fail(dir, ": unexpected vocab.json / tokenizer_config.json layout: ", json_error_reason(e));
   }
   return build(std::move(s));
 }

@@ -323,6 +323,17 @@ TEST(CpuOps, AttentionBackwardIsDeterministicWithASharedPrefix) {
   }
 }
 
+// The CPU keeps every probability: Hq x rows x max_keys act elements bound
+// the [Hq, L, p + L] blocks of any batch that fits. E.g. the 175B
+// tensor-parallel-8 shape of docs/cuda.md (12 heads, 20 prompt rows + 16
+// examples of 64 tokens: 1044 rows, 84 keys).
+TEST(CpuOps, AttentionKeepsTheProbabilities) {
+  CpuBackend be(1);
+  const AttentionSavedSize z = be.attention_saved_size(1044, 84, 12, 128);
+  EXPECT_EQ(z.elems, 12 * 1044 * 84);
+  EXPECT_FALSE(z.stat_dtype);
+}
+
 TEST(CpuOps, EmbeddingAndPromptGradient) {
   CpuBackend be(1);
   Rng rng(8);

@@ -215,6 +215,23 @@ TEST_F(DatasetTest, CheckLabels) {
   EXPECT_THAT(msg, HasSubstr("'0', '2'"));
 }
 
+// A line is at most kMaxLineBytes: a file without newlines is not read whole.
+TEST_F(DatasetTest, OverlongLineIsAnErrorNamingTheLine) {
+  const std::string ok(sptrain::kMaxLineBytes - 3, 'a');  // with "\t1\r": exactly the limit
+  const std::string too_long(sptrain::kMaxLineBytes + 1, 'b');
+  auto p = file("long.tsv", ok + "\t1\r\n" + too_long + "\t0\n");
+  EXPECT_THAT(error_of([&] { read_dataset(p); }),
+              HasSubstr(p + ":2: line longer than 1048576 bytes"));
+  auto q = file("long.jsonl", "{\"text\": \"" + too_long + "\", \"label\": 1}\n");
+  EXPECT_THAT(error_of([&] { read_dataset(q); }), HasSubstr(q + ":1: line longer than"));
+  EXPECT_EQ(read_dataset(file("ok.tsv", ok + "\t1")).front().text.size(), ok.size());
+}
+
+TEST(DatasetDevice, EndlessInputStopsAtTheLineLimit) {
+  EXPECT_THAT(error_of([] { read_dataset("/dev/zero", "tsv"); }),
+              HasSubstr("/dev/zero:1: line longer than 1048576 bytes"));
+}
+
 TEST(Sst2, RealSplitsLoad) {
   const std::string dir = std::string(SPTRAIN_SOURCE_DIR) + "/data/sst2/";
   auto dev = read_dataset(dir + "dev.tsv");

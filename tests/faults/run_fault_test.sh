@@ -109,8 +109,12 @@ kill_trials)
   killed=(--set train.run_dir=run --set train.checkpoint_every=1 --set train.keep_checkpoints=2
           --set train.resume=auto)
   for t in $(seq "$trials"); do
+    done_before=$(steps_in run/metrics.jsonl)
     start trial "${killed[@]}" --set train.steps=1000000
-    # A random moment in 0.05..1.25 s: start-up, steps, checkpoint writes.
+    # Every other trial waits for one more step first (however slow the
+    # machine is, the run makes progress and has checkpoints to lose); then a
+    # random moment in 0.05..1.25 s: start-up, steps, checkpoint writes.
+    (( t % 2 == 0 )) && wait_steps run $((done_before + 1))
     sleep "$(printf '0.%02d' $((5 + RANDOM % 95)))"
     (( RANDOM % 4 == 0 )) && sleep 0.25
     kill -KILL "$pid"

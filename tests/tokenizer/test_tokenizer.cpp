@@ -268,5 +268,41 @@ TEST(TokenizerJson, UnsupportedPartsAreNamed) {
   fs::remove_all(dir);
 }
 
+// Files from strangers (docs/security.md): each is an Error naming the file.
+TEST(TokenizerJson, HostileFilesAreErrorsNamingTheFile) {
+  fs::path dir = temp_dir("json_hostile");
+  auto error_of = [](auto&& load) -> std::string {
+    try {
+      load();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no sptrain::Error";
+    return "";
+  };
+  // Nesting that would exhaust the stack of nlohmann's (recursive) copy.
+  auto j = tiny_tokenizer_json(false);
+  j["pre_tokenizer"] = nullptr;
+  std::string text = j.dump();
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  text.replace(text.find("\"pre_tokenizer\":null"), 20, "\"pre_tokenizer\":" + deep);
+  std::ofstream(dir / "tokenizer.json") << text;
+  const std::string path = (dir / "tokenizer.json").string();
+  EXPECT_THAT(error_of([&] { Tokenizer::from_hf_json(path); }),
+              HasSubstr(path + ": JSON nests deeper than 64 levels"));
+  // A folder where tokenizer.json should be.
+  fs::remove(dir / "tokenizer.json");
+  fs::create_directory(dir / "tokenizer.json");
+  EXPECT_THAT(error_of([&] { Tokenizer::from_hf_folder(dir.string()); }), HasSubstr(path + ": is a folder, not a tokenizer file"));
+  fs::remove(dir / "tokenizer.json");
+  // GPT-2 slow files whose tokenizer_config.json names an id that is not a number.
+  std::ofstream(dir / "vocab.json") << R"({"a": 0, "b": 1})";
+  std::ofstream(dir / "merges.txt") << "#version: 0.2\n";
+  std::ofstream(dir / "tokenizer_config.json") << R"({"added_tokens_decoder": {"x2": {"content": "<s>"}}})";
+  EXPECT_THAT(error_of([&] { Tokenizer::from_hf_folder(dir.string()); }),
+              HasSubstr((dir / "tokenizer_config.json").string() + ": added_tokens_decoder: key 'x2' is not a token id"));
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace sptrain

@@ -88,6 +88,14 @@ struct DeviceStats {
   double memory_total_mb = 0;
 };
 
+// The size of what attention_forward keeps for attention_backward (per layer
+// and micro-batch in flight): `elems` elements of the act dtype, or of the
+// stat dtype when `stat_dtype`.
+struct AttentionSavedSize {
+  int64_t elems = 0;
+  bool stat_dtype = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -157,17 +165,24 @@ class Backend {
   // ---- attention: causal within each segment after its prefix, grouped-query heads ----
   // out[T, Hq*D]; query head h reads kv head h / (Hq/Hkv). Query i of a
   // segment of length L with a prefix of p rows sees the p prefix rows and
-  // rows 0..i of its segment. probs: act [Hq * prob_offsets[S]]; segment s's
-  // block starts at Hq*prob_offsets[s], laid out [Hq, L, p + L] (row = query,
-  // columns = prefix keys then segment keys). Kept for backward.
-  virtual void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv,
+  // rows 0..i of its segment. `saved` is what the back end keeps for the
+  // backward, sized by attention_saved_size: the CPU keeps the probabilities
+  // (act [Hq * prob_offsets[S]]; segment s's block starts at
+  // Hq*prob_offsets[s], laid out [Hq, L, p + L]: row = query, columns =
+  // prefix keys then segment keys); CUDA keeps each row's log-sum-exp of its
+  // scores (stat [T, Hq]) and recomputes the probabilities in the backward.
+  virtual void attention_forward(const Tensor& out, const Tensor& saved, const Tensor& qkv,
                                  int n_heads, int n_kv_heads, const SequenceIndex& seq,
                                  float scale) = 0;
   // dqkv (overwrites) from dout[T, Hq*D]; a prefix's k and v rows gather the
   // gradient of every segment that reads them.
   virtual void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                                  const Tensor& probs, int n_heads, int n_kv_heads,
+                                  const Tensor& saved, int n_heads, int n_kv_heads,
                                   const SequenceIndex& seq, float scale) = 0;
+  // The size of `saved` for batches of up to max_rows rows whose queries see
+  // up to max_keys keys, with n_heads query heads of head_dim.
+  virtual AttentionSavedSize attention_saved_size(int64_t max_rows, int64_t max_keys, int n_heads,
+                                                  int head_dim) const = 0;
   // Scratch for batches of up to max_rows rows, segments seeing up to
   // max_keys keys, qkv rows of qkv_width: reserved before training so that a
   // step never allocates.

@@ -95,9 +95,13 @@ struct ParallelSection {
   bool operator==(const ParallelSection&) const = default;
 };
 
+// Upper bound of `threads`: far above any node's cores, far below what
+// exhausts memory (each thread has its own stack and BLAS buffers).
+inline constexpr int kMaxThreads = 1024;
+
 struct Config {
   std::string backend = "cpu";      // cpu | cuda
-  int threads = 0;                  // CPU threads per rank, 0 = all cores / ranks on the node
+  int threads = 0;                  // CPU threads per rank, 0 = all cores / ranks on the node, <= kMaxThreads
   ModelSection model;
   TaskSection task;
   PromptSection prompt;

@@ -5,12 +5,20 @@
 // or, for a value given on the command line,
 //   --set KEY.PATH=VALUE: KEY.PATH: what is wrong
 // docs/config.md describes every key.
+#include <cstddef>
 #include <string>
 #include <vector>
 
 #include "sptrain/config/config.hpp"
 
 namespace sptrain {
+
+// Limits on a configuration file that its size alone would not bound
+// (docs/config.md): its size, and how deep its YAML may nest (yaml-cpp's own
+// guard, reported with this number). Aliases are never expanded: an alias
+// names the same node, so an "alias bomb" costs no memory.
+inline constexpr size_t kMaxConfigBytes = size_t(1) << 20;
+inline constexpr int kMaxYamlDepth = 500;
 
 // Reads the YAML file at `path`, applies `overrides` ("optim.lr=0.01", the
 // values of --set) and returns the checked configuration. Relative paths inside

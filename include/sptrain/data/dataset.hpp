@@ -2,6 +2,7 @@
 // Task data: one labelled example per line, TSV (`text<TAB>label`) or JSONL
 // (`{"text": ..., "label": ...}`). Every problem is an Error naming the file
 // and the 1-based line.
+#include <cstddef>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +26,11 @@ struct ExampleFields {
 inline constexpr ExampleFields kClassifyFields{"text", "label", true};    // text<TAB>label
 inline constexpr ExampleFields kGenerateFields{"input", "target", false};  // input<TAB>target
 
+// The longest line a data file may have (bytes before its "\n"): a bound on what
+// one example can make sptrain read (an example is truncated to task.max_length
+// tokens anyway).
+inline constexpr size_t kMaxLineBytes = size_t(1) << 20;
+
 // Reads a whole dataset. format: "auto" (by extension: .tsv/.txt -> tsv,
 // .jsonl/.json -> jsonl), "tsv" or "jsonl". The names below are those of
 // kClassifyFields; a generate task's (kGenerateFields) are input and target.
@@ -37,7 +43,7 @@ inline constexpr ExampleFields kGenerateFields{"input", "target", false};  // in
 // JSONL: one JSON object per line with a string `text` and a string or
 // integer `label` (a target: a string); other keys are ignored.
 // Errors: missing file, unknown format, no examples, and per line (as
-// `path:LINE: ...`): no tab, empty text, empty label, invalid UTF-8,
+// `path:LINE: ...`): longer than kMaxLineBytes, no tab, empty text, empty label, invalid UTF-8,
 // malformed JSON, missing or mistyped field.
 std::vector<Example> read_dataset(const std::string& path, const std::string& format = "auto",
                                   const ExampleFields& fields = kClassifyFields);

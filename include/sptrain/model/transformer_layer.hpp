@@ -36,7 +36,7 @@ struct LayerActivations {
   Buffer x_in;                  // [R, d]
   Buffer attn_mean, attn_rstd;  // [R] stat
   Buffer qkv;                   // [R, qkv_width], after RoPE
-  Buffer probs;                 // attention probabilities
+  Buffer attn_saved;            // what the back end keeps for the attention backward
   Buffer x_mid;                 // [R, d]
   Buffer mlp_mean, mlp_rstd;    // [R] stat
   Buffer pre_act;               // [R, up_width], the MLP's input to its activation

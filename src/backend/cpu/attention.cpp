@@ -59,6 +59,12 @@ void CpuBackend::add_positions(const Tensor& x, const Tensor& table, const Seque
   });
 }
 
+// Each row keeps at most max_keys probabilities per head.
+AttentionSavedSize CpuBackend::attention_saved_size(int64_t max_rows, int64_t max_keys,
+                                                    int n_heads, int /*head_dim*/) const {
+  return {int64_t(n_heads) * max_rows * max_keys, false};
+}
+
 void CpuBackend::reserve_attention(int64_t max_rows, int max_keys, int /*n_heads*/,
                                    int qkv_width) {
   const size_t ds = size_t(max_keys) * size_t(max_keys);  // one L x (p + L) block, L <= max_keys

@@ -3,17 +3,19 @@
 //
 // A query row of a segment sees its prefix's rows (p of them, e.g. the shared
 // prompt) and its own segment's rows up to itself: "column" c < p of its
-// probability row is prefix row p0 + c, column p + j is the segment's row j.
+// score row is prefix row p0 + c, column p + j is the segment's row j.
 //
-// Attention is a straightforward first version, written for correctness:
-// one block per (query row, query head) in the forward and for dQ, one block
-// per (key row, kv head) for dK and dV, so every output element has exactly
-// one writer (no atomics, deterministic). A block finds its segment by a
-// binary search over the device offsets. Probabilities are kept in the
-// documented [Hq, L, p + L]-per-segment layout (act dtype); scores and
-// probabilities of the row being worked on sit in shared memory in f32.
+// Attention is a straightforward version, written for correctness: one block
+// per (query row, query head) in the forward and for dQ, one block per (key
+// row, kv head) for dK and dV, so every output element has exactly one writer
+// (no atomics, deterministic). A block finds its segment by a binary search
+// over the device offsets. No probability is stored: the forward keeps the
+// log-sum-exp of each row's scores per head (lse, f32 [T, Hq]) and the
+// backward recomputes P_ic = exp(S_ic − lse_i) where it needs it, flash-
+// attention style. Every kernel computes a score S = scale · q·k with the same
+// warp_dot, so the backward sees the forward's scores bit for bit.
 //
-// Backward, with P the kept probabilities and dP = dO·Vᵀ:
+// Backward, with dP = dO·Vᵀ:
 //   dS = P ∘ (dP − rowdot),  rowdot_i = Σ_c P_ic dP_ic
 //   dQ_h = scale · dS K,  dK_g = scale · Σ_{h in g} dSᵀ Q_h,  dV_g = Σ_{h in g} Pᵀ dO_h
 // in three kernels:
@@ -23,7 +25,8 @@
 //      queries of the row's own segment and from every query of every
 //      segment that has the row in its prefix,
 //   3. dQ per (row, head): reads its own stash, then overwrites the slice.
-// So attention needs no scratch memory beyond probs (see docs/cuda.md).
+// So attention keeps 4 bytes per row and head and needs no scratch memory
+// (see docs/cuda.md).
 #include "internal.cuh"
 
 namespace sptrain {
@@ -95,16 +98,15 @@ struct Segments {
   const int32_t* offsets;       // [S+1]
   const int32_t* prefix_start;  // [S]
   const int32_t* prefix_len;    // [S]
-  const int64_t* prob_offsets;  // [S+1]
 };
 
 // A query row's place: segment s (rows r0.., length L), its prefix (p rows
-// from p0), keys = p + L columns per probability row, and the row's index i
-// in the segment. Column c < p is prefix row p0 + c; column p + j is own row r0 + j.
+// from p0), and the row's index i in the segment. Column c < p is prefix row
+// p0 + c; column p + j is own row r0 + j.
 struct RowPlace {
   int s;
   int64_t r0, p0;
-  int L, p, keys, i;
+  int L, p, i;
   __device__ int64_t key_row(int c) const { return c < p ? p0 + c : r0 + (c - p); }
 };
 __device__ __forceinline__ RowPlace place_row(const Segments& seg, int num_segments, int64_t t) {
@@ -114,14 +116,23 @@ __device__ __forceinline__ RowPlace place_row(const Segments& seg, int num_segme
   q.L = seg.offsets[q.s + 1] - seg.offsets[q.s];
   q.p0 = seg.prefix_start[q.s];
   q.p = seg.prefix_len[q.s];
-  q.keys = q.p + q.L;
   q.i = int(t - q.r0);
   return q;
 }
-// Start of query row i's probabilities for head h in segment s's block.
-__device__ __forceinline__ int64_t prob_row(const Segments& seg, const AttnShape& sh, int s, int L,
-                                            int keys, int h, int i) {
-  return int64_t(sh.n_heads) * seg.prob_offsets[s] + (int64_t(h) * L + i) * keys;
+
+// a · b over one head, by one warp: lane l sums elements l, l + 32, ... in
+// f32, then the lanes' sums are combined; every lane gets the result. Every
+// kernel computes its scores with this, so they agree bit for bit.
+template <typename T>
+__device__ __forceinline__ float warp_dot(const float* a, const T* b, int D) {
+  float acc = 0.f;
+  for (int d = threadIdx.x & 31; d < D; d += 32) acc += a[d] * load(b, d);
+  return warp_sum(acc);
+}
+
+// The saved log-sum-exp of row t's scores for head h.
+__device__ __forceinline__ int64_t lse_index(const AttnShape& s, int64_t t, int h) {
+  return t * s.n_heads + h;
 }
 
 // The rowdot stash: one f32 in the first element(s) of a head's q slice of
@@ -139,10 +150,10 @@ __device__ __forceinline__ float stash_load(const bf16* p) {
 }
 
 // Block (t, h): the query sees seen = p + i + 1 keys (the prefix, then its
-// own rows 0..i). S_c = scale q·k_c, P = softmax(S) kept (zeros for the
-// unseen columns), out[t, h] = Σ_c P_c v_c. Dynamic shared memory: max_keys floats.
+// own rows 0..i). S_c = scale q·k_c, P = softmax(S), out[t, h] = Σ_c P_c v_c,
+// lse[t, h] = max + log Σ_c exp(S_c − max). Dynamic shared memory: max_keys floats.
 template <typename T>
-__global__ void attention_forward_kernel(T* out, T* probs, const T* qkv, Segments seg,
+__global__ void attention_forward_kernel(T* out, float* lse, const T* qkv, Segments seg,
                                          AttnShape s) {
   extern __shared__ float row[];  // scores, then probabilities, of this query row
   __shared__ float q_s[kMaxHeadDim];
@@ -160,10 +171,7 @@ __global__ void attention_forward_kernel(T* out, T* probs, const T* qkv, Segment
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   for (int c = warp; c < seen; c += warps) {  // one warp per key
-    const T* k = kcol + q.key_row(c) * W;
-    float dot = 0.f;
-    for (int d = lane; d < D; d += 32) dot += q_s[d] * load(k, d);
-    dot = warp_sum(dot);
+    const float dot = warp_dot(q_s, kcol + q.key_row(c) * W, D);
     if (lane == 0) row[c] = dot * s.scale;
   }
   __syncthreads();
@@ -177,16 +185,10 @@ __global__ void attention_forward_kernel(T* out, T* probs, const T* qkv, Segment
     row[c] = e;
     sum += e;
   }
-  const float inv = 1.0f / block_sum(sum, red);
-  T* prow = probs + prob_row(seg, s, q.s, q.L, q.keys, h, q.i);
-  for (int c = threadIdx.x; c < q.keys; c += blockDim.x) {
-    float pc = 0.f;
-    if (c < seen) {
-      pc = row[c] * inv;
-      row[c] = pc;
-    }
-    store(prow, c, pc);
-  }
+  sum = block_sum(sum, red);
+  if (threadIdx.x == 0) lse[lse_index(s, t, h)] = mx + logf(sum);
+  const float inv = 1.0f / sum;
+  for (int c = threadIdx.x; c < seen; c += blockDim.x) row[c] *= inv;
   __syncthreads();
 
   T* o = out + t * s.out_width + int64_t(h) * D;
@@ -197,10 +199,24 @@ __global__ void attention_forward_kernel(T* out, T* probs, const T* qkv, Segment
   }
 }
 
-// Backward 1, block (t, h): rowdot = Σ_{c < seen} P_c (dO_t · v_c), stashed.
+// Loads query row t's q and dO slices for head h into shared memory.
 template <typename T>
-__global__ void attention_rowdot_kernel(T* dqkv, const T* dout, const T* qkv, const T* probs,
+__device__ __forceinline__ void load_q_do(float* q_s, float* do_s, const T* qkv, const T* dout,
+                                          const AttnShape& s, int64_t t, int h) {
+  const T* qrow = qkv + t * s.qkv_width + int64_t(h) * s.head_dim;
+  const T* dO = dout + t * s.out_width + int64_t(h) * s.head_dim;
+  for (int d = threadIdx.x; d < s.head_dim; d += blockDim.x) {
+    q_s[d] = load(qrow, d);
+    do_s[d] = load(dO, d);
+  }
+}
+
+// Backward 1, block (t, h): rowdot = Σ_{c < seen} P_c (dO_t · v_c), stashed,
+// with P_c = exp(S_c − lse) recomputed.
+template <typename T>
+__global__ void attention_rowdot_kernel(T* dqkv, const T* dout, const T* qkv, const float* lse,
                                         Segments seg, AttnShape s) {
+  __shared__ float q_s[kMaxHeadDim];
   __shared__ float do_s[kMaxHeadDim];
   __shared__ float red[33];
   const int64_t t = blockIdx.x;
@@ -208,36 +224,35 @@ __global__ void attention_rowdot_kernel(T* dqkv, const T* dout, const T* qkv, co
   const int64_t W = s.qkv_width;
   const RowPlace q = place_row(seg, s.num_segments, t);
   const int seen = q.p + q.i + 1;
+  const T* kcol = qkv + int64_t(s.n_heads + g) * D;
   const T* vcol = qkv + int64_t(s.n_heads + s.n_kv + g) * D;
-  const T* dO = dout + t * s.out_width + int64_t(h) * D;
-  for (int d = threadIdx.x; d < D; d += blockDim.x) do_s[d] = load(dO, d);
+  load_q_do(q_s, do_s, qkv, dout, s, t, h);
+  const float row_lse = lse[lse_index(s, t, h)];
   __syncthreads();
 
-  const T* prow = probs + prob_row(seg, s, q.s, q.L, q.keys, h, q.i);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   float acc = 0.f;  // meaningful in lane 0 of each warp
   for (int c = warp; c < seen; c += warps) {
-    const T* v = vcol + q.key_row(c) * W;
-    float dp = 0.f;
-    for (int d = lane; d < D; d += 32) dp += do_s[d] * load(v, d);
-    dp = warp_sum(dp);
-    if (lane == 0) acc += load(prow, c) * dp;
+    const int64_t kr = q.key_row(c);
+    const float p = expf(warp_dot(q_s, kcol + kr * W, D) * s.scale - row_lse);
+    const float dp = warp_dot(do_s, vcol + kr * W, D);
+    if (lane == 0) acc += p * dp;
   }
   const float rowdot = block_sum(acc, red);
   if (threadIdx.x == 0) stash_store(dqkv + t * W + int64_t(h) * D, rowdot);
 }
 
-// The dK/dV terms that key column `col` of segment (r0, L, keys, prob_s)
-// receives from its queries first_i..L-1 over the heads of group g (one warp
-// per query, lanes split the head dimension):
-//   dk += dS_h[i, col] q_h[i],  dv += P_h[i, col] dO_h[i],
-// dS = P (dO·v - rowdot) with v the key's own value row (in v_s).
+// The dK/dV terms that key row kr (its k and v in k_s, v_s) receives from
+// queries first_i..L-1 of segment rows r0.. over the heads of group g (one
+// warp per query, lanes split the head dimension):
+//   dk += dS_h[i] q_h[i],  dv += P_h[i] dO_h[i],
+// P = exp(scale q·k − lse) recomputed, dS = P (dO·v − rowdot).
 template <typename T>
 __device__ __forceinline__ void accumulate_dkv(float (&dk)[kPerLane], float (&dv)[kPerLane],
-                                               const float* v_s, const T* dqkv, const T* dout,
-                                               const T* qkv, const T* probs, const Segments& seg,
-                                               const AttnShape& s, int prob_s, int64_t r0, int L,
-                                               int keys, int col, int first_i, int g) {
+                                               const float* k_s, const float* v_s, const T* dqkv,
+                                               const T* dout, const T* qkv, const float* lse,
+                                               const AttnShape& s, int64_t r0, int L, int first_i,
+                                               int g) {
   const int D = s.head_dim;
   const int64_t W = s.qkv_width;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
@@ -247,15 +262,8 @@ __device__ __forceinline__ void accumulate_dkv(float (&dk)[kPerLane], float (&dv
       const int64_t r = r0 + i;
       const T* dO = dout + r * s.out_width + int64_t(h) * D;
       const T* qh = qkv + r * W + int64_t(h) * D;
-      float dp = 0.f;
-#pragma unroll
-      for (int k = 0; k < kPerLane; ++k) {
-        const int d = lane + 32 * k;
-        if (d < D) dp += load(dO, d) * v_s[d];
-      }
-      dp = warp_sum(dp);
-      const float pic = load(probs, prob_row(seg, s, prob_s, L, keys, h, i) + col);
-      const float ds = pic * (dp - stash_load(dqkv + r * W + int64_t(h) * D));
+      const float pic = expf(warp_dot(k_s, qh, D) * s.scale - lse[lse_index(s, r, h)]);
+      const float ds = pic * (warp_dot(v_s, dO, D) - stash_load(dqkv + r * W + int64_t(h) * D));
 #pragma unroll
       for (int k = 0; k < kPerLane; ++k) {
         const int d = lane + 32 * k;
@@ -270,47 +278,52 @@ __device__ __forceinline__ void accumulate_dkv(float (&dk)[kPerLane], float (&dv
 
 // Backward 2, block (t, g) for key row t and kv head g: the queries of its
 // own segment at or after it, then every query of every segment whose prefix
-// holds row t (a shared prompt row is read by every example):
+// holds row t (a shared prompt row is read by every example), segments in
+// index order:
 //   dK_g[t] = scale Σ dS q,  dV_g[t] = Σ P dO.
-// The block is the only writer of these two slices.
+// The block is the only writer of these two slices, and its sums run in an
+// order fixed by the launch shape, not by timing: deterministic.
 template <typename T>
-__global__ void attention_dkv_kernel(T* dqkv, const T* dout, const T* qkv, const T* probs,
+__global__ void attention_dkv_kernel(T* dqkv, const T* dout, const T* qkv, const float* lse,
                                      Segments seg, AttnShape s) {
+  __shared__ float k_s[kMaxHeadDim];
   __shared__ float v_s[kMaxHeadDim];
   __shared__ float red_k[kAttnWarps][kMaxHeadDim];
   __shared__ float red_v[kAttnWarps][kMaxHeadDim];
   const int64_t t = blockIdx.x;
   const int g = blockIdx.y, D = s.head_dim;
   const int64_t W = s.qkv_width;
+  const T* k = qkv + t * W + int64_t(s.n_heads + g) * D;
   const T* v = qkv + t * W + int64_t(s.n_heads + s.n_kv + g) * D;
-  for (int d = threadIdx.x; d < D; d += blockDim.x) v_s[d] = load(v, d);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    k_s[d] = load(k, d);
+    v_s[d] = load(v, d);
+  }
   __syncthreads();
 
   float dk[kPerLane], dv[kPerLane];
 #pragma unroll
-  for (int k = 0; k < kPerLane; ++k) dk[k] = dv[k] = 0.f;
-  // Own segment: row t is column p + j of the queries i >= j.
+  for (int j = 0; j < kPerLane; ++j) dk[j] = dv[j] = 0.f;
+  // Own segment: row t is seen by the queries i >= its own index.
   const RowPlace own = place_row(seg, s.num_segments, t);
-  accumulate_dkv(dk, dv, v_s, dqkv, dout, qkv, probs, seg, s, own.s, own.r0, own.L, own.keys,
-                 own.p + own.i, own.i, g);
-  // Segments reading row t as prefix column t - p0: all their queries.
+  accumulate_dkv(dk, dv, k_s, v_s, dqkv, dout, qkv, lse, s, own.r0, own.L, own.i, g);
+  // Segments reading row t in their prefix: all their queries.
   for (int s2 = 0; s2 < s.num_segments; ++s2) {
     const int64_t p0 = seg.prefix_start[s2];
     const int p = seg.prefix_len[s2];
     if (t < p0 || t >= p0 + p) continue;
     const int64_t r0 = seg.offsets[s2];
     const int L = seg.offsets[s2 + 1] - seg.offsets[s2];
-    accumulate_dkv(dk, dv, v_s, dqkv, dout, qkv, probs, seg, s, s2, r0, L, p + L, int(t - p0), 0,
-                   g);
+    accumulate_dkv(dk, dv, k_s, v_s, dqkv, dout, qkv, lse, s, r0, L, 0, g);
   }
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
 #pragma unroll
-  for (int k = 0; k < kPerLane; ++k) {
-    const int d = lane + 32 * k;
+  for (int j = 0; j < kPerLane; ++j) {
+    const int d = lane + 32 * j;
     if (d < D) {
-      red_k[warp][d] = dk[k];
-      red_v[warp][d] = dv[k];
+      red_k[warp][d] = dk[j];
+      red_v[warp][d] = dv[j];
     }
   }
   __syncthreads();
@@ -328,11 +341,13 @@ __global__ void attention_dkv_kernel(T* dqkv, const T* dout, const T* qkv, const
 }
 
 // Backward 3, block (t, h): dS_c = P_c (dO_t · v_c − rowdot) into shared
-// memory, then dQ[t, h] = scale Σ_c dS_c k_c over the slice that held the stash.
+// memory (P recomputed), then dQ[t, h] = scale Σ_c dS_c k_c over the slice
+// that held the stash.
 template <typename T>
-__global__ void attention_dq_kernel(T* dqkv, const T* dout, const T* qkv, const T* probs,
+__global__ void attention_dq_kernel(T* dqkv, const T* dout, const T* qkv, const float* lse,
                                     Segments seg, AttnShape s) {
   extern __shared__ float ds_row[];  // dS of this query row
+  __shared__ float q_s[kMaxHeadDim];
   __shared__ float do_s[kMaxHeadDim];
   __shared__ float rowdot_s;
   const int64_t t = blockIdx.x;
@@ -342,21 +357,19 @@ __global__ void attention_dq_kernel(T* dqkv, const T* dout, const T* qkv, const 
   const int seen = q.p + q.i + 1;
   const T* kcol = qkv + int64_t(s.n_heads + g) * D;
   const T* vcol = qkv + int64_t(s.n_heads + s.n_kv + g) * D;
-  const T* dO = dout + t * s.out_width + int64_t(h) * D;
   T* dq = dqkv + t * W + int64_t(h) * D;
-  for (int d = threadIdx.x; d < D; d += blockDim.x) do_s[d] = load(dO, d);
+  load_q_do(q_s, do_s, qkv, dout, s, t, h);
+  const float row_lse = lse[lse_index(s, t, h)];
   if (threadIdx.x == 0) rowdot_s = stash_load(dq);
   __syncthreads();  // the stash is read before anyone writes dq below
   const float rowdot = rowdot_s;
 
-  const T* prow = probs + prob_row(seg, s, q.s, q.L, q.keys, h, q.i);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   for (int c = warp; c < seen; c += warps) {
-    const T* v = vcol + q.key_row(c) * W;
-    float dp = 0.f;
-    for (int d = lane; d < D; d += 32) dp += do_s[d] * load(v, d);
-    dp = warp_sum(dp);
-    if (lane == 0) ds_row[c] = load(prow, c) * (dp - rowdot);
+    const int64_t kr = q.key_row(c);
+    const float p = expf(warp_dot(q_s, kcol + kr * W, D) * s.scale - row_lse);
+    const float dp = warp_dot(do_s, vcol + kr * W, D);
+    if (lane == 0) ds_row[c] = p * (dp - rowdot);
   }
   __syncthreads();
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
@@ -367,18 +380,17 @@ __global__ void attention_dq_kernel(T* dqkv, const T* dout, const T* qkv, const 
 }
 
 // Checks shared by forward and backward; returns the kernels' shape.
-AttnShape attention_shape(const char* op, const Tensor& qkv, const Tensor& o, const Tensor& probs,
+AttnShape attention_shape(const char* op, const Tensor& qkv, const Tensor& o, const Tensor& lse,
                           int n_heads, int n_kv_heads, const SequenceIndex& seq, float scale,
                           int reserved_keys) {
   cuda::expect_device(qkv, op, "qkv");
   cuda::expect_device(o, op, "out");
-  cuda::expect_device(probs, op, "probs");
+  cuda::expect_device(lse, op, "lse");
   cuda::expect_device(seq.offsets, op, "seq.offsets");
   cuda::expect_device(seq.prefix_start, op, "seq.prefix_start");
   cuda::expect_device(seq.prefix_len, op, "seq.prefix_len");
-  cuda::expect_device(seq.prob_offsets, op, "seq.prob_offsets");
   cuda::expect_same_dtype(qkv, o, op);
-  cuda::expect_same_dtype(qkv, probs, op);
+  cuda::expect_dtype(lse, DType::F32, op, "lse");
   SPT_ASSERT(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0);
   AttnShape s;
   s.n_heads = n_heads;
@@ -396,13 +408,13 @@ AttnShape attention_shape(const char* op, const Tensor& qkv, const Tensor& o, co
   SPT_CHECK(qkv.dtype != DType::BF16 || s.head_dim >= 2,
             "CUDA attention: head_dim must be at least 2 with bf16");
   SPT_ASSERT(qkv.rows() >= seq.num_rows && o.rows() >= seq.num_rows);
+  SPT_ASSERT(lse.numel() >= int64_t(seq.num_rows) * n_heads);
   const size_t S = size_t(seq.num_segments);
-  SPT_ASSERT(seq.host_offsets.size() == S + 1 && seq.host_prob_offsets.size() == S + 1 &&
-             seq.host_prefix_start.size() == S && seq.host_prefix_len.size() == S);
+  SPT_ASSERT(seq.host_offsets.size() == S + 1 && seq.host_prefix_start.size() == S &&
+             seq.host_prefix_len.size() == S);
   for (size_t i = 0; i < S; ++i)
     SPT_ASSERT(seq.host_prefix_start[i] >= 0 && seq.host_prefix_len[i] >= 0 &&
                seq.host_prefix_start[i] + seq.host_prefix_len[i] <= seq.num_rows);
-  SPT_ASSERT(probs.numel() >= int64_t(n_heads) * seq.host_prob_offsets[S]);
   SPT_CHECK(seq.max_keys <= reserved_keys, "internal error: CUDA attention: reserve_attention ",
             "prepared for up to ", reserved_keys, " keys per query, this micro-batch has ",
             seq.max_keys);
@@ -413,8 +425,7 @@ AttnShape attention_shape(const char* op, const Tensor& qkv, const Tensor& o, co
 Segments segments_of(const SequenceIndex& seq) {
   return Segments{static_cast<const int32_t*>(seq.offsets.data),
                   static_cast<const int32_t*>(seq.prefix_start.data),
-                  static_cast<const int32_t*>(seq.prefix_len.data),
-                  static_cast<const int64_t*>(seq.prob_offsets.data)};
+                  static_cast<const int32_t*>(seq.prefix_len.data)};
 }
 
 // Lets `kernel` use `dynamic_bytes` of dynamic shared memory (one row's
@@ -488,10 +499,15 @@ void CudaBackend::reserve_attention(int64_t /*max_rows*/, int max_keys, int /*n_
   impl_->attention_keys = max_keys;
 }
 
-void CudaBackend::attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv,
+AttentionSavedSize CudaBackend::attention_saved_size(int64_t max_rows, int64_t /*max_keys*/,
+                                                     int n_heads, int /*head_dim*/) const {
+  return {max_rows * n_heads, true};
+}
+
+void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
                                     int n_heads, int n_kv_heads, const SequenceIndex& seq,
                                     float scale) {
-  const AttnShape s = attention_shape("attention_forward", qkv, out, probs, n_heads, n_kv_heads,
+  const AttnShape s = attention_shape("attention_forward", qkv, out, lse, n_heads, n_kv_heads,
                                       seq, scale, impl_->attention_keys);
   if (seq.num_rows == 0) return;
   const dim3 grid(unsigned(seq.num_rows), unsigned(n_heads));
@@ -499,17 +515,17 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& probs, cons
   cuda::dispatch_act(qkv.dtype, "attention_forward", [&](auto tag) {
     using F = typename decltype(tag)::type;
     attention_forward_kernel<F><<<grid, kAttnThreads, shared, impl_->stream>>>(
-        static_cast<F*>(out.data), static_cast<F*>(probs.data), static_cast<const F*>(qkv.data),
+        static_cast<F*>(out.data), static_cast<float*>(lse.data), static_cast<const F*>(qkv.data),
         segments_of(seq), s);
     SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "attention_forward_kernel");
   });
 }
 
 void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                                     const Tensor& probs, int n_heads, int n_kv_heads,
+                                     const Tensor& lse, int n_heads, int n_kv_heads,
                                      const SequenceIndex& seq, float scale) {
-  const AttnShape s = attention_shape("attention_backward", qkv, dout, probs, n_heads,
-                                      n_kv_heads, seq, scale, impl_->attention_keys);
+  const AttnShape s = attention_shape("attention_backward", qkv, dout, lse, n_heads, n_kv_heads,
+                                      seq, scale, impl_->attention_keys);
   cuda::expect_device(dqkv, "attention_backward", "dqkv");
   cuda::expect_same_dtype(qkv, dqkv, "attention_backward");
   SPT_ASSERT(dqkv.cols() == qkv.cols() && dqkv.rows() >= seq.num_rows);
@@ -524,12 +540,12 @@ void CudaBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, con
     auto* dx = static_cast<F*>(dqkv.data);
     auto* dO = static_cast<const F*>(dout.data);
     auto* x = static_cast<const F*>(qkv.data);
-    auto* P = static_cast<const F*>(probs.data);
-    attention_rowdot_kernel<F><<<q_grid, kAttnThreads, 0, impl_->stream>>>(dx, dO, x, P, seg, s);
+    auto* L = static_cast<const float*>(lse.data);
+    attention_rowdot_kernel<F><<<q_grid, kAttnThreads, 0, impl_->stream>>>(dx, dO, x, L, seg, s);
     SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "attention_rowdot_kernel");
-    attention_dkv_kernel<F><<<kv_grid, kAttnThreads, 0, impl_->stream>>>(dx, dO, x, P, seg, s);
+    attention_dkv_kernel<F><<<kv_grid, kAttnThreads, 0, impl_->stream>>>(dx, dO, x, L, seg, s);
     SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "attention_dkv_kernel");
-    attention_dq_kernel<F><<<q_grid, kAttnThreads, shared, impl_->stream>>>(dx, dO, x, P, seg, s);
+    attention_dq_kernel<F><<<q_grid, kAttnThreads, shared, impl_->stream>>>(dx, dO, x, L, seg, s);
     SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "attention_dq_kernel");
   });
 }

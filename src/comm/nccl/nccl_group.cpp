@@ -4,6 +4,9 @@
 #include <chrono>
 #include <exception>
 #include <thread>
+#include <vector>
+
+#include "sptrain/comm/mpi_runtime.hpp"
 
 namespace sptrain {
 namespace {
@@ -22,6 +25,10 @@ void pause_poll(double started_s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
+// How often the watchdog checks the operations in flight: often enough to
+// recycle their events promptly, rarely enough to cost nothing.
+constexpr double kWatchdogPoll_s = 0.01;
+
 ncclDataType_t reduce_type(DType t) {
   switch (t) {
     case DType::BF16: return ncclBfloat16;
@@ -36,9 +43,42 @@ ncclDataType_t reduce_type(DType t) {
 
 }  // namespace
 
+// Events for the operations in flight: taken by the main thread when it
+// enqueues one, given back by the watchdog's thread once it has finished.
+// Created on demand (a handful: every synchronising call drains them) and
+// destroyed with the group.
+struct NcclGroup::EventPool {
+  std::mutex mutex;
+  std::vector<cudaEvent_t> all, free;
+  ~EventPool() {
+    for (cudaEvent_t e : all) cudaEventDestroy(e);
+  }
+  cudaError_t take(cudaEvent_t* e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (free.empty()) {
+      const cudaError_t r = cudaEventCreateWithFlags(e, cudaEventDisableTiming);
+      if (r == cudaSuccess) all.push_back(*e);
+      return r;
+    }
+    *e = free.back();
+    free.pop_back();
+    return cudaSuccess;
+  }
+  void give_back(cudaEvent_t e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    free.push_back(e);
+  }
+};
+
 NcclGroup::NcclGroup(MPI_Comm comm, CommKind kind, ByteCounter* counter, int device, cudaStream_t compute,
                      NcclOptions options)
-    : Group(kind, counter), device_(device), timeout_s_(options.timeout_s), compute_(compute) {
+    : Group(kind, counter),
+      device_(device),
+      timeout_s_(options.timeout_s),
+      compute_(compute),
+      on_watchdog_failure_(std::move(options.on_watchdog_failure)),
+      error_prefix_(job_error_line("")),
+      events_(std::make_unique<EventPool>()) {
   SPT_CHECK(options.timeout_s > 0, "NcclGroup: the timeout must be positive (got ", options.timeout_s, " s)");
   // A group of one rank needs no MPI at all (a plain run may not have it).
   if (comm != MPI_COMM_SELF) {
@@ -55,8 +95,6 @@ NcclGroup::NcclGroup(MPI_Comm comm, CommKind kind, ByteCounter* counter, int dev
   cudaEvent_t event = nullptr;
   check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   compute_ready_.reset(event);
-  check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreateWithFlags");
-  comm_done_.reset(event);
   void* scratch = nullptr;
   check_cuda(cudaMalloc(&scratch, sizeof(float)), "cudaMalloc");
   scratch_.reset(scratch);
@@ -72,16 +110,26 @@ NcclGroup::NcclGroup(MPI_Comm comm, CommKind kind, ByteCounter* counter, int dev
   const double deadline = now_s() + timeout_s_;
   ncclComm_t created = nullptr;
   const ncclResult_t r = ncclCommInitRankConfig(&created, size_, id, rank_, &config);
-  comm_ = created;
+  {
+    std::lock_guard<std::recursive_timed_mutex> lock(comm_mutex_);
+    comm_ = created;
+  }
   check_nccl(r, "ncclCommInitRankConfig");
   wait_ready("ncclCommInitRankConfig", deadline);
+
+  watchdog_ = std::make_unique<CommWatchdog>(
+      CommWatchdog::Hooks{where(), [this] { return async_error_text(); },
+                          [this](const std::string& message) { watchdog_failed(message); }, {}},
+      kWatchdogPoll_s);
 }
 
 NcclGroup::~NcclGroup() {
+  watchdog_.reset();  // no more checks from its thread; its events are back in the pool
+  std::lock_guard<std::recursive_timed_mutex> lock(comm_mutex_);
   if (!comm_) return;
-  // Healthy and not unwinding an error: flush (nothing is pending, every call
-  // waited) and destroy cooperatively. Otherwise, or if finalising does not
-  // complete in time (a peer may be gone), abort: it never waits for peers.
+  // Healthy and not unwinding an error: flush what is still enqueued and
+  // destroy cooperatively. Otherwise, or if finalising does not complete in
+  // time (a peer may be gone), abort: it never waits for peers.
   bool clean = std::uncaught_exceptions() == 0 && cudaSetDevice(device_) == cudaSuccess;
   if (clean) {
     const ncclResult_t r = ncclCommFinalize(comm_);
@@ -113,20 +161,34 @@ void NcclGroup::check_cuda(cudaError_t e, const char* call) {
 void NcclGroup::check_nccl(ncclResult_t r, const char* call) {
   // With a non-blocking communicator, "in progress" means "enqueued, poll".
   if (r == ncclSuccess || r == ncclInProgress) return;
+  std::lock_guard<std::recursive_timed_mutex> lock(comm_mutex_);
   const char* detail = comm_ ? ncclGetLastError(comm_) : nullptr;
   abort_and_fail(str(call, " failed: ", ncclGetErrorString(r), detail && *detail ? str(" (", detail, ")") : ""));
 }
 
 void NcclGroup::abort_and_fail(const std::string& message) {
-  const bool had_comm = comm_ != nullptr;
+  const bool had_comm = !aborted();
   abort();
   fail("NcclGroup: ", message, " on ", where(), had_comm ? "; communicator aborted" : "");
 }
 
-void NcclGroup::abort() {
+void NcclGroup::abort_comm() {
+  std::lock_guard<std::recursive_timed_mutex> lock(comm_mutex_);
   if (comm_) ncclCommAbort(comm_);
   comm_ = nullptr;
 }
+
+void NcclGroup::abort() {
+  abort_comm();
+  if (watchdog_) watchdog_->drop_all();  // nothing more will finish
+}
+
+bool NcclGroup::aborted() const {
+  std::lock_guard<std::recursive_timed_mutex> lock(comm_mutex_);
+  return comm_ == nullptr;
+}
+
+size_t NcclGroup::pending() const { return watchdog_ ? watchdog_->pending() : 0; }
 
 void NcclGroup::set_timeout(double seconds) {
   SPT_CHECK(seconds > 0, "NcclGroup: the timeout must be positive (got ", seconds, " s)");
@@ -135,22 +197,62 @@ void NcclGroup::set_timeout(double seconds) {
 
 // The communicator's state: ncclSuccess (idle) or ncclInProgress (still
 // working on the last call); an error aborts the communicator and throws.
-ncclResult_t NcclGroup::async_state(const char* what) {
+ncclResult_t NcclGroup::async_state(const std::string& what) {
   ncclResult_t state = ncclSuccess;
-  check_nccl(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError");
-  check_nccl(state, what);  // passes ncclSuccess and ncclInProgress
+  {
+    std::lock_guard<std::recursive_timed_mutex> lock(comm_mutex_);
+    SPT_CHECK(comm_, "NcclGroup: ", what, " on ", where(), ": the communicator was aborted");
+    check_nccl(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError");
+  }
+  check_nccl(state, what.c_str());  // passes ncclSuccess and ncclInProgress
   return state;
 }
 
-void NcclGroup::fail_if_late(const char* what, double deadline_s) {
+// For the watchdog's thread: an asynchronous error of the communicator as
+// text, "" if none, or if the main thread is using the communicator right now
+// (asked again at the next round).
+std::string NcclGroup::async_error_text() {
+  std::unique_lock<std::recursive_timed_mutex> lock(comm_mutex_, std::try_to_lock);
+  if (!lock.owns_lock() || !comm_) return "";
+  ncclResult_t state = ncclSuccess;
+  const ncclResult_t r = ncclCommGetAsyncError(comm_, &state);
+  if (r != ncclSuccess) return str("ncclCommGetAsyncError failed: ", ncclGetErrorString(r));
+  if (state == ncclSuccess || state == ncclInProgress) return "";
+  const char* detail = ncclGetLastError(comm_);
+  return str("NCCL reported ", ncclGetErrorString(state), detail && *detail ? str(" (", detail, ")") : "");
+}
+
+// On the watchdog's thread: the message first (in case the abort hangs or
+// crashes), then the abort, then the end of the process. The abort waits at
+// most 10 s for the main thread to leave the communicator (it only enqueues,
+// on a non-blocking communicator, so it should never hold it that long).
+void NcclGroup::watchdog_failed(const std::string& message) {
+  auto abort_in_time = [this] {
+    std::unique_lock<std::recursive_timed_mutex> lock(comm_mutex_, std::defer_lock);
+    if (!lock.try_lock_for(std::chrono::seconds(10))) return;
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
+  };
+  if (on_watchdog_failure_) {
+    abort_in_time();
+    on_watchdog_failure_(error_prefix_ + message + "; communicator aborted");
+    return;
+  }
+  end_process_after_comm_failure(
+      error_prefix_ + message + "; aborting the communicator and ending the process", abort_in_time);
+}
+
+void NcclGroup::fail_if_late(const std::string& what, double deadline_s) {
   if (now_s() > deadline_s)
     abort_and_fail(str(what, " did not finish within ", timeout_s_,
                        " s (a rank died or the ranks issued different operations)"));
 }
 
 // Polls until NCCL has finished the last call (initialisation, or enqueuing
-// an operation on the stream).
-void NcclGroup::wait_ready(const char* what, double deadline_s) {
+// an operation on the stream): with a non-blocking communicator, a call may
+// return ncclInProgress (e.g. while it connects to a peer for the first
+// time), and the next call must wait until it is done.
+void NcclGroup::wait_ready(const std::string& what, double deadline_s) {
   const double started = now_s();
   while (async_state(what) == ncclInProgress) {
     fail_if_late(what, deadline_s);
@@ -159,27 +261,41 @@ void NcclGroup::wait_ready(const char* what, double deadline_s) {
 }
 
 // One operation: ordered after the compute stream's work, issued on the
-// communication stream, the compute stream ordered after it, and the host
-// waiting for it under the deadline.
+// communication stream, the compute stream ordered after it, and handed to
+// the watchdog. Returns its event (complete once it has finished); the host
+// does not wait for it here.
 template <typename Issue>
-void NcclGroup::run(const char* what, Issue issue) {
-  SPT_CHECK(comm_, "NcclGroup: ", what, " on ", where(), ": the communicator was aborted after an earlier error");
-  const double started = now_s(), deadline = started + timeout_s_;
+cudaEvent_t NcclGroup::run(const std::string& what, Issue issue) {
+  SPT_CHECK(!aborted(), "NcclGroup: ", what, " on ", where(),
+            ": the communicator was aborted after an earlier error");
+  const double deadline = now_s() + timeout_s_;
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   check_cuda(cudaEventRecord(compute_ready_.get(), compute_), "cudaEventRecord");
   check_cuda(cudaStreamWaitEvent(stream_.get(), compute_ready_.get(), 0), "cudaStreamWaitEvent");
-  issue();
-  wait_ready(what, deadline);  // enqueued on the stream
-  check_cuda(cudaEventRecord(comm_done_.get(), stream_.get()), "cudaEventRecord");
-  check_cuda(cudaStreamWaitEvent(compute_, comm_done_.get(), 0), "cudaStreamWaitEvent");
-  for (;;) {
-    const cudaError_t e = cudaEventQuery(comm_done_.get());
-    if (e == cudaSuccess) return;
-    if (e != cudaErrorNotReady) check_cuda(e, "cudaEventQuery");
-    async_state(what);  // a failure NCCL detected (e.g. a peer's network error)
-    fail_if_late(what, deadline);
-    pause_poll(started);
+  {
+    std::lock_guard<std::recursive_timed_mutex> lock(comm_mutex_);
+    SPT_CHECK(comm_, "NcclGroup: ", what, " on ", where(), ": the communicator was aborted");
+    issue();
   }
+  wait_ready(what, deadline);  // enqueued on the stream
+  cudaEvent_t done = nullptr;
+  check_cuda(events_->take(&done), "cudaEventCreateWithFlags");
+  const cudaError_t recorded = cudaEventRecord(done, stream_.get());
+  if (recorded != cudaSuccess) events_->give_back(done);
+  check_cuda(recorded, "cudaEventRecord");
+  check_cuda(cudaStreamWaitEvent(compute_, done, 0), "cudaStreamWaitEvent");
+  const int device = device_;
+  watchdog_->watch(CommWatchdog::Op{
+      what, timeout_s_,
+      [done, device] {
+        cudaSetDevice(device);  // the watchdog's thread
+        const cudaError_t e = cudaEventQuery(done);
+        if (e == cudaErrorNotReady) return false;
+        if (e != cudaSuccess) fail("cudaEventQuery failed: ", cudaGetErrorString(e));
+        return true;
+      },
+      [pool = events_.get(), done] { pool->give_back(done); }});
+  return done;
 }
 
 void NcclGroup::check_device(const Tensor& t, const char* op) const {
@@ -197,7 +313,7 @@ void NcclGroup::all_reduce(const Tensor& t, ReduceOp op) {
   check_device(t, "all_reduce");
   const ncclDataType_t type = reduce_type(t.dtype);
   const ncclRedOp_t nccl_op = op == ReduceOp::Sum ? ncclSum : ncclMax;
-  run("ncclAllReduce", [&] {
+  run(str("ncclAllReduce (", t.bytes(), " bytes)"), [&] {
     check_nccl(ncclAllReduce(t.data, t.data, size_t(t.numel()), type, nccl_op, comm_, stream_.get()), "ncclAllReduce");
   });
   if (size_ > 1) count(t.bytes());
@@ -207,7 +323,7 @@ void NcclGroup::broadcast(const Tensor& t, int root) {
   const auto timer = timed();
   check_device(t, "broadcast");
   SPT_CHECK(root >= 0 && root < size_, "NcclGroup::broadcast on ", where(), ": root ", root, " is not a rank");
-  run("ncclBroadcast", [&] {
+  run(str("ncclBroadcast from rank ", root, " (", t.bytes(), " bytes)"), [&] {
     check_nccl(ncclBroadcast(t.data, t.data, t.bytes(), ncclInt8, root, comm_, stream_.get()), "ncclBroadcast");
   });
   if (size_ > 1) count(t.bytes());
@@ -221,7 +337,7 @@ void NcclGroup::all_gather(const Tensor& out, const Tensor& in) {
             "NcclGroup::all_gather on ", where(), ": output ", dtype_name(out.dtype), " ", out.shape.to_string(),
             " is not ", size_, " inputs ", dtype_name(in.dtype), " ", in.shape.to_string(), " stacked along dim 0");
   // NCCL recognises the in-place case (in == this rank's slot of out) itself.
-  run("ncclAllGather", [&] {
+  run(str("ncclAllGather (", in.bytes(), " bytes per rank)"), [&] {
     check_nccl(ncclAllGather(in.data, out.data, in.bytes(), ncclInt8, comm_, stream_.get()), "ncclAllGather");
   });
   if (size_ > 1) count(in.bytes());
@@ -242,8 +358,12 @@ void NcclGroup::send_recv(const Tensor& out, int out_peer, const Tensor& in, int
     check_peer(in_peer, "recv");
   }
   if (out_peer == kNoPeer && in_peer == kNoPeer) return;
+  std::string what;
+  if (out_peer != kNoPeer) what = str("ncclSend to rank ", out_peer, " (", out.bytes(), " bytes)");
+  if (in_peer != kNoPeer)
+    what += str(what.empty() ? "" : " with ", "ncclRecv from rank ", in_peer, " (", in.bytes(), " bytes)");
   // Grouped, so NCCL posts both sides together: neither waits for the other.
-  run("ncclSend/ncclRecv", [&] {
+  run(what, [&] {
     check_nccl(ncclGroupStart(), "ncclGroupStart");
     ncclResult_t sent = ncclSuccess, received = ncclSuccess;
     if (out_peer != kNoPeer) sent = ncclSend(out.data, out.bytes(), ncclInt8, out_peer, comm_, stream_.get());
@@ -262,10 +382,20 @@ void NcclGroup::barrier() {
   const auto timer = timed();
   // NCCL has no barrier: a one-element all-reduce completes on a rank only
   // after every rank has joined it. Max keeps the value from growing.
-  run("barrier (ncclAllReduce)", [&] {
+  const cudaEvent_t done = run("barrier (ncclAllReduce)", [&] {
     check_nccl(ncclAllReduce(scratch_.get(), scratch_.get(), 1, ncclFloat32, ncclMax, comm_, stream_.get()),
                "ncclAllReduce");
   });
+  // The host waits here, unlike the other calls; a hang is the watchdog's
+  // to end, like any other.
+  const double started = now_s();
+  for (;;) {
+    const cudaError_t e = cudaEventQuery(done);
+    if (e == cudaSuccess) return;
+    if (e != cudaErrorNotReady) check_cuda(e, "cudaEventQuery");
+    SPT_CHECK(!aborted(), "NcclGroup: barrier on ", where(), ": the communicator was aborted");
+    pause_poll(started);
+  }
 }
 
 DeviceGroups make_device_groups(const ProcessGrid& grid, int device, cudaStream_t compute, NcclOptions options) {

@@ -5,6 +5,8 @@
 # checks index math, barriers, reductions, layouts and error paths where no
 # GPU is available; it says nothing about speed, and passing here does not
 # replace a run on a GPU (bench/gpu_suite.sh). Slow: blocks run one at a time.
+# The same binary runs NcclGroup against a fake one-rank NCCL (fake_nccl.cpp,
+# test_nccl_enqueued.cpp: 'NcclEnqueued*').
 #
 #   tests/backend_cuda/emu/run_emulated.sh                   # everything
 #   tests/backend_cuda/emu/run_emulated.sh 'CudaOps.Attention*'

@@ -49,11 +49,14 @@ class CpuBackend final : public Backend {
             const Tensor& cos_sin, bool inverse) override;
   void add_positions(const Tensor& x, const Tensor& table, const SequenceIndex& seq) override;
 
+  // saved: the probabilities (see Backend::attention_forward).
   void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, int n_heads,
                          int n_kv_heads, const SequenceIndex& seq, float scale) override;
   void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                           const Tensor& probs, int n_heads, int n_kv_heads,
                           const SequenceIndex& seq, float scale) override;
+  AttentionSavedSize attention_saved_size(int64_t max_rows, int64_t max_keys, int n_heads,
+                                          int head_dim) const override;
   void reserve_attention(int64_t max_rows, int max_keys, int n_heads, int qkv_width) override;
   void kv_cache_store(const Tensor& cache, const Tensor& qkv, int n_heads, int n_kv_heads,
                       const CacheIndex& idx) override;

@@ -81,12 +81,17 @@ class CudaBackend final : public Backend {
   void add_positions(const Tensor& x, const Tensor& table, const SequenceIndex& seq) override;
 
   // head_dim up to 256 (2 or more with bf16); up to the keys per query given
-  // to reserve_attention, which must be called first.
-  void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, int n_heads,
+  // to reserve_attention, which must be called first. lse: f32 [T, Hq], the
+  // log-sum-exp of each row's scores per head; the backward recomputes the
+  // probabilities from it (none are stored).
+  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, int n_heads,
                          int n_kv_heads, const SequenceIndex& seq, float scale) override;
   void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                          const Tensor& probs, int n_heads, int n_kv_heads,
+                          const Tensor& lse, int n_heads, int n_kv_heads,
                           const SequenceIndex& seq, float scale) override;
+  // {max_rows * n_heads, stat}: one f32 per row and head.
+  AttentionSavedSize attention_saved_size(int64_t max_rows, int64_t max_keys, int n_heads,
+                                          int head_dim) const override;
   // Allocates nothing (the backward keeps its per-row scratch inside dqkv):
   // sets the kernels' shared-memory limit for max_keys keys per query and
   // fails clearly if the device cannot hold them.

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of every harness into fuzz/corpus/NAME/ (committed).
+
+    python3 fuzz/make_seeds.py
+
+Seeds are small valid files (from configs/ and data/sst2/, or tiny tokenizers
+written here) and the probe files of issue 19 (alias bombs, deep nesting, huge
+counts). Inputs found by fuzzing that crashed sptrain are added by hand as
+regression-* files and are not touched here. Python's standard library only.
+"""
+import json
+import pathlib
+import struct
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fuzz" / "corpus"
+
+
+def put(harness, name, data):
+    d = CORPUS / harness
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+# ---- config: YAML, then '\0' and each --set argument ----
+def config_seeds():
+    for p in sorted((ROOT / "configs").glob("*.yaml")):
+        put("config", p.name, p.read_bytes())
+    minimal = ('model:\n  path: m.h5\ntask:\n  train: t.tsv\n'
+               '  labels: {"0": " negative", "1": " positive"}\n')
+    put("config", "minimal.yaml", minimal)
+    put("config", "overrides.yaml", minimal + "\0optim.lr=0.5\0task.labels.2= neutral\0"
+        "task.template=Review: {text}\0parallel.stage_layers=[1, 2]\0threads=4")
+    put("config", "every_section.yaml", minimal + (
+        "backend: cpu\nthreads: 2\nprompt:\n  length: 4\n  init: text\n  init_text: \"hi\"\n"
+        "optim:\n  name: adafactor\n  schedule: cosine\n  adafactor:\n    decay_rate: 0.8\n"
+        "    scale_parameter: no\ntrain:\n  steps: 10\n  seed: 18446744073709551615\n"
+        "  resume: never\nparallel:\n  tensor: 2\n  pipeline: 2\n  schedule: gpipe\n"
+        "  stage_layers: [1, 1]\n"))
+    bomb = 'task:\n  labels:\n    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for c in "bcdefghi":
+        prev = "*" + chr(ord(c) - 1)
+        bomb += f"    {c}: &{c} [{', '.join([prev] * 9)}]\n"
+    put("config", "probe-alias-bomb.yaml", bomb)
+    put("config", "probe-deep.yaml", "model: " + "[" * 600 + "]" * 600 + "\n")
+    put("config", "probe-anchors.yaml", minimal + "optim: &o\n  adafactor: *o\n")
+    put("config", "probe-threads.yaml", minimal + "threads: 100000\n")
+
+
+# ---- datasets ----
+def data_seeds():
+    lines = (ROOT / "data" / "sst2" / "dev.tsv").read_text().splitlines()[:8]
+    put("dataset_tsv", "sst2-dev-head.tsv", "\n".join(lines) + "\n")
+    put("dataset_tsv", "header-crlf-bom.tsv", "\ufeffsentence\tlabel\r\na film\t1\r\nbad\tfilm\t0\r\n\r\n")
+    put("dataset_tsv", "probe-no-tab.tsv", "no tab here\n")
+    put("dataset_tsv", "probe-blank-middle.tsv", "a\t1\n\nb\t0\n")
+    put("dataset_tsv", "probe-invalid-utf8.tsv", b"caf\xe9\t1\n")
+    rows = [{"text": t.rsplit("\t", 1)[0], "label": int(t.rsplit("\t", 1)[1])} for t in lines]
+    put("dataset_jsonl", "sst2-dev-head.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    put("dataset_jsonl", "string-labels.jsonl",
+        '{"text": "caf\\u00e9 \\"quoted\\"", "label": "pos", "id": [1, {"x": null}]}\n'
+        '{"label": "neg", "text": "line\\nbreak"}\n')
+    put("dataset_jsonl", "probe-types.jsonl", '{"text": 1, "label": 1.5}\n')
+    put("dataset_jsonl", "probe-deep.jsonl", '{"text": "a", "label": 1, "x": ' + "[" * 100 + "]" * 100 + "}\n")
+    put("dataset_jsonl", "probe-not-object.jsonl", '["text", "label"]\n')
+
+
+# ---- tokenizers ----
+def byte_chars():
+    """GPT-2's byte -> printable character map (tokenizer.hpp)."""
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    m, n = {}, 256
+    for b in range(256):
+        if b in printable:
+            m[b] = chr(b)
+        else:
+            m[b] = chr(n)
+            n += 1
+    return [m[b] for b in range(256)]
+
+
+def tiny_vocab():
+    tokens = byte_chars()
+    merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("Ġ", "a"), ("e", "r"), ("1", "2")]
+    for a, b in merges:
+        if a + b not in tokens:
+            tokens.append(a + b)
+    return tokens, [f"{a} {b}" for a, b in merges]
+
+
+def tokenizer_json(pre, post=None, added=True):
+    tokens, merges = tiny_vocab()
+    j = {
+        "version": "1.0",
+        "added_tokens": [{"id": len(tokens), "content": "<|endoftext|>", "single_word": False,
+                          "lstrip": False, "rstrip": False, "normalized": False, "special": True}]
+        if added else [],
+        "normalizer": None,
+        "pre_tokenizer": pre,
+        "post_processor": post,
+        "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "byte_fallback": False,
+                  "vocab": {t: i for i, t in enumerate(tokens)}, "merges": merges},
+    }
+    return json.dumps(j, ensure_ascii=False)
+
+
+def tokenizer_seeds():
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    put("tokenizer_json", "bytelevel.json", tokenizer_json(byte_level))
+    put("tokenizer_json", "sequence-digits-split.json", tokenizer_json(
+        {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Isolated", "invert": False},
+            {"type": "Split", "pattern": {"String": "."}, "behavior": "Isolated", "invert": False},
+            dict(byte_level, use_regex=False)]},
+        post={"type": "TemplateProcessing",
+              "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+                         {"Sequence": {"id": "A", "type_id": 0}}]}))
+    put("tokenizer_json", "probe-split-removed.json", tokenizer_json(
+        {"type": "Split", "pattern": {"Regex": "x"}, "behavior": "Removed"}))
+    put("tokenizer_json", "probe-bad-regex.json", tokenizer_json(
+        {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated"}, byte_level]}))
+
+    tokens, merges = tiny_vocab()
+    vocab = json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False)
+    merges_txt = "#version: 0.2\n" + "\n".join(merges) + "\n"
+    config = json.dumps({"add_bos_token": True, "bos_token": "<|endoftext|>", "eos_token": {"content": "<|endoftext|>"},
+                         "add_prefix_space": False,
+                         "added_tokens_decoder": {str(len(tokens)): {"content": "<|endoftext|>", "special": True}}})
+    special = json.dumps({"pad_token": "<|endoftext|>"})
+    put("tokenizer_folder", "gpt2-slow", "\0".join([vocab, merges_txt, config, special]))
+    put("tokenizer_folder", "tokenizer-json-with-config",
+        "\0".join(["", "", json.dumps({"eos_token": "<|endoftext|>"}), "", tokenizer_json(byte_level)]))
+    put("tokenizer_folder", "probe-decoder-key", "\0".join([vocab, merges_txt, json.dumps(
+        {"added_tokens_decoder": {"x": {"content": "<s>"}}})]))
+
+    put("tokenizer_gguf", "gpt2-smollm.gguf", gguf(tokens, merges, "smollm"))
+    put("tokenizer_gguf", "llama3-bos.gguf", gguf(tokens, merges, "llama3", extra=[
+        ("tokenizer.ggml.add_bos_token", 7, struct.pack("<B", 1))]))
+    put("tokenizer_gguf", "default-no-types.gguf", gguf(tokens, merges, None, types=False))
+    put("tokenizer_gguf", "with-tensor.gguf", gguf(tokens, merges, "gpt2", tensor=True))
+    put("tokenizer_gguf", "probe-huge-count.gguf",
+        b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + gstr("tokenizer.ggml.tokens") +
+        struct.pack("<IIQ", 9, 8, 2 ** 62))
+
+    texts = ["Hello, world! It's the 123rd time.", "<|im_start|>user\nhi<|im_end|><|im",
+             "caf\u00e9 \u4e2d\u6587 \U0001f600  \t\n  x", "   leading and trailing   ", "1234567890" * 3]
+    for k, t in enumerate(texts):
+        put("tokenizer_encode", f"text-{k}", bytes([k * 2 + (k % 2)]) + t.encode())
+
+
+def gstr(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf(tokens, merges, pre, extra=(), types=True, tensor=False):
+    """A GGUF v3 file with tokenizer.ggml.* metadata (and optionally one tensor)."""
+    kvs = [("general.architecture", 8, gstr("llama")),
+           ("tokenizer.ggml.model", 8, gstr("gpt2")),
+           ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, len(tokens)) + b"".join(gstr(t) for t in tokens)),
+           ("tokenizer.ggml.merges", 9, struct.pack("<IQ", 8, len(merges)) + b"".join(gstr(m) for m in merges)),
+           ("tokenizer.ggml.bos_token_id", 4, struct.pack("<I", 257)),
+           ("tokenizer.ggml.eos_token_id", 4, struct.pack("<I", 258))]
+    if types:
+        kvs.append(("tokenizer.ggml.token_type", 9,
+                    struct.pack("<IQ", 5, len(tokens)) + b"".join(struct.pack("<i", 1) for _ in tokens)))
+    if pre:
+        kvs.append(("tokenizer.ggml.pre", 8, gstr(pre)))
+    kvs += list(extra)
+    out = b"GGUF" + struct.pack("<IQQ", 3, 1 if tensor else 0, len(kvs))
+    for key, typ, val in kvs:
+        out += gstr(key) + struct.pack("<I", typ) + val
+    if tensor:
+        out += gstr("token_embd.weight") + struct.pack("<IQQIQ", 2, 4, 2, 0, 0)
+        out += b"\0" * (-len(out) % 32) + struct.pack("<8f", *range(8))
+    return out
+
+
+if __name__ == "__main__":
+    config_seeds()
+    data_seeds()
+    tokenizer_seeds()
