@@ -123,6 +123,10 @@ int run_bench(const Config& config, const BenchOptions& o) {
     // FLOPs and bytes are summed over ranks. Times are rank 0's: it holds
     // stage 0, whose step ends only after every other stage's work reached it.
     control_sum(ps.host(), {&sum.flops, &sum.bytes.tensor, &sum.bytes.pipeline, &sum.bytes.data});
+    // Each rank's peak RSS (for checking memory plans, docs/plan.md).
+    std::vector<double> rss_by_rank(size_t(ps.world_size()), 0.0);
+    rss_by_rank[size_t(ps.world_rank())] = peak_rss_mb();
+    control_sum(ps.host(), rss_by_rank);
     const double n = o.steps;
     const StepTimes& t = sum.times;
     const double step_s = t.total / n;
@@ -146,6 +150,7 @@ int run_bench(const Config& config, const BenchOptions& o) {
     const bool on_gpu = session.backend->device() == Device::CUDA;
     const double mfu = on_gpu ? model_flops_utilisation(gflops, peak_tflops, ps.world_size()) : 0.0;
     const GridLayout& layout = ps.layout();
+    const auto* cpu = dynamic_cast<const CpuBackend*>(session.backend.get());
     nlohmann::json j = {
         {"tool", "sptrain"},
         {"model", m.name},
@@ -154,8 +159,10 @@ int run_bench(const Config& config, const BenchOptions& o) {
         {"layout", {{"tensor", layout.tensor}, {"pipeline", layout.pipeline}, {"data", layout.data}}},
         {"backend", session.backend->name()},
         {"threads", config.threads},
+        {"threads_per_rank", cpu ? cpu->threads() : 0},
         {"batch_size", B},
         {"micro_batch_size", config.train.micro_batch_size},
+        {"stage_layers", session.stage->spec().num_layers},  // rank 0's
         {"steps", o.steps},
         {"warmup", o.warmup},
         {"examples_per_s", B / step_s},
@@ -177,7 +184,12 @@ int run_bench(const Config& config, const BenchOptions& o) {
         {"blas_gflops_per_s_at_model_shapes", blas},
         {"share_of_blas", blas > 0 ? gflops / blas : 0.0},
         {"comm_bytes_per_step", {{"tensor", tensor_bytes}, {"pipeline", pipeline_bytes}, {"data", data_bytes}}},
+        {"comm_bytes_timed_steps",  // all ranks, the timed steps together: whole numbers
+         {{"tensor", uint64_t(sum.bytes.tensor)},
+          {"pipeline", uint64_t(sum.bytes.pipeline)},
+          {"data", uint64_t(sum.bytes.data)}}},
         {"peak_rss_mb", peak_rss_mb()},
+        {"peak_rss_mb_by_rank", rss_by_rank},
         {"last_loss", loss_last}};
     if (on_gpu)
       j["device"] = {{"name", dev.name},

@@ -34,8 +34,8 @@ const char* const kSetHelp =
     "--set parallel.stage_layers=[12,12]; repeatable, applied in order. The value is "
     "YAML; for a string key it is taken as written unless it starts with a quote";
 
-const std::vector<std::string> kSubcommands = {"train",   "eval",   "init-model", "convert",
-                                               "bench",   "export", "infer",      "generate"};
+const std::vector<std::string> kSubcommands = {"train",  "eval",   "init-model", "convert", "bench",
+                                               "plan",   "export", "infer",      "generate"};
 
 bool is_subcommand(const std::string& arg) {
   return std::find(kSubcommands.begin(), kSubcommands.end(), arg) != kSubcommands.end();
@@ -140,6 +140,65 @@ int run(int argc, char** argv) {
   bench->add_option("--batches-out", bench_options.batches_out,
                     "Write each step's global batch (indices into task.train) as JSON lines here");
   bench->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");
+
+  // plan
+  PlanOptions plan_options;
+  plan::HardwareOptions& hw = plan_options.hardware;
+  plan::WorkloadOptions& work = plan_options.workload;
+  CLI::App* plan_cmd = app.add_subcommand(
+      "plan", "Will the configuration's job fit on N GPUs, in which parallel layout, and how fast: "
+              "memory per rank, step time, tokens/s, MFU and bytes per step of every layout (docs/plan.md)");
+  plan_cmd->add_option("config", config_path, "YAML configuration file")->required();
+  plan_cmd->add_option("--gpus", plan_options.gpus, "Devices (ranks) to plan for")->required()
+      ->check(CLI::PositiveNumber);
+  plan_cmd->add_option("--gpu", hw.gpu, "Device: " + plan::gpu_names() + " (cpu: this machine)")
+      ->capture_default_str();
+  plan_cmd->add_option("--gpus-per-node", hw.gpus_per_node, "Devices per node (default: the device's usual server)")
+      ->check(CLI::PositiveNumber);
+  plan_cmd->add_flag("--json", plan_options.json, "Print one JSON object instead of the table");
+  plan_cmd->add_option("--top", plan_options.top, "Layouts shown in full")->capture_default_str();
+  plan_cmd->add_option("--shape", plan_options.shape,
+                       "Plan for a published model's shape instead of model.path: gpt3-175b, opt-175b, "
+                       "bloom-176b, llama3-70b, llama3-405b");
+  ModelDims& dims = plan_options.dims;
+  plan_cmd->add_option("--family", dims.family, "Family of explicit dimensions: gpt or llama")
+      ->check(CLI::IsMember({"gpt", "llama"}));
+  plan_cmd->add_option("--layers", dims.layers, "Override: transformer blocks");
+  plan_cmd->add_option("--d-model", dims.d_model, "Override: hidden size");
+  plan_cmd->add_option("--heads", dims.heads, "Override: attention heads");
+  plan_cmd->add_option("--kv-heads", dims.kv_heads, "Override: key/value heads");
+  plan_cmd->add_option("--head-dim", dims.head_dim, "Override: width of one head");
+  plan_cmd->add_option("--d-ffn", dims.d_ffn, "Override: MLP inner size");
+  plan_cmd->add_option("--vocab", dims.vocab, "Override: vocabulary size");
+  plan_cmd->add_option("--tensor", plan_options.tensor, "Only layouts of this tensor-parallel size");
+  plan_cmd->add_option("--pipeline", plan_options.pipeline, "Only layouts of this pipeline size");
+  plan_cmd->add_option("--micro-batch", plan_options.micro_batch, "Only layouts of this micro-batch size");
+  plan_cmd->add_option("--schedule", plan_options.schedule, "Only this pipeline schedule")
+      ->check(CLI::IsMember({"gpipe", "1f1b"}));
+  plan_cmd->add_option("--tokenizer", work.tokenizer,
+                       "Model file or tokenizer.json to encode the task's data with (default: the model file's)");
+  plan_cmd->add_option("--example-tokens", work.example_tokens,
+                       "Without a tokenizer: text tokens per example (default: task.max_length)");
+  plan_cmd->add_option("--first-step", work.first_step, "First training step planned")->capture_default_str();
+  plan_cmd->add_option("--steps", work.steps, "Training steps planned (their mean is reported)")
+      ->capture_default_str();
+  plan_cmd->add_option("--calibrate", hw.calibrate,
+                       "A `sptrain bench --json` result measured on the device: its compute rate and step "
+                       "overhead replace the defaults; repeat it with runs of other micro-batch sizes to "
+                       "measure the cost of a layer pass too");
+  plan_cmd->add_option("--peak-tflops", hw.peak_tflops, "The device's dense bf16 peak");
+  plan_cmd->add_option("--matmul-share", hw.matmul_share, "Share of the peak the matrix products reach");
+  plan_cmd->add_option("--attention-share", hw.attention_share, "Share of the peak attention reaches");
+  plan_cmd->add_option("--node-link-gbps", hw.node_link_gbps, "GB/s one way between the devices of a node");
+  plan_cmd->add_option("--fabric-gbps", hw.fabric_gbps, "GB/s one way from a device to other nodes");
+  plan_cmd->add_option("--link-share", hw.link_share, "Share of a link's bandwidth the collectives reach");
+  plan_cmd->add_option("--node-latency-us", hw.node_latency_us, "Microseconds a call inside a node");
+  plan_cmd->add_option("--fabric-latency-us", hw.fabric_latency_us, "Microseconds a call between nodes");
+  plan_cmd->add_option("--overhead-gb", hw.overhead_gb, "Fixed memory of every rank, GB");
+  plan_cmd->add_option("--step-overhead-ms", hw.step_overhead_ms, "Fixed time of every step, ms");
+  plan_cmd->add_option("--layer-overhead-us", hw.layer_overhead_us,
+                       "Fixed time of every layer's forward or backward of one micro-batch, us");
+  plan_cmd->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");
 
   // export
   ExportOptions export_options;
@@ -247,7 +306,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> args = expand_shorthand(argc, argv);
   if (!args.empty() && !args[0].empty() && args[0][0] != '-' && !is_subcommand(args[0])) {
     std::cerr << "Unknown subcommand '" << args[0]
-              << "': expected train, eval, init-model, convert, bench, export, infer or a CONFIG.yaml file\n"
+              << "': expected train, eval, init-model, convert, bench, plan, export, infer or a CONFIG.yaml file\n"
                  "Run with --help for more information.\n";
     return 2;
   }
@@ -274,6 +333,7 @@ int run(int argc, char** argv) {
   }
   if (convert->parsed()) return run_convert(convert_options);
   if (bench->parsed()) return run_bench(load_config(config_path, sets), bench_options);
+  if (plan_cmd->parsed()) return run_plan(load_config(config_path, sets), plan_options);
   if (export_cmd->parsed()) return run_export(export_options);
   if (infer->parsed()) return run_infer(infer_options);
   if (generate->parsed()) return run_generate(gen_options);

@@ -8,6 +8,20 @@ namespace sptrain {
 
 // ---- PackedBatchWriter: the packing both builders share ----
 
+BufferList PackedBatchBuffers::list(int64_t max_rows, int max_seqs, int max_segments,
+                                    int64_t max_targets) {
+  return {{&offsets, Elem::I32, Shape{max_segments + 1}},
+          {&prefix_start, Elem::I32, Shape{max_segments}},
+          {&prefix_len, Elem::I32, Shape{max_segments}},
+          {&prob_offsets, Elem::I64, Shape{max_segments + 1}},
+          {&positions, Elem::I32, Shape{max_rows}},
+          {&answer_rows, Elem::I32, Shape{max_seqs}},
+          {&tokens, Elem::I32, Shape{max_rows}},
+          {&label_targets, Elem::I32, Shape{max_seqs}},
+          {&target_rows, Elem::I32, Shape{max_targets}},
+          {&token_targets, Elem::I32, Shape{max_targets}}};
+}
+
 PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max_seqs,
                                      int max_segments, int64_t prompt_rows, int64_t max_targets)
     : backend_(backend),
@@ -16,16 +30,7 @@ PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max
       max_segments_(max_segments),
       prompt_rows_(prompt_rows),
       max_targets_(max_targets) {
-  offsets_ = backend.allocate(DType::I32, Shape{max_segments + 1});
-  prefix_start_ = backend.allocate(DType::I32, Shape{max_segments});
-  prefix_len_ = backend.allocate(DType::I32, Shape{max_segments});
-  prob_offsets_ = backend.allocate(DType::I64, Shape{max_segments + 1});
-  positions_ = backend.allocate(DType::I32, Shape{max_rows});
-  answer_rows_ = backend.allocate(DType::I32, Shape{max_seqs});
-  tokens_ = backend.allocate(DType::I32, Shape{max_rows});
-  label_targets_ = backend.allocate(DType::I32, Shape{max_seqs});
-  target_rows_ = backend.allocate(DType::I32, Shape{max_targets});
-  token_targets_ = backend.allocate(DType::I32, Shape{max_targets});
+  allocate(backend, ElemTypes{}, buf_.list(max_rows, max_seqs, max_segments, max_targets));
   host_tokens_.reserve(size_t(max_rows));
   host_target_rows_.reserve(size_t(max_targets));
   host_token_targets_.reserve(size_t(max_targets));
@@ -133,27 +138,32 @@ void PackedBatchWriter::finish() {
   mb.text_rows = row_ - mb.prompt_rows;
 
   const int S = s.num_segments;
-  s.offsets = upload_prefix(backend_, offsets_, S + 1, s.host_offsets.data());
-  s.prefix_start = upload_prefix(backend_, prefix_start_, S, s.host_prefix_start.data());
-  s.prefix_len = upload_prefix(backend_, prefix_len_, S, s.host_prefix_len.data());
-  s.prob_offsets = upload_prefix(backend_, prob_offsets_, S + 1, s.host_prob_offsets.data());
-  s.positions = upload_prefix(backend_, positions_, row_, s.host_positions.data());
-  s.answer_rows = upload_prefix(backend_, answer_rows_, B, s.host_answer_rows.data());
-  mb.tokens = upload_prefix(backend_, tokens_, row_, host_tokens_.data());
-  mb.label_targets = upload_prefix(backend_, label_targets_, B, mb.host_labels.data());
+  s.offsets = upload_prefix(backend_, buf_.offsets, S + 1, s.host_offsets.data());
+  s.prefix_start = upload_prefix(backend_, buf_.prefix_start, S, s.host_prefix_start.data());
+  s.prefix_len = upload_prefix(backend_, buf_.prefix_len, S, s.host_prefix_len.data());
+  s.prob_offsets = upload_prefix(backend_, buf_.prob_offsets, S + 1, s.host_prob_offsets.data());
+  s.positions = upload_prefix(backend_, buf_.positions, row_, s.host_positions.data());
+  s.answer_rows = upload_prefix(backend_, buf_.answer_rows, B, s.host_answer_rows.data());
+  mb.tokens = upload_prefix(backend_, buf_.tokens, row_, host_tokens_.data());
+  mb.label_targets = upload_prefix(backend_, buf_.label_targets, B, mb.host_labels.data());
   mb.targets = int64_t(host_target_rows_.size());
-  mb.target_rows = upload_prefix(backend_, target_rows_, mb.targets, host_target_rows_.data());
-  mb.token_targets = upload_prefix(backend_, token_targets_, mb.targets, host_token_targets_.data());
+  mb.target_rows = upload_prefix(backend_, buf_.target_rows, mb.targets, host_target_rows_.data());
+  mb.token_targets = upload_prefix(backend_, buf_.token_targets, mb.targets, host_token_targets_.data());
   mb_ = nullptr;
 }
 
 // ---- BatchBuilder: one prompt ----
 
+namespace {
+// One segment per example, and the shared prompt's.
+int builder_segments(int max_seqs) { return max_seqs + 1; }
+}  // namespace
+
 BatchBuilder::BatchBuilder(Backend& backend, int prompt_len, int64_t max_rows, int max_seqs,
                            bool share_prompt, int64_t max_answer)
     : prompt_len_(prompt_len),
       share_prompt_(share_prompt),
-      writer_(backend, max_rows, max_seqs, /*max_segments=*/max_seqs + 1, /*prompt_rows=*/prompt_len,
+      writer_(backend, max_rows, max_seqs, builder_segments(max_seqs), /*prompt_rows=*/prompt_len,
               /*max_targets=*/max_seqs * max_answer) {}
 
 void BatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples) {
@@ -193,6 +203,12 @@ MicroBatchSet::MicroBatchSet(Backend& backend, int prompt_len, int64_t max_rows,
         std::make_unique<BatchBuilder>(backend, prompt_len, max_rows, per_micro, true, max_answer));
   used_.reserve(size_t(count));
   part_.reserve(size_t(per_micro));
+}
+
+int64_t MicroBatchSet::device_bytes(int64_t max_rows, int per_micro, int count, int64_t max_answer) {
+  PackedBatchBuffers b;
+  return count * bytes(b.list(max_rows, per_micro, builder_segments(per_micro), per_micro * max_answer),
+                       ElemTypes{});
 }
 
 void MicroBatchSet::fill(const std::vector<const EncodedExample*>& examples) {

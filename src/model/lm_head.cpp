@@ -37,27 +37,36 @@ void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConf
     loader.read_into(label_weight, i, head, Range{tok, 1}, all_d);
   }
 
-  const int64_t B = max_targets, d = c.d_model;
-  const int64_t V = loss == LossKind::Vocab ? vocab.count : n_labels;
-  saved.resize(size_t(std::max(slots, 1)));
-  for (Saved& k : saved) {
-    k.h = ctx.alloc(Shape{B, d});
-    if (c.norm == NormKind::LayerNorm) k.mean = ctx.alloc_stat(Shape{B});
-    k.rstd = ctx.alloc_stat(Shape{B});
-    k.label_logits = ctx.alloc_stat(Shape{B, n_labels});
-    if (loss == LossKind::Vocab) k.logits = ctx.alloc_stat(Shape{B, vocab.count});
-    k.row_max = ctx.alloc_stat(Shape{B});
-    k.row_sumexp = ctx.alloc_stat(Shape{B});
-  }
-  hn = ctx.alloc(Shape{B, d});
-  target = ctx.alloc_stat(Shape{B});
-  dlogits = ctx.alloc(Shape{B, V});
-  dhn = ctx.alloc(Shape{B, d});
-  dh = ctx.alloc(Shape{B, d});
+  BufferList kept, scratch;
+  list_buffers(c, max_targets, slots, kept, scratch);
+  allocate(ctx, kept);
+  allocate(ctx, scratch);
+  const int64_t B = max_targets;
   host_stats.resize(size_t(B) * std::max<int64_t>(n_labels, 1));
   host_max.reserve(size_t(B));
   host_sumexp.reserve(size_t(B));
   host_target.reserve(size_t(B));
+}
+
+void LmHead::list_buffers(const ModelConfig& c, int64_t max_targets, int slots, BufferList& kept,
+                          BufferList& scratch) {
+  const int64_t B = max_targets, d = c.d_model;
+  const int64_t V = loss == LossKind::Vocab ? vocab.count : n_labels;
+  saved.resize(size_t(std::max(slots, 1)));
+  for (Saved& k : saved) {
+    kept.push_back({&k.h, Elem::Act, Shape{B, d}});
+    if (c.norm == NormKind::LayerNorm) kept.push_back({&k.mean, Elem::Stat, Shape{B}});
+    kept.push_back({&k.rstd, Elem::Stat, Shape{B}});
+    kept.push_back({&k.label_logits, Elem::Stat, Shape{B, n_labels}});
+    if (loss == LossKind::Vocab) kept.push_back({&k.logits, Elem::Stat, Shape{B, vocab.count}});
+    kept.push_back({&k.row_max, Elem::Stat, Shape{B}});
+    kept.push_back({&k.row_sumexp, Elem::Stat, Shape{B}});
+  }
+  scratch.insert(scratch.end(), {{&hn, Elem::Act, Shape{B, d}},
+                                 {&target, Elem::Stat, Shape{B}},
+                                 {&dlogits, Elem::Act, Shape{B, V}},
+                                 {&dhn, Elem::Act, Shape{B, d}},
+                                 {&dh, Elem::Act, Shape{B, d}}});
 }
 
 namespace {

@@ -31,6 +31,77 @@ StageSpec plan_stage(int n_layers, int stages, int index, const std::vector<int>
   return s;
 }
 
+WeightShare stage_weights(const ModelConfig& m, const LocalDims& dims, const StageSpec& stage,
+                          bool vocab_loss, int n_labels) {
+  const int64_t d = m.d_model, hd = m.head_dim, heads = dims.heads, kv = dims.kv_heads,
+                ffn = dims.ffn, v_local = dims.vocab_range.count;
+  const int64_t norm = (m.norm == NormKind::LayerNorm && m.bias) ? 2 * d : d;
+  WeightShare s;
+  if (stage.first())
+    s.embedding = v_local * d + (m.position == PositionKind::Learned ? int64_t(m.max_positions) * d : 0);
+  const int64_t matrices = (heads + 2 * kv) * hd * d     // q, k, v rows of its heads
+                           + d * heads * hd              // o: its heads' columns
+                           + (dims.swiglu ? 2 : 1) * ffn * d  // gate and up rows
+                           + d * ffn;                    // down: its columns
+  int64_t vectors = 2 * norm;
+  if (m.bias) vectors += (heads + 2 * kv) * hd + (dims.swiglu ? 0 : ffn)  // qkv and up biases: split
+                         + 2 * d;                                        // o and down biases: whole
+  s.blocks = stage.num_layers * matrices;
+  s.vectors = stage.num_layers * vectors;
+  // A tied head on the stage that holds the embedding reads its table: no second copy.
+  const bool own_head_rows = vocab_loss && !(m.tied_embeddings && stage.first());
+  if (stage.last()) s.head = norm + (own_head_rows ? v_local * d : 0) + int64_t(n_labels) * d;
+  return s;
+}
+
+void Stage::list_buffers(Buffers& b, const ModelConfig& config, const LocalDims& dims,
+                         const StageSpec& spec, const StageShape& shape, const AttentionSavedSizeFn& saved) {
+  const Capacity cap = shape.train;
+  const Capacity both{std::max(shape.train.rows, shape.eval.rows),
+                      std::max(shape.train.max_keys, shape.eval.max_keys)};
+  auto add = [](BufferList& to, BufferList more) { to.insert(to.end(), more.begin(), more.end()); };
+  b.sets.resize(size_t(shape.activation_sets));
+  for (ActivationSet& s : b.sets) {
+    s.layers.resize(size_t(spec.num_layers));
+    for (LayerActivations& a : s.layers)
+      add(b.kept, a.buffers(dims, config.norm, cap, saved(cap.rows, cap.max_keys, dims.heads, dims.head_dim)));
+    b.kept.push_back({&s.out, Elem::Act, Shape{cap.rows, config.d_model}});
+  }
+  // Evaluation: one layer's buffers, reused by every layer.
+  b.eval_set.layers.resize(1);
+  add(b.scratch, b.eval_set.layers[0].buffers(dims, config.norm, shape.eval,
+                                               saved(shape.eval.rows, shape.eval.max_keys, dims.heads, dims.head_dim)));
+  add(b.scratch, b.workspace.buffers(dims, both));
+  b.scratch.push_back({&b.dx, Elem::Act, Shape{both.rows, config.d_model}});
+  if (config.position == PositionKind::Rope)
+    b.tables.push_back({&b.rope_table, Elem::Stat, Shape{config.max_positions, config.head_dim}});
+}
+
+StageMemory Stage::memory(const ModelConfig& config, const LocalDims& dims, const StageSpec& spec,
+                          const HeadSpec& head, const StageShape& shape, const ElemTypes& types,
+                          const AttentionSavedSizeFn& saved) {
+  Buffers b;
+  list_buffers(b, config, dims, spec, shape, saved);
+  const bool vocab_loss = head.loss == LossKind::Vocab;
+  StageMemory m;
+  m.weights = stage_weights(config, dims, spec, vocab_loss, int(head.label_tokens.size())).total() *
+              int64_t(dtype_size(types.act));
+  m.activations = bytes(b.kept, types);
+  m.workspace = bytes(b.scratch, types);
+  m.tables = bytes(b.tables, types);
+  if (spec.last()) {
+    LmHead h;
+    h.loss = head.loss;
+    h.n_labels = int(head.label_tokens.size());
+    h.vocab = dims.vocab_range;
+    BufferList kept, scratch;
+    h.list_buffers(config, shape.head_rows(), shape.activation_sets, kept, scratch);
+    m.activations += bytes(kept, types);
+    m.workspace += bytes(scratch, types);
+  }
+  return m;
+}
+
 Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File& file,
              const StageSpec& spec, const HeadSpec& head, const StageShape& shape)
     : ctx_(ctx), config_(config), spec_(spec) {
@@ -40,14 +111,22 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
   layers_.resize(size_t(spec.num_layers));
   for (int i = 0; i < spec.num_layers; ++i)
     layers_[size_t(i)].load(loader, config, dims_, spec.first_layer + i);
-  if (spec.last()) {
-    const int64_t train_targets = shape.train_targets > 0 ? shape.train_targets : shape.train_seqs;
-    const int64_t eval_targets = shape.eval_targets > 0 ? shape.eval_targets : shape.eval_seqs;
-    head_.load(ctx, loader, config, dims_, head, std::max(train_targets, eval_targets),
-               shape.activation_sets, spec.first() ? embedding_.tokens.view() : Tensor{});
-  }
+  if (spec.last())
+    head_.load(ctx, loader, config, dims_, head, shape.head_rows(), shape.activation_sets,
+               spec.first() ? embedding_.tokens.view() : Tensor{});
   weight_bytes_ = loader.resident_bytes();
 
+  const Backend& backend = ctx.backend;
+  list_buffers(buffers_, config, dims_, spec, shape,
+               [&backend](int64_t rows, int64_t keys, int heads, int head_dim) {
+                 return backend.attention_saved_size(rows, keys, heads, head_dim);
+               });
+  allocate(ctx, buffers_.kept);
+  allocate(ctx, buffers_.scratch);
+  allocate(ctx, buffers_.tables);
+  ctx.backend.reserve_attention(std::max(shape.train.rows, shape.eval.rows),
+                                int(std::max(shape.train.max_keys, shape.eval.max_keys)), dims_.heads,
+                                dims_.qkv_width());
   if (config.position == PositionKind::Rope) {
     // cos then sin of pos * theta^(-2j/D), j < D/2, computed in double.
     const int D = config.head_dim, half = D / 2, N = config.max_positions;
@@ -60,29 +139,22 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
       }
     Buffer f64 = ctx.backend.allocate(DType::F64, Shape{N, D});
     ctx.backend.copy_from_host(f64, table.data());
-    rope_table_ = ctx.alloc_stat(Shape{N, D});
-    ctx.backend.convert(rope_table_, f64);
+    ctx.backend.convert(buffers_.rope_table, f64);
   }
-
-  Capacity cap = shape.train;
-  Capacity both{std::max(shape.train.rows, shape.eval.rows),
-                std::max(shape.train.max_keys, shape.eval.max_keys)};
-  sets_.resize(size_t(shape.activation_sets));
-  for (auto& s : sets_) {
-    for (int i = 0; i < spec.num_layers; ++i)
-      s.layers.push_back(TransformerLayer::make_activations(ctx, dims_, config.norm, cap));
-    s.out = ctx.alloc(Shape{cap.rows, config.d_model});
-  }
-  eval_set_.layers.push_back(TransformerLayer::make_activations(ctx, dims_, config.norm, shape.eval));
-  workspace_ = TransformerLayer::make_workspace(ctx, dims_, both);
-  dx_ = ctx.alloc(Shape{both.rows, config.d_model});
 }
 
 Stage::Work Stage::work(const MicroBatch& mb) const {
-  const SequenceIndex& q = mb.seq;
-  const double d = config_.d_model, D = dims_.head_dim, H = dims_.heads;
-  const double linear_per_row = 2.0 * d * (dims_.qkv_width() + dims_.up_width()) +
-                                2.0 * H * D * d + 2.0 * dims_.ffn * d;
+  const double head_cols = !spec_.last() ? 0.0
+                           : head_.loss == LossKind::Vocab ? double(head_.vocab.count)
+                                                           : double(head_.n_labels);
+  return work(config_, dims_, int(layers_.size()), head_cols, mb.targets, mb.seq);
+}
+
+Stage::Work Stage::work(const ModelConfig& config, const LocalDims& dims, int layers,
+                        double head_cols, int64_t targets, const SequenceIndex& q) {
+  const double d = config.d_model, D = dims.head_dim, H = dims.heads;
+  const double linear_per_row = 2.0 * d * (dims.qkv_width() + dims.up_width()) +
+                                2.0 * H * D * d + 2.0 * dims.ffn * d;
   // Keys seen, summed over query rows: a segment of L rows after p prefix
   // rows sees p + 1, p + 2, ..., p + L keys.
   double keys = 0;
@@ -90,15 +162,13 @@ Stage::Work Stage::work(const MicroBatch& mb) const {
     const double L = q.length(s), p = q.host_prefix_len[size_t(s)];
     keys += L * p + L * (L + 1) / 2;
   }
-  const double layers = double(layers_.size());
+  const double n = layers;
   Work w;
-  w.forward = layers * (linear_per_row * q.num_rows + 4.0 * D * H * keys);
-  w.backward = layers * (linear_per_row * q.num_rows + 8.0 * D * H * keys);
-  if (spec_.last()) {
-    const double cols = head_.loss == LossKind::Vocab ? double(head_.vocab.count) : head_.n_labels;
-    w.forward += 2.0 * d * cols * double(mb.targets);
-    w.backward += 2.0 * d * cols * double(mb.targets);
-  }
+  w.forward = n * (linear_per_row * q.num_rows + 4.0 * D * H * keys);
+  w.backward = n * (linear_per_row * q.num_rows + 8.0 * D * H * keys);
+  w.attention = n * 12.0 * D * H * keys;
+  w.forward += 2.0 * d * head_cols * double(targets);
+  w.backward += 2.0 * d * head_cols * double(targets);
   return w;
 }
 
@@ -132,9 +202,9 @@ void Stage::for_each_weight(
 }
 
 const Stage::ActivationSet& Stage::set(int slot) const {
-  if (slot < 0) return eval_set_;
-  SPT_ASSERT(slot < int(sets_.size()));
-  return sets_[size_t(slot)];
+  if (slot < 0) return buffers_.eval_set;
+  SPT_ASSERT(slot < int(buffers_.sets.size()));
+  return buffers_.sets[size_t(slot)];
 }
 
 Tensor Stage::input(int slot, int64_t rows) const {
@@ -152,14 +222,14 @@ void Stage::forward(int slot, const MicroBatch& mb, const Tensor& prompt) {
   const ActivationSet& s = set(slot);
   const int64_t T = mb.seq.num_rows;
   if (spec_.first()) embedding_.forward(ctx_, mb.seq, mb.tokens, prompt, input(slot, T));
-  const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
+  const Tensor rope = buffers_.rope_table.empty() ? Tensor{} : buffers_.rope_table.view();
   const int n = int(layers_.size());
   for (int i = 0; i < n; ++i) {
     const LayerActivations& acts = slot < 0 ? s.layers.front() : s.layers[size_t(i)];
     const Tensor x_out = (slot < 0 || i == n - 1)
                              ? output(slot, T)
                              : s.layers[size_t(i) + 1].x_in.view().slice_rows(0, T);
-    layers_[size_t(i)].forward(ctx_, mb.seq, rope, acts, workspace_, x_out);
+    layers_[size_t(i)].forward(ctx_, mb.seq, rope, acts, buffers_.workspace, x_out);
   }
   if (spec_.last()) head_.forward(ctx_, mb, output(slot, T), head_out_, slot);
 }
@@ -170,10 +240,10 @@ void Stage::forward_cached(const CachedStep& step, const Tensor& prompt, KvCache
   SPT_ASSERT(cache.layers.size() == layers_.size());
   const Tensor x = input(-1, Q);
   if (spec_.first()) embedding_.forward(ctx_, step.seq, step.tokens, prompt, x);
-  const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
+  const Tensor rope = buffers_.rope_table.empty() ? Tensor{} : buffers_.rope_table.view();
   // Like evaluation: one set of buffers, each layer's output over its input.
   for (size_t i = 0; i < layers_.size(); ++i)
-    layers_[i].forward_cached(ctx_, step, rope, eval_set_.layers.front(), workspace_,
+    layers_[i].forward_cached(ctx_, step, rope, buffers_.eval_set.layers.front(), buffers_.workspace,
                               cache.layers[i].view(), x);
 }
 
@@ -192,9 +262,9 @@ void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const Te
   const int64_t T = mb.seq.num_rows;
   const Tensor dx = grad(T);
   if (spec_.last()) head_.backward(ctx_, mb, loss_weight, dx, slot);
-  const Tensor rope = rope_table_.empty() ? Tensor{} : rope_table_.view();
+  const Tensor rope = buffers_.rope_table.empty() ? Tensor{} : buffers_.rope_table.view();
   for (int i = int(layers_.size()) - 1; i >= 0; --i)
-    layers_[size_t(i)].backward(ctx_, mb.seq, rope, s.layers[size_t(i)], workspace_, dx);
+    layers_[size_t(i)].backward(ctx_, mb.seq, rope, s.layers[size_t(i)], buffers_.workspace, dx);
   if (spec_.first()) embedding_.backward(ctx_, mb.seq, mb.tokens, dx, dprompt);
 }
 

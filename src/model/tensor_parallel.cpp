@@ -46,4 +46,9 @@ uint64_t bytes_per_cached_step(const StageParts& s, int tensor_size, int64_t row
   return uint64_t(bytes);
 }
 
+int calls_per_micro_batch(const StageParts& s, int tensor_size) {
+  if (tensor_size <= 1) return 0;
+  return (s.embedding ? 1 : 0) + 4 * s.layers + (s.vocab_head ? 4 : 0);
+}
+
 }  // namespace sptrain::tensor_parallel

@@ -97,41 +97,28 @@ void TransformerLayer::load(WeightLoader& loader, const ModelConfig& c, const Lo
   if (c.bias) down.bias = loader.read_vector(p + "/mlp/down/bias", all_d);
 }
 
-LayerActivations TransformerLayer::make_activations(const ModelContext& ctx, const LocalDims& d,
-                                                    NormKind norm, Capacity cap) {
-  LayerActivations a;
+BufferList LayerActivations::buffers(const LocalDims& d, NormKind norm, Capacity cap,
+                                     const AttentionSavedSize& saved) {
   const int64_t R = cap.rows;
-  const bool ln = norm == NormKind::LayerNorm;
-  a.x_in = ctx.alloc(Shape{R, d.d_model});
-  if (ln) a.attn_mean = ctx.alloc_stat(Shape{R});
-  a.attn_rstd = ctx.alloc_stat(Shape{R});
-  a.qkv = ctx.alloc(Shape{R, d.qkv_width()});
-  // The probabilities (CPU) or a row statistic (CUDA): the back end says.
-  const AttentionSavedSize saved =
-      ctx.backend.attention_saved_size(R, cap.max_keys, d.heads, d.head_dim);
-  a.attn_saved = saved.stat_dtype ? ctx.alloc_stat(Shape{saved.elems}) : ctx.alloc(Shape{saved.elems});
-  a.x_mid = ctx.alloc(Shape{R, d.d_model});
-  if (ln) a.mlp_mean = ctx.alloc_stat(Shape{R});
-  a.mlp_rstd = ctx.alloc_stat(Shape{R});
-  a.pre_act = ctx.alloc(Shape{R, d.up_width()});
-  return a;
+  BufferList list = {{&x_in, Elem::Act, Shape{R, d.d_model}}};
+  if (norm == NormKind::LayerNorm) list.push_back({&attn_mean, Elem::Stat, Shape{R}});
+  list.push_back({&attn_rstd, Elem::Stat, Shape{R}});
+  list.push_back({&qkv, Elem::Act, Shape{R, d.qkv_width()}});
+  list.push_back({&attn_saved, saved.stat_dtype ? Elem::Stat : Elem::Act, Shape{saved.elems}});
+  list.push_back({&x_mid, Elem::Act, Shape{R, d.d_model}});
+  if (norm == NormKind::LayerNorm) list.push_back({&mlp_mean, Elem::Stat, Shape{R}});
+  list.push_back({&mlp_rstd, Elem::Stat, Shape{R}});
+  list.push_back({&pre_act, Elem::Act, Shape{R, d.up_width()}});
+  return list;
 }
 
-LayerWorkspace TransformerLayer::make_workspace(const ModelContext& ctx, const LocalDims& d,
-                                                Capacity cap) {
-  LayerWorkspace w;
-  const int64_t R = cap.rows;
-  w.norm_out = ctx.alloc(Shape{R, d.d_model});
-  w.attn_out = ctx.alloc(Shape{R, int64_t(d.heads) * d.head_dim});
-  w.proj_out = ctx.alloc(Shape{R, d.d_model});
-  w.act_out = ctx.alloc(Shape{R, d.ffn});
-  w.d_norm = ctx.alloc(Shape{R, d.d_model});
-  w.d_attn = ctx.alloc(Shape{R, int64_t(d.heads) * d.head_dim});
-  w.d_qkv = ctx.alloc(Shape{R, d.qkv_width()});
-  w.d_act = ctx.alloc(Shape{R, d.ffn});
-  w.d_pre = ctx.alloc(Shape{R, d.up_width()});
-  ctx.backend.reserve_attention(R, int(cap.max_keys), d.heads, d.qkv_width());
-  return w;
+BufferList LayerWorkspace::buffers(const LocalDims& d, Capacity cap) {
+  const int64_t R = cap.rows, A = int64_t(d.heads) * d.head_dim;
+  return {{&norm_out, Elem::Act, Shape{R, d.d_model}}, {&attn_out, Elem::Act, Shape{R, A}},
+          {&proj_out, Elem::Act, Shape{R, d.d_model}}, {&act_out, Elem::Act, Shape{R, d.ffn}},
+          {&d_norm, Elem::Act, Shape{R, d.d_model}},   {&d_attn, Elem::Act, Shape{R, A}},
+          {&d_qkv, Elem::Act, Shape{R, d.qkv_width()}}, {&d_act, Elem::Act, Shape{R, d.ffn}},
+          {&d_pre, Elem::Act, Shape{R, d.up_width()}}};
 }
 
 namespace {

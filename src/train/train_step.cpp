@@ -88,7 +88,12 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   double norm = lead ? grad_norm : 0.0;
   double skip = lead && skipped ? 1.0 : 0.0;
   double stop = stop_requested ? 1.0 : 0.0;
-  control_sum(ps.host(), {&loss_sum, &correct, &text_rows, &prompt_rows, &norm, &skip, &stop});
+  // Whole numbers, exact in a double below 2^53.
+  double tensor_bytes = double(r.bytes.tensor), pipeline_bytes = double(r.bytes.pipeline),
+         data_bytes = double(r.bytes.data);
+  control_sum(ps.host(), {&loss_sum, &correct, &text_rows, &prompt_rows, &norm, &skip, &stop,
+                          &tensor_bytes, &pipeline_bytes, &data_bytes});
+  r.job_bytes = {uint64_t(tensor_bytes), uint64_t(pipeline_bytes), uint64_t(data_bytes)};
   r.loss = loss_sum / double(targets);
   r.accuracy = correct / B;
   r.targets = targets;

@@ -270,7 +270,10 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
     } else {
       j["accuracy"] = r.accuracy;
     }
-    for (CommKind k : kCommKinds) j["comm_bytes"][comm_kind_name(k)] = r.bytes[k];
+    for (CommKind k : kCommKinds) {
+      j["comm_bytes"][comm_kind_name(k)] = r.bytes[k];
+      j["comm_bytes_job"][comm_kind_name(k)] = r.job_bytes[k];
+    }
     if (r.skipped) j["skipped_non_finite_grad"] = true;
     metrics.write(j);
 

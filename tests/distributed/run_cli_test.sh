@@ -20,15 +20,9 @@
 set -u
 mode=$1 sptrain=$2 mpiexec=$3 src=$4
 limit_s=30
-failures=0
-problem() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-cd "$dir" || exit 1
-mkdir configs
-cp "$src/configs/tiny_random.yaml" configs/
-ln -s "$src/data" data
+# shellcheck source-path=SCRIPTDIR source=run_dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/run_dir.sh"
+enter_run_dir "$src" tiny_random.yaml
 
 # The model, made by the command the config's comment gives.
 init=$(grep -E '^#[[:space:]]{2,}.*sptrain init-model' configs/tiny_random.yaml | sed -E 's/^#[[:space:]]*//')

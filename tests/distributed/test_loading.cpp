@@ -13,40 +13,11 @@ namespace sptrain::dist {
 namespace {
 
 // Values a rank at tensor rank `t` of `tp`, holding stage `stage`, keeps
-// resident (docs/parallelism.md, "Loading").
-struct Share {
-  int64_t embedding = 0;  // first stage: token rows of its vocabulary range (+ positions)
-  int64_t blocks = 0;     // its layers' split matrices (q/k/v, o, up/gate, down)
-  int64_t vectors = 0;    // its layers' norms and biases (q/k/v and up biases split, the rest whole)
-  int64_t head = 0;       // last stage: final norm, LM head rows (vocab loss), label rows
-  int64_t total() const { return embedding + blocks + vectors + head; }
-};
-
-Share expected_share(const ModelConfig& m, const StageSpec& stage, int t, int tp, bool vocab_loss,
-                     int n_labels) {
-  const int64_t d = m.d_model, hd = m.head_dim;
-  const int64_t v_local = split_range(m.vocab_size, tp, t).count;
-  const int64_t heads = m.n_heads / tp;
-  // Fewer key/value heads than ranks: each rank keeps the one its queries read.
-  const int64_t kv = m.n_kv_heads >= tp ? m.n_kv_heads / tp : 1;
-  const int64_t ffn = m.d_ffn / tp;
-  const bool swiglu = m.activation == Activation::SwiGlu;
-  const int64_t norm = (m.norm == NormKind::LayerNorm && m.bias) ? 2 * d : d;
-  Share s;
-  if (stage.first()) s.embedding = v_local * d + (m.position == PositionKind::Learned ? m.max_positions * d : 0);
-  const int64_t matrices = (heads + 2 * kv) * hd * d  // q, k, v rows of its heads
-                           + d * heads * hd           // o: its heads' columns
-                           + (swiglu ? 2 : 1) * ffn * d  // gate and up rows
-                           + d * ffn;                 // down: its columns
-  int64_t vectors = 2 * norm;
-  if (m.bias) vectors += (heads + 2 * kv) * hd + (swiglu ? 0 : ffn)  // qkv and up biases: split
-                         + 2 * d;                                    // o and down biases: whole
-  s.blocks = stage.num_layers * matrices;
-  s.vectors = stage.num_layers * vectors;
-  // A tied head on the stage that holds the embedding reads its table: no second copy.
-  const bool own_head_rows = vocab_loss && !(m.tied_embeddings && stage.first());
-  if (stage.last()) s.head = norm + (own_head_rows ? v_local * d : 0) + int64_t(n_labels) * d;
-  return s;
+// resident: the formula of docs/parallelism.md ("Loading"), which the memory
+// planner uses too (stage_weights, model/stage.hpp).
+WeightShare expected_share(const ModelConfig& m, const StageSpec& stage, int t, int tp,
+                           bool vocab_loss, int n_labels) {
+  return stage_weights(m, local_dims(m, t, tp), stage, vocab_loss, n_labels);
 }
 
 std::string loading_name(const ::testing::TestParamInfo<std::pair<Family, const char*>>& p) {
@@ -64,7 +35,7 @@ TEST_P(Loading, EachRankHoldsExactlyItsShareOfTheWeights) {
   const ModelConfig& m = s.model;
   const bool vocab = c.task.loss == "vocab";
   const int n_labels = int(c.task.labels.size());
-  const Share want = expected_share(m, s.stage->spec(), g.coords.tp, g.layout.tensor, vocab, n_labels);
+  const WeightShare want = expected_share(m, s.stage->spec(), g.coords.tp, g.layout.tensor, vocab, n_labels);
   EXPECT_EQ(s.stage->weight_bytes(), 4 * want.total())
       << "rank " << g.world_rank << " (tp " << g.coords.tp << ", stage " << g.coords.pp << ")";
 
@@ -72,7 +43,7 @@ TEST_P(Loading, EachRankHoldsExactlyItsShareOfTheWeights) {
   Config one = c;
   one.parallel.tensor = one.parallel.pipeline = 1;
   Session whole(one, make_solo_grid(), SessionMode::Train);
-  const Share all = expected_share(m, whole.stage->spec(), 0, 1, vocab, n_labels);
+  const WeightShare all = expected_share(m, whole.stage->spec(), 0, 1, vocab, n_labels);
   EXPECT_EQ(whole.stage->weight_bytes(), 4 * all.total());
   EXPECT_EQ(all.blocks, m.block_params()) << "the split matrices are the model's block weights";
 

@@ -14,6 +14,7 @@
 //   _backward ACCUMULATE (+=) into their input-gradient tensors unless the
 //   comment says "overwrites".
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,19 @@ struct AttentionSavedSize {
   int64_t elems = 0;
   bool stat_dtype = false;
 };
+// The two choices, as formulas that need no back end (the planner models a
+// GPU from a CPU-only build): every probability, [heads, rows, keys] of act
+// (CPU), or one f32 log-sum-exp per row and query head (CUDA).
+inline AttentionSavedSize saved_probabilities(int64_t max_rows, int64_t max_keys, int n_heads,
+                                              int /*head_dim*/) {
+  return {int64_t(n_heads) * max_rows * max_keys, false};
+}
+inline AttentionSavedSize saved_log_sum_exp(int64_t max_rows, int64_t /*max_keys*/, int n_heads,
+                                            int /*head_dim*/) {
+  return {max_rows * int64_t(n_heads), true};
+}
+using AttentionSavedSizeFn =
+    std::function<AttentionSavedSize(int64_t max_rows, int64_t max_keys, int n_heads, int head_dim)>;
 
 class Backend {
  public:

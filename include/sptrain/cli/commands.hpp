@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "sptrain/config/config.hpp"
+#include "sptrain/plan/hardware.hpp"
+#include "sptrain/plan/workload.hpp"
 
 namespace sptrain {
 
@@ -28,6 +30,25 @@ struct BenchOptions {
   double peak_tflops = 0;   // the GPU's dense bf16 peak for MFU (0 = from the device table)
 };
 int run_bench(const Config& config, const BenchOptions& options);
+
+// Dimensions given on the plan's command line (0 or "" = from the model file or --shape).
+struct ModelDims {
+  std::string family;  // gpt | llama (only without a model file or --shape)
+  int layers = 0, d_model = 0, heads = 0, kv_heads = 0, head_dim = 0, d_ffn = 0, vocab = 0;
+};
+
+struct PlanOptions {
+  int gpus = 0;                    // devices (ranks) to plan for
+  bool json = false;               // one JSON object instead of the table
+  int top = 5;                     // layouts shown in full
+  std::string shape;               // a named model shape (plan/model_shapes.hpp) instead of the model file
+  ModelDims dims;
+  int tensor = 0, pipeline = 0, micro_batch = 0;  // only layouts with these (0 = any)
+  std::string schedule;            // only this schedule ("" = both)
+  plan::HardwareOptions hardware;  // --gpu, --gpus-per-node, rates, links, --calibrate
+  plan::WorkloadOptions workload;  // --tokenizer, --example-tokens, --first-step, --steps
+};
+int run_plan(const Config& config, const PlanOptions& options);
 
 struct InitModelOptions {
   std::string out;                 // HDF5 model file to write

@@ -10,6 +10,7 @@
 
 #include "sptrain/backend/backend.hpp"
 #include "sptrain/data/encoded_example.hpp"
+#include "sptrain/model/buffer_list.hpp"
 
 namespace sptrain {
 
@@ -37,6 +38,13 @@ Tensor upload_prefix(Backend& backend, const Buffer& buf, int64_t n, const void*
 // micro-batch, sized once for the largest one, and the host-side packing of
 // segments, prompt rows and examples into them. A fill is begin(), segments
 // and rows in order, then finish() (which uploads).
+// The device buffers of one packed micro-batch.
+struct PackedBatchBuffers {
+  Buffer offsets, prefix_start, prefix_len, positions, answer_rows, prob_offsets, tokens,
+      label_targets, target_rows, token_targets;
+  BufferList list(int64_t max_rows, int max_seqs, int max_segments, int64_t max_targets);
+};
+
 class PackedBatchWriter {
  public:
   // prompt_rows: rows of the (stacked) prompt tensor that prompt tokens index.
@@ -66,8 +74,7 @@ class PackedBatchWriter {
   int max_segments_;
   int64_t prompt_rows_;
   int64_t max_targets_;
-  Buffer offsets_, prefix_start_, prefix_len_, positions_, answer_rows_, prob_offsets_, tokens_,
-      label_targets_, target_rows_, token_targets_;
+  PackedBatchBuffers buf_;
   std::vector<int32_t> host_tokens_, host_target_rows_, host_token_targets_;
   MicroBatch* mb_ = nullptr;  // the batch being filled
   int64_t row_ = 0, probs_ = 0;
@@ -102,6 +109,8 @@ class MicroBatchSet {
   // max_answer: most answer tokens of one example (1 for a classify task).
   MicroBatchSet(Backend& backend, int prompt_len, int64_t max_rows, int per_micro, int count,
                 int64_t max_answer = 1);
+  // The bytes of the device buffers such a set allocates.
+  static int64_t device_bytes(int64_t max_rows, int per_micro, int count, int64_t max_answer = 1);
   // Packs `examples`, in order, into consecutive micro-batches of per_micro
   // examples (the last may hold fewer).
   void fill(const std::vector<const EncodedExample*>& examples);

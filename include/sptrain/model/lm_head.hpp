@@ -50,6 +50,12 @@ struct LmHead {
   Buffer hn, target, dlogits, dhn, dh;
   std::vector<double> host_stats, host_max, host_sumexp, host_target;  // reused every step
 
+  // The saved sets (kept) and the workspace (scratch) for up to max_targets
+  // target rows and `slots` sets, once loss, n_labels and vocab are set:
+  // load() allocates them.
+  void list_buffers(const ModelConfig& c, int64_t max_targets, int slots, BufferList& kept,
+                    BufferList& scratch);
+
   // tied_table: the embedding's rows of this rank when this stage holds them
   // and the model ties the head to them (empty otherwise); it must outlive the head.
   void load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,

@@ -2,6 +2,7 @@
 // One pipeline stage of the frozen model on one tensor-parallel rank: the
 // embedding and soft prompt (first stage), a run of transformer layers, the
 // final norm, LM head and loss (last stage). With one stage it is the whole model.
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -24,6 +25,19 @@ struct StageSpec {
 // `explicit_layers` lists them; errors name the numbers.
 StageSpec plan_stage(int n_layers, int stages, int index, const std::vector<int>& explicit_layers);
 
+// Values of the frozen weights one rank's stage loads, by part
+// (docs/parallelism.md, "Loading"); Stage::weight_bytes() is their total
+// times the act dtype's size.
+struct WeightShare {
+  int64_t embedding = 0;  // first stage: token rows of its vocabulary range (+ learned positions)
+  int64_t blocks = 0;     // its layers' split matrices (q/k/v, o, up/gate, down)
+  int64_t vectors = 0;    // its layers' norms and biases (q/k/v and up biases split, the rest whole)
+  int64_t head = 0;       // last stage: final norm, LM head rows (vocab loss), label rows
+  int64_t total() const { return embedding + blocks + vectors + head; }
+};
+WeightShare stage_weights(const ModelConfig& c, const LocalDims& dims, const StageSpec& stage,
+                          bool vocab_loss, int n_labels);
+
 struct StageShape {
   Capacity train;         // largest training micro-batch
   int train_seqs = 1;     // most examples in one training micro-batch
@@ -33,12 +47,34 @@ struct StageShape {
   // Most target rows (MicroBatch::targets) in one micro-batch, training and
   // evaluation; 0: one per example (a classify task).
   int64_t train_targets = 0, eval_targets = 0;
+  // Rows the LM head is sized for: the most target rows of either.
+  int64_t head_rows() const {
+    return std::max(train_targets > 0 ? train_targets : int64_t(train_seqs),
+                    eval_targets > 0 ? eval_targets : int64_t(eval_seqs));
+  }
+};
+
+// The bytes a stage holds, by kind: what its constructor allocates (from
+// the same buffer lists), for the memory planner (plan/).
+struct StageMemory {
+  int64_t weights = 0;      // this rank's slice of the frozen weights
+  int64_t activations = 0;  // kept from forward to backward: every activation set, the head's saved sets
+  int64_t workspace = 0;    // the layers' workspace, the input gradient, the head's, the evaluation set
+  int64_t tables = 0;       // the RoPE table
+  int64_t total() const { return weights + activations + workspace + tables; }
 };
 
 class Stage {
  public:
   Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File& file,
         const StageSpec& spec, const HeadSpec& head, const StageShape& shape);
+
+  // What the constructor would allocate on tensor rank dims (no file, no
+  // back end), attention keeping what `saved` says; the back end's own
+  // attention scratch (reserve_attention) is not included.
+  static StageMemory memory(const ModelConfig& config, const LocalDims& dims, const StageSpec& spec,
+                            const HeadSpec& head, const StageShape& shape, const ElemTypes& types,
+                            const AttentionSavedSizeFn& saved);
 
   const StageSpec& spec() const { return spec_; }
   const ModelContext& context() const { return ctx_; }
@@ -51,8 +87,15 @@ class Stage {
   // only at target rows. Backward is input gradients only.
   struct Work {
     double forward = 0, backward = 0;
+    double attention = 0;  // the part of both that is attention's products
   };
   Work work(const MicroBatch& mb) const;
+  // The same for a stage of `layers` layers on tensor rank dims; head_cols:
+  // the LM head's columns on the last stage (label words, or the vocabulary
+  // shard), 0 elsewhere; targets: the micro-batch's target rows
+  // (MicroBatch::targets). Reads only the host side of seq.
+  static Work work(const ModelConfig& config, const LocalDims& dims, int layers, double head_cols,
+                   int64_t targets, const SequenceIndex& seq);
 
   // Every frozen weight this stage holds, by name: for checks that training
   // never changes them.
@@ -85,14 +128,14 @@ class Stage {
   // next token after each run's last row, over the whole vocabulary, on
   // every tensor-parallel rank (loss vocab only).
   void next_token_logits(const CachedStep& step, const Tensor& full);
-  int64_t eval_rows() const { return eval_set_.layers.front().x_in.view().rows(); }
+  int64_t eval_rows() const { return buffers_.eval_set.layers.front().x_in.view().rows(); }
 
   // Last stage: starts from the loss, scaled by loss_weight. Other stages:
   // grad(T) must hold the gradient w.r.t. this stage's output. On return
   // grad(T) holds the gradient w.r.t. the stage's input; the first stage adds
   // the prompt's part to dprompt (stat [P, d]).
   void backward(int slot, const MicroBatch& mb, float loss_weight, const Tensor& dprompt);
-  Tensor grad(int64_t rows) const { return dx_.view().slice_rows(0, rows); }
+  Tensor grad(int64_t rows) const { return buffers_.dx.view().slice_rows(0, rows); }
 
  private:
   struct ActivationSet {
@@ -100,6 +143,17 @@ class Stage {
     Buffer out;  // [R, d] the last layer's output (absent in the evaluation set)
   };
   const ActivationSet& set(int slot) const;
+  // The buffers besides the weights and the head's, listed for allocate()
+  // (the constructor) and bytes() (memory()).
+  struct Buffers {
+    std::vector<ActivationSet> sets;
+    ActivationSet eval_set;
+    LayerWorkspace workspace;
+    Buffer dx, rope_table;
+    BufferList kept, scratch, tables;
+  };
+  static void list_buffers(Buffers& b, const ModelConfig& config, const LocalDims& dims,
+                           const StageSpec& spec, const StageShape& shape, const AttentionSavedSizeFn& saved);
 
   ModelContext ctx_;
   ModelConfig config_;
@@ -108,11 +162,7 @@ class Stage {
   Embedding embedding_;
   std::vector<TransformerLayer> layers_;
   LmHead head_;
-  Buffer rope_table_;  // [max_positions, head_dim] (RoPE only)
-  std::vector<ActivationSet> sets_;
-  ActivationSet eval_set_;
-  LayerWorkspace workspace_;
-  Buffer dx_;
+  Buffers buffers_;  // rope_table: [max_positions, head_dim] (RoPE only); dx: the input gradient
   HeadOutput head_out_;
   int64_t weight_bytes_ = 0;
 };

@@ -56,5 +56,8 @@ uint64_t bytes_per_micro_batch(const StageParts& stage, int tensor_size, int64_t
 uint64_t bytes_per_cached_step(const StageParts& stage, int tensor_size, int64_t rows,
                                int64_t seqs, int64_t d_model, int64_t vocab, int64_t act_bytes,
                                int64_t stat_bytes);
+// The all-reduces those bytes take, for the latency of each call: the same
+// terms, one call each.
+int calls_per_micro_batch(const StageParts& stage, int tensor_size);
 
 }  // namespace sptrain::tensor_parallel

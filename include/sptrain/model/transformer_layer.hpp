@@ -7,6 +7,7 @@
 // the gradient with respect to x_in only.
 #include <string>
 
+#include "sptrain/model/buffer_list.hpp"
 #include "sptrain/model/kv_cache.hpp"
 #include "sptrain/model/model_config.hpp"
 #include "sptrain/model/norm.hpp"
@@ -31,6 +32,11 @@ struct LocalDims {
 // Checks that the layout divides the model; the error names the numbers.
 LocalDims local_dims(const ModelConfig& c, int tp_rank, int tp_size);
 
+struct Capacity {
+  int64_t rows = 0;      // most rows in one micro-batch
+  int64_t max_keys = 0;  // most keys one query sees (prefix + segment)
+};
+
 // Saved by forward for backward, per layer and micro-batch in flight.
 struct LayerActivations {
   Buffer x_in;                  // [R, d]
@@ -40,17 +46,18 @@ struct LayerActivations {
   Buffer x_mid;                 // [R, d]
   Buffer mlp_mean, mlp_rstd;    // [R] stat
   Buffer pre_act;               // [R, up_width], the MLP's input to its activation
+
+  // The buffers for micro-batches of up to cap rows (a Stage allocates them).
+  BufferList buffers(const LocalDims& dims, NormKind norm, Capacity cap,
+                     const AttentionSavedSize& saved);
 };
 
 // Scratch shared by all layers of a stage.
 struct LayerWorkspace {
   Buffer norm_out, attn_out, proj_out, act_out;  // forward
   Buffer d_norm, d_attn, d_qkv, d_act, d_pre;    // backward
-};
 
-struct Capacity {
-  int64_t rows = 0;      // most rows in one micro-batch
-  int64_t max_keys = 0;  // most keys one query sees (prefix + segment)
+  BufferList buffers(const LocalDims& dims, Capacity cap);
 };
 
 struct TransformerLayer {
@@ -65,10 +72,6 @@ struct TransformerLayer {
   float attn_scale = 1.f;
 
   void load(WeightLoader& loader, const ModelConfig& c, const LocalDims& dims, int layer);
-
-  static LayerActivations make_activations(const ModelContext& ctx, const LocalDims& dims,
-                                           NormKind norm, Capacity cap);
-  static LayerWorkspace make_workspace(const ModelContext& ctx, const LocalDims& dims, Capacity cap);
 
   // acts.x_in holds the input; x_out receives the output (both [T, d]).
   void forward(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& rope_table,

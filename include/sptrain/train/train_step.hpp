@@ -33,6 +33,7 @@ struct StepResult {
   double grad_norm = 0;       // the prompt gradient's norm before clipping
   bool skipped = false;       // the gradient was not finite: no update
   bool stop_requested = false;  // some rank passed stop_requested = true
+  PerKind<uint64_t> job_bytes;  // sent by all ranks together, by kind
   // This rank's.
   StepTimes times;
   PerKind<uint64_t> bytes;    // sent, by kind of group

@@ -59,16 +59,32 @@ void CpuBackend::add_positions(const Tensor& x, const Tensor& table, const Seque
   });
 }
 
-// Each row keeps at most max_keys probabilities per head.
+namespace {
+// Doubles of each thread's scratch: one L x (p + L) block (L <= max_keys),
+// and the prefix rows' k/v gradient.
+size_t block_scratch(int max_keys) { return size_t(max_keys) * size_t(max_keys); }
+size_t prefix_scratch(int64_t max_rows, int qkv_width) { return size_t(max_rows) * size_t(qkv_width); }
+}  // namespace
+
+int64_t CpuBackend::attention_scratch_bytes_per_thread(int64_t max_rows, int max_keys, int qkv_width) {
+  return int64_t((block_scratch(max_keys) + prefix_scratch(max_rows, qkv_width)) * sizeof(double));
+}
+
+int64_t CpuBackend::attention_scratch_bytes() const {
+  size_t n = 0;
+  for (size_t t = 0; t < scratch_.size(); ++t) n += scratch_[t].size() + prefix_grad_[t].size();
+  return int64_t(n * sizeof(double));
+}
+
 AttentionSavedSize CpuBackend::attention_saved_size(int64_t max_rows, int64_t max_keys,
-                                                    int n_heads, int /*head_dim*/) const {
-  return {int64_t(n_heads) * max_rows * max_keys, false};
+                                                    int n_heads, int head_dim) const {
+  return saved_probabilities(max_rows, max_keys, n_heads, head_dim);
 }
 
 void CpuBackend::reserve_attention(int64_t max_rows, int max_keys, int /*n_heads*/,
                                    int qkv_width) {
-  const size_t ds = size_t(max_keys) * size_t(max_keys);  // one L x (p + L) block, L <= max_keys
-  const size_t prefix = size_t(max_rows) * size_t(qkv_width);
+  const size_t ds = block_scratch(max_keys);
+  const size_t prefix = prefix_scratch(max_rows, qkv_width);
   for (auto& s : scratch_)
     if (s.size() < ds) s.assign(ds, 0.0);
   for (auto& s : prefix_grad_)

@@ -40,6 +40,7 @@ void free_aligned(void* p) { std::free(p); }
 
 Buffer CpuBackend::allocate(DType dtype, Shape shape) {
   size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
+  bytes_allocated_ += int64_t(bytes);
   size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
   void* p = nullptr;
   if (rounded > 0) {

@@ -499,9 +499,9 @@ void CudaBackend::reserve_attention(int64_t /*max_rows*/, int max_keys, int /*n_
   impl_->attention_keys = max_keys;
 }
 
-AttentionSavedSize CudaBackend::attention_saved_size(int64_t max_rows, int64_t /*max_keys*/,
-                                                     int n_heads, int /*head_dim*/) const {
-  return {max_rows * n_heads, true};
+AttentionSavedSize CudaBackend::attention_saved_size(int64_t max_rows, int64_t max_keys,
+                                                     int n_heads, int head_dim) const {
+  return saved_log_sum_exp(max_rows, max_keys, n_heads, head_dim);
 }
 
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,

@@ -17,6 +17,10 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::CPU; }
   std::string name() const override;
   int threads() const { return threads_; }
+  // Bytes of every buffer allocate() has returned (freed ones included) and
+  // of the attention scratch now reserved: what memory plans are checked against.
+  int64_t bytes_allocated() const { return bytes_allocated_; }
+  int64_t attention_scratch_bytes() const;
 
   Buffer allocate(DType dtype, Shape shape) override;
   void copy_from_host(const Tensor& dst, const void* src) override;
@@ -58,6 +62,8 @@ class CpuBackend final : public Backend {
   AttentionSavedSize attention_saved_size(int64_t max_rows, int64_t max_keys, int n_heads,
                                           int head_dim) const override;
   void reserve_attention(int64_t max_rows, int max_keys, int n_heads, int qkv_width) override;
+  // Bytes of the scratch reserve_attention keeps on each thread (memory plans).
+  static int64_t attention_scratch_bytes_per_thread(int64_t max_rows, int max_keys, int qkv_width);
   void kv_cache_store(const Tensor& cache, const Tensor& qkv, int n_heads, int n_kv_heads,
                       const CacheIndex& idx) override;
   void attention_cached(const Tensor& out, const Tensor& qkv, const Tensor& cache, int n_heads,
@@ -87,6 +93,7 @@ class CpuBackend final : public Backend {
   std::vector<std::vector<double>> scratch_, prefix_grad_;
   int scratch_keys_ = 0;
   int64_t scratch_rows_ = 0;
+  int64_t bytes_allocated_ = 0;
 };
 
 }  // namespace sptrain
