@@ -90,6 +90,9 @@ def main():
                          if b else "does not fit"), file=sys.stderr)
     hw = next(p for p in (w for w, _ in rows.values()) if p)["hardware"]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    if a.plan_check and not os.path.exists(a.plan_check):
+        sys.exit(f"scaling_report: --plan-check {a.plan_check}: no such file")
+    measured = bool(a.plan_check)
     md = [
         "# Scaling: the headline job on 8 to 1024 GPUs (modeled)",
         "",
@@ -101,7 +104,8 @@ def main():
         f"NVLink (450 GB/s one way) and of a 400 Gb/s InfiniBand port per GPU, "
         f"{hw['node_latency_s'] * 1e6:.0f} / {hw['fabric_latency_s'] * 1e6:.0f} us a call, "
         f"{gb(hw['runtime_bytes']):.1f} GB a GPU for the CUDA context, cuBLASLt and NCCL. "
-        "The figures measured on this project's CPU machine, with their predictions, are at the end.",
+        + ("The figures measured on this project's CPU machine, with their predictions, are at the end."
+           if measured else "No CPU measurement is in this report (it was written without `--plan-check`)."),
         "",
         f"The job: `{CONFIG}` (SST-2, prompt of 20, labels loss, AdamW on the prompt), bf16 weights, "
         f"8 GPUs a node. Examples: {workload_text}. Weak scaling: {WEAK_PER_GPU} examples a step per GPU "
@@ -162,10 +166,10 @@ def main():
         "target GPU replaces the compute rate (docs/plan.md).",
         "- The compute rate does not depend on the shapes: small micro-batches are charged only the per-layer "
         "launch cost, not the lower efficiency of thin matrix products.",
-        "- Attention keeps one log-sum-exp per row and head on the GPU (the CUDA back end of the change that "
-        "stops keeping the probabilities); until that change is merged the CUDA code keeps the "
-        "probabilities, heads x rows x keys values per layer.",
-        "- Communication never overlaps computation (sptrain's calls are blocking, so this matches the code), "
+        "- Attention keeps one log-sum-exp per row and head on the GPU (what the CUDA back end keeps; "
+        "its backward recomputes the probabilities, whose cost is in the attention share).",
+        "- Communication never overlaps computation (NCCL calls are queued on the compute stream, in order, "
+        "so this matches the code), "
         "collectives are rings at a fixed share of the link, and other jobs' traffic, stragglers, the "
         "network's topology above the node and NCCL's choice of algorithm are not modeled.",
         "- A step's host work is a fixed 1 ms; data loading, evaluation and checkpoints are not in the step.",
@@ -173,7 +177,7 @@ def main():
         "runtime overhead; no allocator fragmentation (sptrain allocates every buffer once).",
         "",
     ]
-    if a.plan_check and os.path.exists(a.plan_check):
+    if measured:
         pc = json.load(open(a.plan_check))
         meta = pc["meta"]
         md += ["## Measured on the CPU, beside the predictions",

@@ -125,7 +125,12 @@ wait "$pid"
 rc=$?
 while kill -0 "$pid" 2> /dev/null; do wait "$pid"; rc=$?; done
 
-# sptrain's exit status after a stop request honoured (checkpoint written).
-stopped_status=0
-((stop_requested)) && [[ $rc == "$stopped_status" ]] && requeue
+# sptrain's exit status after a stop request honoured: "stopped early,
+# checkpoint written, resumable" (75; 0 means it finished all its steps).
+# sptrain handles USR1 from its first instruction on, but a USR1 that reaches
+# the ranks while srun is still starting them (before sptrain runs) ends them
+# by the signal (status 128 + 10) before they did anything: requeue as well.
+stopped_status=75
+killed_starting=$((128 + $(kill -l USR1)))
+((stop_requested)) && [[ $rc == "$stopped_status" || $rc == "$killed_starting" ]] && requeue
 exit "$rc"

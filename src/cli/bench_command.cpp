@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "sptrain/backend/cpu/blas_kernel.hpp"
 #include "sptrain/backend/cpu/cpu_backend.hpp"
@@ -13,6 +13,7 @@
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/comm/mpi_runtime.hpp"
 #include "sptrain/comm/process_grid.hpp"
+#include "sptrain/io/file.hpp"
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/optim/schedule.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
@@ -91,18 +92,15 @@ int run_bench(const Config& config, const BenchOptions& o) {
     auto optimizer = make_optimizer(config.optim, config.prompt.length, m.d_model);
     const LrSchedule schedule(config.optim, config.train.steps);
     DataSampler sampler(int64_t(session.data.train.size()), config.train.seed, config.train.shuffle);
-    std::ofstream batches;
-    if (lead && !o.batches_out.empty()) {
-      batches.open(o.batches_out);
-      SPT_CHECK(batches.good(), o.batches_out, ": cannot write");
-    }
+    std::optional<OutputFile> batches;
+    if (lead && !o.batches_out.empty()) batches.emplace(o.batches_out, OutputFile::Mode::Truncate);
     const int B = config.train.batch_size;
     std::vector<int64_t> batch;
     BenchTotals sum;
     double loss_last = 0;
     for (int step = 1; step <= o.warmup + o.steps; ++step) {
       sampler.next(B, batch);
-      if (batches.is_open()) batches << nlohmann::json{{"step", step}, {"examples", batch}}.dump() << '\n';
+      if (batches) batches->write(nlohmann::json{{"step", step}, {"examples", batch}}.dump() + '\n');
       const StepResult r = train_step(session, *optimizer, batch, schedule.lr(step));
       loss_last = r.loss;
       if (step <= o.warmup) continue;

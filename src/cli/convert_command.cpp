@@ -7,6 +7,7 @@
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/convert/convert.hpp"
 #include "sptrain/core/error.hpp"
+#include "sptrain/io/file.hpp"
 
 namespace sptrain {
 
@@ -15,6 +16,7 @@ int run_convert(const ConvertOptions& o) {
   SPT_CHECK(!o.out.empty(), "convert: no output file given (--out)");
   SPT_CHECK(o.dtype == "f32" || o.dtype == "bf16", "convert: --dtype must be f32 or bf16, not '",
             o.dtype, "'");
+  refuse_overwrite(o.out, o.src, "convert");
   const DType dtype = dtype_from_name(o.dtype);
   const auto start = std::chrono::steady_clock::now();
   convert::ConvertResult r;

@@ -5,6 +5,7 @@
 
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/core/error.hpp"
+#include "sptrain/io/file.hpp"
 #include "sptrain/io/h5.hpp"
 #include "sptrain/model/model_config.hpp"
 #include "sptrain/prompt/export.hpp"
@@ -16,6 +17,7 @@ int run_export(const ExportOptions& o) {
   const ExportFormat format = parse_export_format(o.format);
   SPT_CHECK(format == ExportFormat::Npy || o.dtype == "f32",
             "--dtype ", o.dtype, " applies to --format npy only (hdf5 and peft are f32)");
+  refuse_overwrite(o.out, o.checkpoint, "export");
   const StoredPrompt p = read_stored_prompt(o.checkpoint);
   SPT_CHECK(p.format == "checkpoint" || p.format == "hdf5", o.checkpoint, ": a ", p.format,
             " prompt has no metadata to export; give a checkpoint (step_*.h5) or an hdf5 export");

@@ -9,6 +9,7 @@
 #include "json_requests.hpp"
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/infer/predictor.hpp"
+#include "sptrain/io/file.hpp"
 
 namespace sptrain {
 
@@ -83,7 +84,7 @@ int run_infer(const InferOptions& o) {
       line["scores"] = std::move(scores);
       std::fputs((line.dump() + "\n").c_str(), stdout);
     }
-    std::fflush(stdout);
+    flush_checked(stdout, "standard output");  // fail at the first batch that is lost
   }
   return 0;
 }

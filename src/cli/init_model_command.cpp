@@ -18,6 +18,9 @@ int run_init_model(const InitModelOptions& o) {
   SPT_CHECK(o.head_dim > 0 || o.d_model % o.heads == 0, "init-model: --d-model (", o.d_model,
             ") must be a multiple of --heads (", o.heads, ") unless --head-dim is given");
   SPT_CHECK(o.head_dim >= 0, "init-model: --head-dim must be >= 0, got ", o.head_dim);
+  // The default d_ffn is computed from d_model: bound it first (the rest is
+  // checked with the whole configuration before anything is written).
+  SPT_CHECK(o.d_model <= kMaxWidth, "init-model: --d-model must be <= ", kMaxWidth, ", got ", o.d_model);
   const Tokenizer tok = o.tokenizer.empty() ? Tokenizer::bytes_only() : Tokenizer::from_file(o.tokenizer);
   ModelConfig c;
   const bool gpt = o.family == "gpt";

@@ -1,7 +1,10 @@
 // The sptrain command line: parses arguments with CLI11, loads the
 // configuration and hands over to the subcommand (include/sptrain/cli/commands.hpp).
 // Exit codes: 0 success, 1 an error in the input or during the run
-// ("sptrain: error: ..."), 2 a usage error (unknown subcommand or option).
+// ("sptrain: error: ..."), 2 a usage error (unknown subcommand or option),
+// 75 (train) stopped by USR1 or SIGTERM after writing a checkpoint
+// (kExitStopped), 143 (train) ended by SIGTERM without one
+// (comm/stop_signals.hpp, docs/parallelism.md).
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -13,9 +16,11 @@
 
 #include "sptrain/backend/cpu/blas_kernel.hpp"
 #include "sptrain/cli/commands.hpp"
+#include "sptrain/comm/stop_signals.hpp"
 #include "sptrain/config/load.hpp"
 #include "sptrain/core/error.hpp"
 #include "sptrain/core/version.hpp"
+#include "sptrain/io/file.hpp"
 
 namespace sptrain {
 namespace {
@@ -319,6 +324,9 @@ int run(int argc, char** argv) {
   }
 
   if (train->parsed()) {
+    // Before any slow start-up work (MPI, loading): a USR1 or SIGTERM that
+    // comes early must not kill the run unexplained (comm/stop_signals.hpp).
+    if (!train_options.dry_run) install_stop_handlers();
     Config config = load_config(config_path, sets);
     if (train_options.dry_run) {
       std::cout << dump_config(config) << std::flush;
@@ -346,7 +354,10 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   sptrain::ensure_runtime_environment(argv);
   try {
-    return sptrain::run(argc, argv);
+    const int status = sptrain::run(argc, argv);
+    // Output that did not reach its file (a full disk, /dev/full) is a failure.
+    sptrain::flush_checked(stdout, "standard output");
+    return status;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "sptrain: error: %s\n", e.what());

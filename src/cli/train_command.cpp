@@ -1,12 +1,12 @@
 // `sptrain train` and `sptrain eval`: start MPI, build the process grid, run,
 // and make sure a failure on any rank ends the whole job with its message.
-#include <csignal>
 #include <cstdio>
 #include <optional>
 
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/comm/mpi_runtime.hpp"
 #include "sptrain/comm/process_grid.hpp"
+#include "sptrain/comm/stop_signals.hpp"
 #include "sptrain/prompt/export.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/train/evaluate.hpp"
@@ -15,8 +15,6 @@
 namespace sptrain {
 
 namespace {
-
-extern "C" void on_stop_signal(int) { request_stop(); }
 
 // Runs body on every rank; an exception on any rank aborts the job (never a
 // hang of the ranks waiting for it in a collective).
@@ -60,13 +58,16 @@ void warn_if_task_differs(const StoredPrompt& p, const TaskSection& task) {
 int run_train(const Config& config, const TrainOptions&) {
   return run_job([&] {
     ProcessGrid grid = make_process_grid(config.parallel.tensor, config.parallel.pipeline);
-    std::signal(SIGUSR1, on_stop_signal);
-    std::signal(SIGTERM, on_stop_signal);
     const bool lead = grid.world_rank == 0;
     const TrainSummary s = train(config, std::move(grid));
-    if (lead) {
-      std::printf("trained %lld steps: final loss %.4f", static_cast<long long>(s.steps_done),
-                  s.final_loss);
+    if (lead && s.already_complete) {
+      std::printf("train.run_dir %s is already complete: %s is step %lld, train.steps is %d; nothing to "
+                  "train (raise train.steps to go on, or give another train.run_dir)\n",
+                  config.train.run_dir.c_str(), s.resumed_from.c_str(), static_cast<long long>(s.steps_done),
+                  config.train.steps);
+    } else if (lead) {
+      std::printf("%s %lld steps: final loss %.4f", s.stopped_by_signal ? "stopped after" : "trained",
+                  static_cast<long long>(s.steps_done), s.final_loss);
       if (s.final_eval.text.count > 0) {
         std::printf(", eval loss %.4f, BLEU %.2f, ROUGE-L %.2f, exact match %.2f (%lld inputs)",
                     s.final_eval.loss, s.final_eval.text.bleu, s.final_eval.text.rouge_l,
@@ -77,7 +78,7 @@ int run_train(const Config& config, const TrainOptions&) {
       }
       std::printf("\nprompt checkpoints in %s\n", config.train.run_dir.c_str());
     }
-    return 0;
+    return s.stopped_by_signal ? kExitStopped : 0;
   });
 }
 

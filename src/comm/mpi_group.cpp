@@ -43,7 +43,8 @@ char* byte_ptr(const Tensor& t) { return static_cast<char*>(t.data); }
 
 }  // namespace
 
-MpiGroup::MpiGroup(MPI_Comm comm, CommKind kind, ByteCounter* counter) : Group(kind, counter), comm_(comm) {
+MpiGroup::MpiGroup(MPI_Comm comm, CommKind kind, ByteCounter* counter, MpiWatchdog* watchdog)
+    : Group(kind, counter), comm_(comm), watchdog_(watchdog) {
   SPT_ASSERT(comm != MPI_COMM_NULL);
   // Our own communicators return errors to us; the world's handler is left
   // as it is for code that calls MPI directly.
@@ -66,6 +67,17 @@ void MpiGroup::check(int rc, const char* call) const {
   fail(call, " failed on rank ", rank_, " of the ", comm_kind_name(kind()), " group: ", text);
 }
 
+void MpiGroup::complete(MPI_Request* requests, int n, const WaitFor& what) {
+  if (n == 0) return;
+  const int rc = watchdog_ ? watchdog_->wait(requests, n, what) : MPI_Waitall(n, requests, MPI_STATUSES_IGNORE);
+  check(rc, what.call);
+}
+
+void MpiGroup::probe(int peer, MPI_Status* status, const WaitFor& what) {
+  const int rc = watchdog_ ? watchdog_->wait_probe(peer, comm_, status, what) : MPI_Probe(peer, MPI_ANY_TAG, comm_, status);
+  check(rc, "MPI_Probe");
+}
+
 void MpiGroup::check_host(const Tensor& t, const char* op) const {
   SPT_CHECK(t.device == Device::CPU, "MpiGroup::", op, " on the ", comm_kind_name(kind()),
             " group: the tensor is on the GPU; MPI moves host tensors, NcclGroup device tensors");
@@ -83,7 +95,10 @@ void MpiGroup::all_reduce(const Tensor& t, ReduceOp op) {
   const MPI_Op mpi_op = op == ReduceOp::Sum ? MPI_SUM : MPI_MAX;
   const size_t item = dtype_size(t.dtype);
   for_each_piece(size_t(t.numel()), item, [&](size_t offset, int count) {
-    check(MPI_Allreduce(MPI_IN_PLACE, byte_ptr(t) + offset * item, count, type, mpi_op, comm_), "MPI_Allreduce");
+    MPI_Request r = MPI_REQUEST_NULL;
+    check(MPI_Iallreduce(MPI_IN_PLACE, byte_ptr(t) + offset * item, count, type, mpi_op, comm_, &r),
+          "MPI_Iallreduce");
+    complete(&r, 1, waiting("MPI_Allreduce", uint64_t(count) * item));
   });
   if (size_ > 1) count(t.bytes());
 }
@@ -94,7 +109,9 @@ void MpiGroup::broadcast(const Tensor& t, int root) {
   SPT_CHECK(root >= 0 && root < size_, "MpiGroup::broadcast on the ", comm_kind_name(kind()), " group: root ", root,
             " is not a rank of a group of ", size_);
   for_each_piece(t.bytes(), 1, [&](size_t offset, int n) {
-    check(MPI_Bcast(byte_ptr(t) + offset, n, MPI_BYTE, root, comm_), "MPI_Bcast");
+    MPI_Request r = MPI_REQUEST_NULL;
+    check(MPI_Ibcast(byte_ptr(t) + offset, n, MPI_BYTE, root, comm_, &r), "MPI_Ibcast");
+    complete(&r, 1, waiting("MPI_Bcast", uint64_t(n)));
   });
   if (size_ > 1) count(t.bytes());
 }
@@ -111,9 +128,11 @@ void MpiGroup::all_gather(const Tensor& out, const Tensor& in) {
             " bytes per rank is more than one MPI message carries (", kMaxMessageBytes, ")");
   // This rank's input already in its place in the output: gather in place.
   const bool in_place = in.data == byte_ptr(out) + size_t(rank_) * in.bytes();
-  check(MPI_Allgather(in_place ? MPI_IN_PLACE : in.data, int(in.bytes()), MPI_BYTE, out.data, int(in.bytes()),
-                      MPI_BYTE, comm_),
-        "MPI_Allgather");
+  MPI_Request r = MPI_REQUEST_NULL;
+  check(MPI_Iallgather(in_place ? MPI_IN_PLACE : in.data, int(in.bytes()), MPI_BYTE, out.data, int(in.bytes()),
+                       MPI_BYTE, comm_, &r),
+        "MPI_Iallgather");
+  complete(&r, 1, waiting("MPI_Allgather", in.bytes()));
   if (size_ > 1) count(in.bytes());
 }
 
@@ -140,7 +159,7 @@ void MpiGroup::send_recv(const Tensor& out, int out_peer, const Tensor& in, int 
     check_peer(in_peer, "recv");
     recv_checked(in, in_peer);
   }
-  check(MPI_Waitall(int(sends.size()), sends.data(), MPI_STATUSES_IGNORE), "MPI_Waitall (send)");
+  complete(sends.data(), int(sends.size()), waiting("MPI_Send", out.bytes(), out_peer));
   if (out_peer != kNoPeer) count(out.bytes());
 }
 
@@ -152,7 +171,7 @@ void MpiGroup::send_recv(const Tensor& out, int out_peer, const Tensor& in, int 
 void MpiGroup::recv_checked(const Tensor& t, int peer) {
   for_each_piece(t.bytes(), 1, [&](size_t offset, int n) {
     MPI_Status status;
-    check(MPI_Probe(peer, MPI_ANY_TAG, comm_, &status), "MPI_Probe");
+    probe(peer, &status, waiting("MPI_Recv", uint64_t(n), peer));
     int got = 0;
     check(MPI_Get_count(&status, MPI_BYTE, &got), "MPI_Get_count");
     if (got != n || status.MPI_TAG != p2p_tag(t.dtype)) {
@@ -163,10 +182,17 @@ void MpiGroup::recv_checked(const Tensor& t, int peer) {
            known ? dtype_name(DType(got_dtype)) : "unknown dtype", "): sender and receiver disagree on the order "
            "or shape of their messages");
     }
-    check(MPI_Recv(byte_ptr(t) + offset, n, MPI_BYTE, peer, status.MPI_TAG, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
+    // Its envelope is here; a large message's bytes may still need the sender.
+    MPI_Request r = MPI_REQUEST_NULL;
+    check(MPI_Irecv(byte_ptr(t) + offset, n, MPI_BYTE, peer, status.MPI_TAG, comm_, &r), "MPI_Irecv");
+    complete(&r, 1, waiting("MPI_Recv", uint64_t(n), peer));
   });
 }
 
-void MpiGroup::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+void MpiGroup::barrier() {
+  MPI_Request r = MPI_REQUEST_NULL;
+  check(MPI_Ibarrier(comm_, &r), "MPI_Ibarrier");
+  complete(&r, 1, waiting("MPI_Barrier", 0));
+}
 
 }  // namespace sptrain

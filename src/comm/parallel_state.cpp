@@ -8,6 +8,7 @@ namespace sptrain {
 
 ParallelState::ParallelState(ProcessGrid grid, Backend& backend, const CommOptions& options)
     : grid_(std::move(grid)), tensor_(grid_.tp.get()), pipeline_(grid_.pp.get()), data_(grid_.dp.get()) {
+  if (grid_.watchdog) grid_.watchdog->set_timeout(options.timeout_s);
   if (backend.device() != Device::CUDA) return;
 #ifdef SPTRAIN_WITH_CUDA
   NcclOptions nccl;
@@ -21,7 +22,6 @@ ParallelState::ParallelState(ProcessGrid grid, Backend& backend, const CommOptio
   pipeline_ = device_pipeline_.get();
   data_ = device_data_.get();
 #else
-  (void)options;
   fail("a CUDA back end in a build without CUDA");
 #endif
 }

@@ -1,5 +1,7 @@
 #include "sptrain/comm/process_grid.hpp"
 
+#include <cstdio>
+
 #include "sptrain/comm/mpi_group.hpp"
 
 namespace sptrain {
@@ -74,12 +76,45 @@ std::unique_ptr<Group> split_group(ProcessGrid& g, CommKind kind, int group_size
   if (MPI_Comm_split(MPI_COMM_WORLD, color, key, &comm) != MPI_SUCCESS)
     fail("MPI_Comm_split for the ", comm_kind_name(kind), " group failed on world rank ", g.world_rank);
   comm_out = comm;
-  auto group = std::make_unique<MpiGroup>(comm, kind, g.bytes.get());
+  auto group = std::make_unique<MpiGroup>(comm, kind, g.bytes.get(), g.watchdog.get());
   SPT_ASSERT(group->size() == group_size && group->rank() == key);
   return group;
 }
 
+// Collective over the tensor group: warns when its ranks span nodes.
+void warn_if_tensor_group_spans_nodes(const ProcessGrid& g) {
+  if (g.layout.tensor == 1) return;
+  MPI_Comm node = MPI_COMM_NULL;
+  int on_node = g.layout.tensor;
+  if (MPI_Comm_split_type(g.tp_comm, MPI_COMM_TYPE_SHARED, g.coords.tp, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    MPI_Comm_size(node, &on_node);
+    MPI_Comm_free(&node);
+  }
+  std::vector<char> names(size_t(MPI_MAX_PROCESSOR_NAME) * size_t(g.layout.tensor), '\0');
+  std::vector<char> mine(MPI_MAX_PROCESSOR_NAME, '\0');
+  int len = 0;
+  MPI_Get_processor_name(mine.data(), &len);
+  mine.back() = '\0';
+  MPI_Allgather(mine.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR,
+                g.tp_comm);
+  if (g.coords.tp != 0 || on_node >= g.layout.tensor) return;
+  std::vector<std::string> hosts;
+  for (int r = 0; r < g.layout.tensor; ++r) hosts.emplace_back(names.data() + size_t(r) * MPI_MAX_PROCESSOR_NAME);
+  std::fprintf(stderr, "%s\n", tensor_group_span_warning(g.world_rank, hosts).c_str());
+}
+
 }  // namespace
+
+std::string tensor_group_span_warning(int first_world_rank, const std::vector<std::string>& hosts) {
+  std::string where;
+  for (size_t r = 0; r < hosts.size(); ++r)
+    where += str(r ? ", " : "", "rank ", first_world_rank + int(r), " on ", hosts[r]);
+  return str("sptrain: warning: the tensor-parallel group of world ranks ", first_world_rank, "-",
+             first_world_rank + int(hosts.size()) - 1, " spans nodes (", where,
+             "): its all-reduces, several per layer, cross the network. Start the ranks node by node "
+             "(mpirun's default placement, srun's block distribution) with a multiple of parallel.tensor (",
+             hosts.size(), ") ranks per node, or lower parallel.tensor (docs/parallelism.md).");
+}
 
 ProcessGrid make_process_grid(int tensor, int pipeline) {
   // Sizes first: a bad configuration is reported before any MPI call.
@@ -103,10 +138,12 @@ ProcessGrid make_process_grid(int tensor, int pipeline) {
   g.world_rank = world_rank;
   g.coords = layout.coords(world_rank);
   const GridCoords c = g.coords;
+  g.watchdog = std::make_unique<MpiWatchdog>();
   // Colors number the groups of a kind; keys order ranks inside a group.
   g.tp = split_group(g, CommKind::Tensor, layout.tensor, c.pp * layout.data + c.dp, c.tp, g.tp_comm);
   g.pp = split_group(g, CommKind::Pipeline, layout.pipeline, c.dp * layout.tensor + c.tp, c.pp, g.pp_comm);
   g.dp = split_group(g, CommKind::Data, layout.data, c.pp * layout.tensor + c.tp, c.dp, g.dp_comm);
+  warn_if_tensor_group_spans_nodes(g);
   return g;
 }
 

@@ -66,6 +66,7 @@ std::vector<Field> fields_of(Config& c) {
       {"parallel.schedule", &c.parallel.schedule},
       {"parallel.stage_layers", &c.parallel.stage_layers},
       {"parallel.timeout_s", &c.parallel.timeout_s},
+      {"parallel.stop_timeout_s", &c.parallel.stop_timeout_s},
   };
 }
 

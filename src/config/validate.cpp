@@ -168,6 +168,8 @@ void validate(const Config& c, const Origins& origins) {
   check.one_of("parallel.schedule", p.schedule, {"gpipe", "1f1b"});
   check.above("parallel.timeout_s", p.timeout_s, 0.0);
   check.in_range("parallel.timeout_s", p.timeout_s, 0.0, true, 7 * 24 * 3600.0);
+  check.above("parallel.stop_timeout_s", p.stop_timeout_s, 0.0);
+  check.in_range("parallel.stop_timeout_s", p.stop_timeout_s, 0.0, true, 7 * 24 * 3600.0);
   if (!p.stage_layers.empty()) {
     if (p.stage_layers.size() != static_cast<size_t>(p.pipeline))
       check.error("parallel.stage_layers",

@@ -57,6 +57,21 @@ GgufSource gguf_source(const std::string& dataset, const ModelHeader& h) {
   SPT_ASSERT(false);
 }
 
+// The number of transformer blocks the file has tensors for: one more than
+// the highest N of the "blk.N." names (0 when there are none).
+int64_t count_blocks(const gguf::File& file) {
+  int64_t blocks = 0;
+  for (const gguf::TensorInfo& t : file.tensors()) {
+    if (t.name.rfind("blk.", 0) != 0) continue;
+    const size_t dot = t.name.find('.', 4);
+    const std::string digits = t.name.substr(4, dot == std::string::npos ? std::string::npos : dot - 4);
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;  // reported as an unexpected tensor
+    blocks = std::max<int64_t>(blocks, std::stoll(digits) + 1);
+  }
+  return blocks;
+}
+
 }  // namespace
 
 ConvertResult convert_gguf(const std::string& path, const std::string& out, DType dtype) {
@@ -117,11 +132,17 @@ ConvertResult convert_gguf(const std::string& path, const std::string& out, DTyp
     fail(path, ": llama.vocab_size = ", file.get_int("llama.vocab_size"),
          " but tensor 'token_embd.weight' has ", h.vocab_size, " rows");
   h.tied_embeddings = file.find_tensor("output.weight") == nullptr;
+  model_config_of(h, path);  // what the loader would reject is not written
+  const int64_t blocks = count_blocks(file);
+  if (blocks < h.n_layers)  // more blocks than that: "unexpected tensor" below
+    fail(path, ": llama.block_count = ", h.n_layers, " but the file has tensors of only ", blocks, " blocks");
 
   // Plan every dataset, checking its tensor, before writing anything.
   std::set<std::string> used;
   std::vector<WeightJob> jobs;
-  for (const auto& [name, shape] : expected_datasets(h)) {
+  for (const auto& dataset : expected_datasets(h)) {
+    const std::string& name = dataset.first;
+    const Shape shape = dataset.second;  // a copy the job keeps
     GgufSource src = gguf_source(name, h);
     const gguf::TensorInfo* t = file.find_tensor(src.tensor);
     if (!t) fail(path, ": missing tensor '", src.tensor, "' (needed for ", name, ")");

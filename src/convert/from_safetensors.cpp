@@ -1,5 +1,6 @@
 // Hugging Face safetensors folder -> sptrain model file.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -30,6 +31,8 @@ class Config {
   int64_t get_int(const std::string& k) const {
     if (!has(k)) fail(path_, ": missing key '", k, "'");
     if (!j_[k].is_number_integer()) fail(path_, ": '", k, "' must be an integer, not ", j_[k].dump());
+    if (j_[k].is_number_unsigned() && j_[k].get<uint64_t>() > uint64_t(INT64_MAX))
+      fail(path_, ": '", k, "' = ", j_[k].dump(), " is too large");
     int64_t v = j_[k].get<int64_t>();
     if (v <= 0) fail(path_, ": '", k, "' = ", v, " must be positive");
     return v;
@@ -54,7 +57,10 @@ class Config {
   int32_t token_id(const std::string& k) const {
     if (!has(k)) return -1;
     const json& v = j_[k].is_array() && !j_[k].empty() ? j_[k][0] : j_[k];
-    return v.is_number_integer() ? int32_t(v.get<int64_t>()) : -1;
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX ||
+        (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX)))
+      return -1;
+    return int32_t(v.get<int64_t>());
   }
   const json& raw() const { return j_; }
   const std::string& path() const { return path_; }
@@ -122,6 +128,9 @@ Family llama_family(const Config& c, const safetensors::Folder& f, const std::st
     fail(c.path(), ": rope_scaling = ", c.raw()["rope_scaling"].dump(), " is not supported");
   if (c.has("rope_parameters")) {  // newer transformers nest rope_theta here
     const json& rp = c.raw()["rope_parameters"];
+    if (!rp.is_object()) fail(c.path(), ": rope_parameters must be an object, not ", rp.dump());
+    if (rp.contains("rope_type") && !rp["rope_type"].is_string())
+      fail(c.path(), ": rope_parameters.rope_type must be a string, not ", rp["rope_type"].dump());
     std::string type = rp.value("rope_type", "default");
     if (type != "default") fail(c.path(), ": rope_parameters.rope_type = '", type, "' is not supported");
     if (rp.contains("rope_theta") && rp["rope_theta"].is_number()) h.rope_theta = rp["rope_theta"].get<double>();
@@ -295,6 +304,27 @@ Family gpt2_family(const Config& c, const safetensors::Folder& f) {
   return fam;
 }
 
+// The number of transformer layers the folder has tensors for: one more than
+// the highest N of the names with a ".layers.N." or "h.N." part (Llama and OPT,
+// GPT-2); 0 when there are none.
+int64_t count_layers(const safetensors::Folder& folder) {
+  int64_t layers = 0;
+  for (const auto& entry : folder.tensors()) {
+    const std::string& name = entry.first;
+    for (const char* key : {"layers.", "h."}) {
+      size_t at = name.find(key);
+      while (at != std::string::npos && at != 0 && name[at - 1] != '.') at = name.find(key, at + 1);
+      if (at == std::string::npos) continue;
+      const size_t begin = at + std::strlen(key), dot = name.find('.', begin);
+      const std::string digits = name.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin);
+      if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      layers = std::max<int64_t>(layers, std::stoll(digits) + 1);
+    }
+  }
+  return layers;
+}
+
 }  // namespace
 
 ConvertResult convert_safetensors(const std::string& dir, const std::string& out, DType dtype) {
@@ -302,10 +332,11 @@ ConvertResult convert_safetensors(const std::string& dir, const std::string& out
   const std::string config_path = (fs::path(dir) / "config.json").string();
   Config c(folder.config(), config_path);
   std::string arch;
-  if (c.has("architectures") && c.raw()["architectures"].is_array() && !c.raw()["architectures"].empty())
+  if (c.has("architectures") && c.raw()["architectures"].is_array() && !c.raw()["architectures"].empty() &&
+      c.raw()["architectures"][0].is_string())
     arch = c.raw()["architectures"][0].get<std::string>();
   else
-    fail(config_path, ": missing 'architectures'");
+    fail(config_path, ": missing 'architectures' (a list whose first entry names the model class)");
 
   Family fam;
   if (arch == "LlamaForCausalLM" || arch == "MistralForCausalLM") {
@@ -323,10 +354,17 @@ ConvertResult convert_safetensors(const std::string& dir, const std::string& out
   if (h.name.empty()) h.name = fs::path(dir).lexically_normal().filename().string();
   if (h.name.empty()) h.name = fs::absolute(dir).parent_path().filename().string();
 
+  model_config_of(h, config_path);  // what the loader would reject is not written
+  const int64_t layers = count_layers(folder);
+  if (layers < h.n_layers)  // more layers than that: "unexpected tensor" below
+    fail(config_path, ": the model has ", h.n_layers, " layers but ", dir, " has tensors of only ", layers);
+
   // Plan every dataset, checking its tensor, before writing anything.
   std::set<std::string> used;
   std::vector<WeightJob> jobs;
-  for (const auto& [name, shape] : expected_datasets(h)) {
+  for (const auto& dataset : expected_datasets(h)) {
+    const std::string& name = dataset.first;
+    const Shape shape = dataset.second;  // a copy the job keeps
     std::vector<int64_t> dims(shape.dims.begin(), shape.dims.begin() + shape.rank);
     Mapped m = fam.map(name, dims);
     const safetensors::TensorInfo* t = folder.find(m.tensor);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -15,70 +16,51 @@
 namespace sptrain::convert {
 namespace fs = std::filesystem;
 
+ModelConfig model_config_of(const ModelHeader& h, const std::string& where) {
+  ModelConfig c;
+  SPT_CHECK(h.family == "gpt" || h.family == "llama", where, ": unknown family '", h.family, "'");
+  c.family = h.family == "gpt" ? Family::Gpt : Family::Llama;
+  c.name = h.name;
+  // Each size within the limits before it is narrowed to an int.
+  auto size = [&](int64_t v, int64_t max, const char* name) {
+    SPT_CHECK(v >= 1 && v <= max, where, ": ", name, " = ", v, " is outside [1, ", max, "]");
+    return int(v);
+  };
+  c.n_layers = size(h.n_layers, kMaxLayers, "n_layers");
+  c.d_model = size(h.d_model, kMaxWidth, "d_model");
+  c.n_heads = size(h.n_heads, kMaxWidth, "n_heads");
+  c.n_kv_heads = size(h.n_kv_heads, kMaxWidth, "n_kv_heads");
+  c.head_dim = size(h.head_dim, kMaxWidth, "head_dim");
+  c.d_ffn = size(h.d_ffn, kMaxWidth, "d_ffn");
+  c.vocab_size = size(h.vocab_size, kMaxRows, "vocab_size");
+  c.max_positions = size(h.max_positions, kMaxRows, "max_positions");
+  SPT_CHECK(h.norm == "layernorm" || h.norm == "rmsnorm", where, ": unknown norm '", h.norm, "'");
+  c.norm = h.norm == "layernorm" ? NormKind::LayerNorm : NormKind::RmsNorm;
+  c.norm_eps = float(h.norm_eps);
+  if (h.activation == "gelu") c.activation = Activation::Gelu;
+  else if (h.activation == "gelu_tanh") c.activation = Activation::GeluTanh;
+  else if (h.activation == "relu") c.activation = Activation::Relu;
+  else if (h.activation == "swiglu") c.activation = Activation::SwiGlu;
+  else fail(where, ": unknown activation '", h.activation, "'");
+  SPT_CHECK(h.position == "learned" || h.position == "rope", where, ": unknown position '", h.position, "'");
+  c.position = h.position == "rope" ? PositionKind::Rope : PositionKind::Learned;
+  c.rope_theta = float(h.rope_theta);
+  c.tied_embeddings = h.tied_embeddings;
+  c.bias = h.bias;
+  check_model_config(c, where);
+  return c;
+}
+
 std::vector<std::pair<std::string, Shape>> expected_datasets(const ModelHeader& h) {
-  const int64_t d = h.d_model, q = h.n_heads * h.head_dim, kv = h.n_kv_heads * h.head_dim;
-  std::vector<std::pair<std::string, Shape>> out;
-  auto add = [&](std::string name, Shape s) { out.emplace_back(std::move(name), s); };
-  auto linear = [&](const std::string& p, int64_t rows, int64_t cols) {
-    add(p + "/weight", {rows, cols});
-    if (h.bias) add(p + "/bias", {rows});
-  };
-  auto norm = [&](const std::string& p) {
-    add(p + "/weight", {d});
-    if (h.bias) add(p + "/bias", {d});
-  };
-  add("embeddings/tokens", {h.vocab_size, d});
-  if (h.position == "learned") add("embeddings/positions", {h.max_positions, d});
-  for (int64_t i = 0; i < h.n_layers; ++i) {
-    std::string l = "layers/" + std::to_string(i);
-    norm(l + "/attn_norm");
-    linear(l + "/attn/q", q, d);
-    linear(l + "/attn/k", kv, d);
-    linear(l + "/attn/v", kv, d);
-    linear(l + "/attn/o", d, q);
-    norm(l + "/mlp_norm");
-    if (h.activation == "swiglu") add(l + "/mlp/gate/weight", {h.d_ffn, d});
-    linear(l + "/mlp/up", h.d_ffn, d);
-    linear(l + "/mlp/down", d, h.d_ffn);
-  }
-  norm("final_norm");
-  if (!h.tied_embeddings) add("lm_head/weight", {h.vocab_size, d});
-  return out;
+  return model_datasets(model_config_of(h, "model"));
 }
-
-namespace {
-
-void check_header(const ModelHeader& h, const std::string& out) {
-  auto positive = [&](int64_t v, const char* what) {
-    SPT_CHECK(v > 0, out, ": cannot write a model with ", what, " = ", v);
-  };
-  positive(h.n_layers, "n_layers");
-  positive(h.d_model, "d_model");
-  positive(h.n_heads, "n_heads");
-  positive(h.n_kv_heads, "n_kv_heads");
-  positive(h.head_dim, "head_dim");
-  positive(h.d_ffn, "d_ffn");
-  positive(h.vocab_size, "vocab_size");
-  positive(h.max_positions, "max_positions");
-  SPT_CHECK(h.n_heads % h.n_kv_heads == 0, out, ": n_heads ", h.n_heads,
-            " is not a multiple of n_kv_heads ", h.n_kv_heads);
-  SPT_CHECK(h.family == "gpt" || h.family == "llama", out, ": unknown family '", h.family, "'");
-  SPT_CHECK(h.norm == "layernorm" || h.norm == "rmsnorm", out, ": unknown norm '", h.norm, "'");
-  SPT_CHECK(h.activation == "gelu" || h.activation == "gelu_tanh" || h.activation == "relu" ||
-                h.activation == "swiglu",
-            out, ": unknown activation '", h.activation, "'");
-  SPT_CHECK(h.position == "learned" || h.position == "rope", out, ": unknown position '",
-            h.position, "'");
-}
-
-}  // namespace
 
 WriteStats write_model_file(const std::string& out, DType dtype, const ModelHeader& header,
                             const std::vector<WeightJob>& jobs, const Tokenizer& tokenizer,
                             const SourceInfo& source) {
   SPT_CHECK(dtype == DType::F32 || dtype == DType::BF16, "model dtype must be f32 or bf16, not ",
             dtype_name(dtype));
-  check_header(header, out);
+  model_config_of(header, out);
   SPT_CHECK(!out.empty(), "no output file given");
   SPT_CHECK(!fs::is_directory(out), out, ": is a folder; give the model file's path");
   fs::path parent = fs::path(out).parent_path();
@@ -96,6 +78,10 @@ WriteStats write_model_file(const std::string& out, DType dtype, const ModelHead
     SPT_ASSERT(jobs[k].shape == expected[k].second);
   }
 
+  uint64_t bytes = 0;
+  for (const auto& j : jobs) bytes += uint64_t(j.shape.numel()) * dtype_size(dtype);
+  check_free_space(out, bytes, "the converted weights");
+
   WriteStats stats;
   Fingerprint fp;
   write_file_atomically(out, [&](const std::string& tmp) {
@@ -107,6 +93,10 @@ WriteStats write_model_file(const std::string& out, DType dtype, const ModelHead
       const auto n = size_t(j.shape.numel());
       std::vector<float> values(n);
       j.fill(values.data());
+      for (size_t k = 0; k < n; ++k)
+        if (!std::isfinite(values[k]))
+          fail(source.path, ": the weights of ", j.name, " hold ", values[k], " at element ", k,
+               " (the loader rejects weights that are not finite)");
       fp.update(j.name);
       if (dtype == DType::F32) {
         fp.update(values.data(), n * sizeof(float));
@@ -151,8 +141,7 @@ WriteStats write_model_file(const std::string& out, DType dtype, const ModelHead
     f.set_attr(root, "source_path", source.path);
     f.set_attr(root, "source_format", source.format);
     f.set_attr(root, "source_hash", source.hash);
-    f.flush();
-    f.close();
+    f.close();  // checked: a full disk fails here, before the rename
   });
   return stats;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -34,6 +35,13 @@ Shape shape_of(const std::vector<int64_t>& dims, const std::string& what) {
   return s;
 }
 
+// A prompt with a NaN or an infinity makes every loss NaN: never written, never used.
+void check_finite_prompt(const std::vector<float>& prompt, const std::string& where) {
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (!std::isfinite(prompt[i]))
+      fail(where, ": the prompt holds ", prompt[i], " at value ", i, " (a prompt must be finite)");
+}
+
 int64_t numel(const std::vector<int64_t>& dims) {
   int64_t n = 1;
   for (int64_t d : dims) n *= d;
@@ -48,17 +56,14 @@ void write_contents(h5::File& f, const Checkpoint& c) {
   SPT_CHECK(c.step >= 0 && c.epoch >= 0 && c.epoch_position >= 0,
             "checkpoint: step, epoch and epoch_position must be >= 0");
 
+  check_finite_prompt(c.prompt, "checkpoint");
+
   f.set_attr("/", "format", kCheckpointFormat);
   f.set_attr("/", "format_version", kCheckpointFormatVersion);
-  f.set_attr("/", "step", c.step);
+  write_prompt_metadata(f, c);
   f.set_attr("/", "epoch", c.epoch);
   f.set_attr("/", "epoch_position", c.epoch_position);
   f.set_attr("/", "optimizer", c.optimizer_name);
-  f.set_attr("/", "model_fingerprint", c.model_fingerprint);
-  f.set_attr("/", "model_path", c.model_path);
-  f.set_attr("/", "eval_accuracy", c.eval_accuracy);
-  f.set_attr("/", "eval_loss", c.eval_loss);
-  f.set_attr("/", "task_template", c.task_template);
 
   f.write(kPrompt, DType::F32, Shape{c.prompt_rows, c.prompt_cols}, c.prompt.data());
 
@@ -82,7 +87,6 @@ void write_contents(h5::File& f, const Checkpoint& c) {
     f.write(kRng, DType::I64, Shape{int64_t(rng.size())}, rng.data());
 
   f.write_strings(kConfig, {c.config_yaml});
-  write_verbalizer(f, c.labels);
 }
 
 }  // namespace
@@ -97,7 +101,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   write_file_atomically(path, [&](const std::string& tmp) {
     h5::File f = h5::File::create(tmp);
     write_contents(f, ckpt);
-    f.flush();
+    f.close();  // checked: a full disk fails here, before the rename
   });
 }
 
@@ -116,28 +120,29 @@ Checkpoint read_checkpoint(const std::string& path) {
          kCheckpointFormatVersion, version > kCheckpointFormatVersion ? "; written by a newer sptrain)" : ")");
 
   Checkpoint c;
-  c.step = f.attr_int("/", "step");
+  static_cast<PromptMetadata&>(c) = read_prompt_metadata(f);
+  SPT_CHECK(c.step >= 0, path, ": attribute 'step' is ", c.step, "; a checkpoint's step is >= 0");
   c.epoch = f.attr_int("/", "epoch");
   c.epoch_position = f.attr_int("/", "epoch_position");
+  SPT_CHECK(c.epoch >= 0 && c.epoch_position >= 0, path, ": attributes 'epoch' (", c.epoch,
+            ") and 'epoch_position' (", c.epoch_position, ") must be >= 0");
   c.optimizer_name = f.attr_string("/", "optimizer");
-  c.model_fingerprint = f.attr_string("/", "model_fingerprint");
-  c.model_path = f.attr_string("/", "model_path");
-  c.eval_accuracy = f.attr_double("/", "eval_accuracy");
-  c.eval_loss = f.attr_double("/", "eval_loss");
-  c.task_template = f.attr_string("/", "task_template");
 
   h5::DatasetInfo pi = f.info(kPrompt);
   if (pi.shape.rank != 2 || pi.shape[0] < 1 || pi.shape[1] < 1)
-    fail(path, ": dataset 'prompt' must be 2-D [P, d], has rank ", pi.shape.rank);
+    fail(path, ": dataset 'prompt' must be 2-D [P, d], has shape ", pi.shape.to_string());
+  if (pi.dtype != DType::F32) fail(path, ": dataset 'prompt' holds ", dtype_name(pi.dtype), ", not f32");
   c.prompt_rows = pi.shape[0];
   c.prompt_cols = pi.shape[1];
   c.prompt.resize(size_t(c.prompt_rows * c.prompt_cols));
   f.read(kPrompt, DType::F32, c.prompt.data());
+  check_finite_prompt(c.prompt, path);
 
   if (f.exists(kOptimizerGroup)) {
     for (const std::string& name : f.list(kOptimizerGroup)) {
       std::string ds = std::string(kOptimizerGroup) + "/" + name;
       h5::DatasetInfo si = f.info(ds);
+      if (si.dtype != DType::F32) fail(path, ": dataset '", ds, "' holds ", dtype_name(si.dtype), ", not f32");
       NamedState s{name, {}, {}};
       for (int i = 0; i < si.shape.rank; ++i) s.shape.push_back(si.shape[i]);
       s.values.resize(size_t(si.shape.numel()));
@@ -147,7 +152,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   }
 
   h5::DatasetInfo ri = f.info(kRng);
-  if (ri.shape.rank != 1) fail(path, ": dataset 'rng_state' must be 1-D");
+  if (ri.shape.rank != 1 || ri.dtype != DType::I64) fail(path, ": dataset 'rng_state' must be 1-D int64");
   std::vector<int64_t> rng(size_t(ri.shape[0]));
   if (!rng.empty()) f.read(kRng, DType::I64, rng.data());
   c.rng_state.resize(rng.size());
@@ -156,13 +161,18 @@ Checkpoint read_checkpoint(const std::string& path) {
   std::vector<std::string> config = f.read_strings(kConfig);
   if (config.size() != 1) fail(path, ": dataset 'config_yaml' must hold one string");
   c.config_yaml = config[0];
-  c.labels = read_verbalizer(f, path);
   return c;
 }
 
-void write_verbalizer(h5::File& f, const Verbalizer& labels) {
+void write_prompt_metadata(h5::File& f, const PromptMetadata& m) {
+  f.set_attr("/", "model_fingerprint", m.model_fingerprint);
+  f.set_attr("/", "model_path", m.model_path);
+  f.set_attr("/", "step", m.step);
+  f.set_attr("/", "eval_accuracy", m.eval_accuracy);
+  f.set_attr("/", "eval_loss", m.eval_loss);
+  f.set_attr("/", "task_template", m.task_template);
   std::vector<std::string> values, words;
-  for (const auto& [value, word] : labels) {
+  for (const auto& [value, word] : m.labels) {
     values.push_back(value);
     words.push_back(word);
   }
@@ -170,16 +180,32 @@ void write_verbalizer(h5::File& f, const Verbalizer& labels) {
   f.write_strings(kLabelWords, words);
 }
 
-Verbalizer read_verbalizer(const h5::File& f, const std::string& path) {
-  Verbalizer labels;
-  if (!f.exists(kLabelValues)) return labels;
+PromptMetadata read_prompt_metadata(const h5::File& f) {
+  const std::string& path = f.path();
+  PromptMetadata m;
+  m.model_fingerprint = f.attr_string("/", "model_fingerprint");
+  SPT_CHECK(m.model_fingerprint.empty() ||
+                (m.model_fingerprint.size() == 16 &&
+                 m.model_fingerprint.find_first_not_of("0123456789abcdef") == std::string::npos),
+            path, ": attribute 'model_fingerprint' is '", m.model_fingerprint, "', expected 16 hex digits");
+  m.model_path = f.attr_string("/", "model_path");
+  m.step = f.attr_int("/", "step");
+  SPT_CHECK(m.step >= -1, path, ": attribute 'step' is ", m.step);
+  m.eval_accuracy = f.attr_double("/", "eval_accuracy");
+  m.eval_loss = f.attr_double("/", "eval_loss");
+  SPT_CHECK(std::isnan(m.eval_accuracy) || (m.eval_accuracy >= 0 && m.eval_accuracy <= 1), path,
+            ": attribute 'eval_accuracy' is ", m.eval_accuracy, " (NaN or within [0, 1])");
+  SPT_CHECK(std::isnan(m.eval_loss) || (m.eval_loss >= 0 && std::isfinite(m.eval_loss)), path,
+            ": attribute 'eval_loss' is ", m.eval_loss, " (NaN or a finite number >= 0)");
+  m.task_template = f.attr_string("/", "task_template");
+  if (!f.exists(kLabelValues)) return m;
   const std::vector<std::string> values = f.read_strings(kLabelValues);
   const std::vector<std::string> words = f.read_strings(kLabelWords);
   if (values.size() != words.size())
     fail(path, ": 'verbalizer/labels' and 'verbalizer/words' differ in length (", values.size(),
          " vs ", words.size(), ")");
-  for (size_t i = 0; i < values.size(); ++i) labels.emplace_back(values[i], words[i]);
-  return labels;
+  for (size_t i = 0; i < values.size(); ++i) m.labels.emplace_back(values[i], words[i]);
+  return m;
 }
 
 std::string checkpoint_name(int64_t step) {
@@ -224,6 +250,40 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   auto all = list_checkpoints(run_dir);
   if (all.empty()) return std::nullopt;
   return all.back().second;
+}
+
+ResumeChoice choose_resume_checkpoint(const std::string& run_dir) {
+  ResumeChoice choice;
+  const auto all = list_checkpoints(run_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      read_checkpoint(it->second);
+      choice.path = it->second;
+      choice.step = it->first;
+      break;
+    } catch (const Error& e) {
+      choice.unreadable.emplace_back(it->second, e.what());
+    }
+  }
+  return choice;
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& run_dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(run_dir, ec)) return removed;
+  fs::directory_iterator it(run_dir, ec);
+  if (ec) fail(run_dir, ": cannot list the checkpoint folder: ", ec.message());
+  for (const fs::directory_entry& e : it) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step_", 0) != 0 || name.size() < 9 || name.compare(name.size() - 4, 4, ".tmp") != 0 ||
+        !e.is_regular_file(ec))
+      continue;
+    fs::remove(e.path(), ec);
+    if (ec) fail(e.path().string(), ": cannot delete a stale temporary file: ", ec.message());
+    removed.push_back(e.path().string());
+  }
+  return removed;
 }
 
 void prune_checkpoints(const std::string& run_dir, int keep) {

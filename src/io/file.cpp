@@ -1,6 +1,8 @@
 #include "sptrain/io/file.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -24,16 +26,18 @@ std::string parent_or_dot(const std::string& path) {
 
 bool disk_full(int err) { return err == ENOSPC || err == EDQUOT; }
 
+// " (N bytes free on the file system of DIR)" for the folder `path` goes in.
+std::string free_space(const std::string& path) {
+  struct statvfs s {};
+  const std::string dir = parent_or_dot(path);
+  if (::statvfs(dir.c_str(), &s) != 0) return "";
+  return str(" (", uint64_t(s.f_bavail) * uint64_t(s.f_frsize), " bytes free on the file system of ", dir, ")");
+}
+
 // The system's reason for a failed write or sync of `path`; when the disk is
 // full, also the space left where the file goes.
 std::string write_error(int err, const std::string& path) {
-  std::string why = std::strerror(err);
-  struct statvfs s {};
-  const std::string dir = parent_or_dot(path);
-  if (disk_full(err) && ::statvfs(dir.c_str(), &s) == 0)
-    why += str(" (", uint64_t(s.f_bavail) * uint64_t(s.f_frsize), " bytes free on the file system of ",
-               dir, ")");
-  return why;
+  return std::strerror(err) + (disk_full(err) ? free_space(path) : std::string());
 }
 
 // Flushes a file's (or a folder's) data to the disk, so that the rename that
@@ -45,6 +49,20 @@ void fsync_path(const std::string& path, bool directory) {
     const int err = errno;
     // Some file systems cannot sync a folder (EINVAL); the file itself is synced.
     if (!(directory && err == EINVAL)) fail(path, ": fsync failed: ", write_error(err, path));
+  }
+}
+
+// Writes n bytes at fd's position; fails naming `path` at the first byte
+// that is not written.
+void write_all(int fd, const void* data, size_t n, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t done = ::write(fd, p, n);
+    if (done < 0 && errno == EINTR) continue;
+    // write() returning 0 for a non-empty buffer is a full disk in practice.
+    if (done <= 0) fail(path, ": write failed: ", write_error(done < 0 ? errno : ENOSPC, path));
+    p += done;
+    n -= size_t(done);
   }
 }
 
@@ -90,12 +108,13 @@ void write_file_atomically(const std::string& path,
     try {
       writer(tmp);
     } catch (const Error& e) {
-      // A library (HDF5) that reports a failed write without the reason
-      // leaves it in errno: a full disk is worth saying.
+      // A library (HDF5) that reports a failed write without the space left
+      // leaves the reason in errno: a full disk is worth saying.
       const int err = errno;
       const std::string what = e.what();
-      if (disk_full(err) && what.find(std::strerror(err)) == std::string::npos)
-        fail(what, ": ", write_error(err, tmp));
+      if (disk_full(err) && what.find(" bytes free ") == std::string::npos)
+        fail(what, what.find(std::strerror(err)) == std::string::npos ? str(": ", std::strerror(err)) : "",
+             free_space(tmp));
       throw;
     }
     fsync_path(tmp, false);
@@ -112,24 +131,94 @@ void write_file_atomically(const std::string& path,
 
 void write_file(const std::string& path, const std::vector<ByteRange>& parts) {
   FileDescriptor fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) fail(path, ": cannot create: ", std::strerror(errno));
-  for (const ByteRange& part : parts) {
-    const char* p = static_cast<const char*>(part.data);
-    size_t left = part.size;
-    while (left > 0) {
-      const ssize_t n = ::write(fd.get(), p, left);
-      if (n < 0 && errno == EINTR) continue;
-      // write() returning 0 for a non-empty buffer is a full disk in practice.
-      if (n <= 0) fail(path, ": write failed: ", write_error(n < 0 ? errno : ENOSPC, path));
-      p += n;
-      left -= size_t(n);
-    }
-  }
+  if (!fd.valid()) fail(path, ": cannot create: ", write_error(errno, path));
+  for (const ByteRange& part : parts) write_all(fd.get(), part.data, part.size, path);
   fd.close(path);
 }
 
 void write_file_atomically(const std::string& path, const std::vector<ByteRange>& parts) {
   write_file_atomically(path, [&](const std::string& tmp) { write_file(tmp, parts); });
+}
+
+OutputFile::OutputFile(const std::string& path, Mode mode) : path_(path) {
+  const int how = mode == Mode::Append ? O_APPEND : O_TRUNC;
+  fd_ = FileDescriptor(::open(path.c_str(), O_WRONLY | O_CREAT | how | O_CLOEXEC, 0644));
+  if (!fd_.valid()) fail(path, ": cannot open for writing: ", write_error(errno, path));
+}
+
+void OutputFile::write(const std::string& bytes) { write_all(fd_.get(), bytes.data(), bytes.size(), path_); }
+
+void OutputFile::close() { fd_.close(path_); }
+
+void flush_checked(std::FILE* stream, const std::string& name) {
+  errno = 0;
+  if (std::fflush(stream) != 0 || std::ferror(stream)) {
+    const int err = errno ? errno : EIO;
+    std::clearerr(stream);
+    fail(name, ": write failed: ", std::strerror(err), "; output was lost");
+  }
+}
+
+void refuse_overwrite(const std::string& out, const std::string& in, const std::string& what) {
+  std::error_code ec;
+  if (fs::equivalent(out, in, ec))
+    fail(what, ": --out ", out, " is the input ", in, "; writing it would destroy the input: give another path");
+}
+
+// ---- FolderLock ----
+
+namespace {
+
+std::string this_host() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) return "?";
+  return host;
+}
+
+}  // namespace
+
+FolderLock::FolderLock(const std::string& folder, const std::string& what)
+    : path_((fs::path(folder) / kLockFile).string()) {
+  std::error_code ec;
+  if (fs::exists(folder, ec) && !fs::is_directory(folder, ec))
+    fail(what, " ", folder, ": is a file, not a folder");
+  fs::create_directories(folder, ec);
+  if (ec) fail(what, " ", folder, ": cannot create the folder: ", ec.message());
+  fd_ = FileDescriptor(::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd_.valid())
+    fail(what, " ", folder, ": cannot create ", path_, ": ", std::strerror(errno), " (it must be a writable folder)");
+  const int locked = ::flock(fd_.get(), LOCK_EX | LOCK_NB);
+  const int lock_error = errno;
+  char text[512] = {};
+  const ssize_t n = ::pread(fd_.get(), text, sizeof text - 1, 0);
+  std::string holder = n > 0 ? std::string(text, size_t(n)) : "";
+  while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+  const std::string in_use = str(what, " ", folder, " is in use by another run (", holder.empty() ? "unknown process" : holder,
+                                 "; lock file ", path_, "): give each run its own ", what, ", or let that one end first");
+  if (locked != 0 && lock_error == EWOULDBLOCK) fail(in_use);
+  if (locked != 0) {
+    // No locks on this file system: trust the recorded holder where we can check it.
+    long pid = 0;
+    char host[256] = {};
+    const bool known = std::sscanf(holder.c_str(), "pid %ld on host %255s", &pid, host) == 2;
+    if (known && this_host() == host && pid != long(::getpid()) && (::kill(pid_t(pid), 0) == 0 || errno == EPERM))
+      fail(in_use);
+    note_ = str(path_, ": this file system does not lock files (", std::strerror(lock_error),
+                "); nothing stops a second run from using ", folder, " at the same time");
+  } else if (!holder.empty()) {
+    note_ = str("the lock ", path_, " of ", holder, " is free again (that process ended without releasing it)");
+  }
+  const std::string mine = str("pid ", ::getpid(), " on host ", this_host(), "\n");
+  if (::ftruncate(fd_.get(), 0) != 0) fail(path_, ": cannot write: ", write_error(errno, path_));
+  write_all(fd_.get(), mine.data(), mine.size(), path_);
+}
+
+FolderLock::~FolderLock() {
+  if (!fd_.valid()) return;
+  // Empty: the next run finds no holder to report. Then the kernel releases
+  // the lock when the descriptor closes.
+  const int emptied = ::ftruncate(fd_.get(), 0);
+  (void)emptied;  // a lock file left with our pid only makes the next run's note say so
 }
 
 // ---- reading ----
@@ -159,6 +248,15 @@ std::string read_whole_file(const std::string& path, uint64_t max_bytes, const s
   std::string bytes(size_t(f.size), '\0');
   pread_exact(f.fd.get(), bytes.data(), f.size, 0, path, what);
   return bytes;
+}
+
+void check_free_space(const std::string& path, uint64_t bytes, const std::string& what) {
+  struct statvfs s {};
+  const std::string dir = parent_or_dot(path);
+  if (::statvfs(dir.c_str(), &s) != 0) return;  // a missing folder is reported by the write
+  const uint64_t free = uint64_t(s.f_bavail) * uint64_t(s.f_frsize);
+  if (bytes > free)
+    fail(path, ": ", what, " need ", bytes, " bytes but the file system of ", dir, " has ", free, " free");
 }
 
 int64_t file_size_of(const std::string& path) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -304,6 +305,15 @@ void File::parse() {
            " bytes)");
     t.file_offset = begin;
   }
+  // Two tensors sharing bytes would silently alias each other's weights.
+  std::vector<const TensorInfo*> by_offset;
+  for (const TensorInfo& t : tensors_) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return a->file_offset < b->file_offset; });
+  for (size_t k = 1; k < by_offset.size(); ++k)
+    if (by_offset[k]->file_offset < by_offset[k - 1]->file_offset + by_offset[k - 1]->nbytes)
+      fail(path_, ": corrupt GGUF file: tensors '", by_offset[k - 1]->name, "' and '", by_offset[k]->name,
+           "' overlap in the file");
 }
 
 const Value& File::value(const std::string& key) const {

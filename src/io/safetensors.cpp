@@ -1,5 +1,6 @@
 #include "sptrain/io/safetensors.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -7,6 +8,7 @@
 
 #include "sptrain/core/dtype.hpp"
 #include "sptrain/core/error.hpp"
+#include "sptrain/core/json.hpp"
 
 namespace sptrain::safetensors {
 namespace fs = std::filesystem;
@@ -21,11 +23,18 @@ constexpr uint64_t kMaxHeader = 100u << 20;
 // wrong path from reading a huge file.
 constexpr uint64_t kMaxJsonFile = 64u << 20;
 
-json parse_json(const std::string& text, const std::string& where) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(where, ": invalid JSON: ", e.what());
+// Two tensors sharing bytes would silently alias each other's weights.
+void check_no_overlap(const std::vector<TensorInfo>& tensors, const std::string& path) {
+  std::vector<const TensorInfo*> by_offset;
+  for (const TensorInfo& t : tensors)
+    if (t.nbytes > 0) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return a->file_offset < b->file_offset; });
+  for (size_t k = 1; k < by_offset.size(); ++k) {
+    const TensorInfo& a = *by_offset[k - 1];
+    const TensorInfo& b = *by_offset[k];
+    if (b.file_offset < a.file_offset + a.nbytes)
+      fail(path, ": tensors '", a.name, "' and '", b.name, "' overlap in the file (data_offsets)");
   }
 }
 
@@ -97,6 +106,7 @@ std::unique_ptr<Shard> Shard::open(const std::string& path) {
     t.nbytes = end - begin;
     s->tensors_.push_back(std::move(t));
   }
+  check_no_overlap(s->tensors_, path);
   return s;
 }
 

@@ -1,5 +1,6 @@
 #include "sptrain/model/random_model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -16,31 +17,37 @@ double Rng::normal() {
 
 namespace {
 
+// Draws each weight row block by row block (so memory stays small whatever the
+// model's size) and adds its name and bytes to the fingerprint as written.
 class RandomWriter {
  public:
-  RandomWriter(h5::File& f, Rng& rng, double std) : f_(f), rng_(rng), std_(std) {}
+  RandomWriter(h5::File& f, Rng& rng) : f_(f), rng_(rng) {}
 
-  void matrix(const std::string& name, int64_t rows, int64_t cols) {
-    fill(name, Shape{rows, cols}, 0.0, std_);
-  }
-  void vector(const std::string& name, int64_t n, double mean, double std) {
-    fill(name, Shape{n}, mean, std);
+  void fill(const std::string& name, Shape shape, double mean, double std) {
+    f_.create_dataset(name, DType::F32, shape);
+    fp_.update(name);
+    const int64_t rows = shape[0], row = shape.row_size();
+    const int64_t block = std::max<int64_t>(1, (int64_t(1) << 20) / row);
+    std::vector<float> v;
+    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+      const int64_t nr = std::min(block, rows - r0);
+      v.resize(size_t(nr * row));
+      for (auto& x : v) x = float(mean + std * rng_.normal());
+      f_.write_rows(name, r0, nr, v.data(), DType::F32);
+      fp_.update(v.data(), v.size() * sizeof(float));
+    }
   }
   std::string fingerprint() const { return fp_.hex(); }
 
  private:
-  void fill(const std::string& name, Shape shape, double mean, double std) {
-    std::vector<float> v(size_t(shape.numel()));
-    for (auto& x : v) x = float(mean + std * rng_.normal());
-    f_.write(name, DType::F32, shape, v.data());
-    fp_.update(name);
-    fp_.update(v.data(), v.size() * sizeof(float));
-  }
   h5::File& f_;
   Rng& rng_;
-  double std_;
   Fingerprint fp_;
 };
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
 
 }  // namespace
 
@@ -48,36 +55,22 @@ void write_random_model(const std::string& path, ModelConfig c, uint64_t seed, d
                         const std::function<void(h5::File&)>& write_tokenizer) {
   c.random = true;
   c.dtype = "f32";
+  check_model_config(c, path);
+  SPT_CHECK(std::isfinite(std) && std >= 0, path, ": the weights' standard deviation ", std,
+            " must be a finite number >= 0");
+  const auto datasets = model_datasets(c);
+  uint64_t bytes = 0;
+  for (const auto& [name, shape] : datasets) bytes += uint64_t(shape.numel()) * sizeof(float);
+  check_free_space(path, bytes, "the model's weights");
   write_file_atomically(path, [&](const std::string& tmp) {
     h5::File f = h5::File::create(tmp);
     Rng rng(seed);
-    RandomWriter w(f, rng, std);
-    const int64_t d = c.d_model;
-    const bool ln = c.norm == NormKind::LayerNorm;
-    auto norm = [&](const std::string& p) {
-      w.vector(p + "/weight", d, 1.0, 0.1);
-      if (c.bias && ln) w.vector(p + "/bias", d, 0.0, 0.1);
-    };
-    auto linear = [&](const std::string& p, int64_t out, int64_t in) {
-      w.matrix(p + "/weight", out, in);
-      if (c.bias) w.vector(p + "/bias", out, 0.0, std);
-    };
-    w.matrix("embeddings/tokens", c.vocab_size, d);
-    if (c.position == PositionKind::Learned) w.matrix("embeddings/positions", c.max_positions, d);
-    for (int l = 0; l < c.n_layers; ++l) {
-      const std::string p = "layers/" + std::to_string(l);
-      norm(p + "/attn_norm");
-      linear(p + "/attn/q", c.q_dim(), d);
-      linear(p + "/attn/k", c.kv_dim(), d);
-      linear(p + "/attn/v", c.kv_dim(), d);
-      linear(p + "/attn/o", d, c.q_dim());
-      norm(p + "/mlp_norm");
-      if (c.activation == Activation::SwiGlu) w.matrix(p + "/mlp/gate/weight", c.d_ffn, d);
-      linear(p + "/mlp/up", c.d_ffn, d);
-      linear(p + "/mlp/down", d, c.d_ffn);
+    RandomWriter w(f, rng);
+    // Norm weights 1 + N(0, 0.1^2), norm biases N(0, 0.1^2), the rest N(0, std^2).
+    for (const auto& [name, shape] : datasets) {
+      const bool norm = name.find("_norm/") != std::string::npos;
+      w.fill(name, shape, norm && ends_with(name, "/weight") ? 1.0 : 0.0, norm ? 0.1 : std);
     }
-    norm("final_norm");
-    if (!c.tied_embeddings) w.matrix("lm_head/weight", c.vocab_size, d);
     write_model_config(f, c);
     f.set_attr("/", "seed", int64_t(seed));
     f.set_attr("/", "fingerprint", w.fingerprint());

@@ -17,20 +17,14 @@ ExportResult export_hdf5(const StoredPrompt& p, const std::string& out) {
     f.set_attr("/", "format_version", kFormatVersion);
     f.set_attr("/", "prompt_length", p.rows);
     f.set_attr("/", "d_model", p.cols);
-    f.set_attr("/", "model_fingerprint", p.model_fingerprint);
-    f.set_attr("/", "model_path", p.model_path);
-    f.set_attr("/", "step", p.step);
-    f.set_attr("/", "eval_accuracy", p.eval_accuracy);
-    f.set_attr("/", "eval_loss", p.eval_loss);
-    f.set_attr("/", "task_template", p.task_template);
     f.set_attr("/", "task_max_length", int64_t(p.has_task ? p.task_max_length : 0));
+    write_prompt_metadata(f, p);
     if (p.has_task && p.task_kind == "generate") {  // absent: a classify task
       f.set_attr("/", "task_kind", p.task_kind);
       f.set_attr("/", "task_max_target_length", int64_t(p.task_max_target_length));
     }
     f.write("prompt", DType::F32, Shape{p.rows, p.cols}, p.values.data());
-    if (!p.labels.empty()) write_verbalizer(f, p.labels);
-    f.flush();
+    f.close();  // checked: a full disk fails here, before the rename
   });
   return ExportResult{{out}, file_size_of(out), p.rows * p.cols * 4};
 }
@@ -51,19 +45,22 @@ StoredPrompt read_hdf5_export(h5::File& f) {
   SPT_CHECK(f.attr_int("/", "prompt_length") == p.rows && f.attr_int("/", "d_model") == p.cols, path,
             ": attributes prompt_length/d_model disagree with the 'prompt' dataset [", p.rows, ", ",
             p.cols, "]");
+  SPT_CHECK(info.dtype == DType::F32, path, ": dataset 'prompt' holds ", dtype_name(info.dtype), ", not f32");
   p.values.resize(size_t(p.rows * p.cols));
   f.read("prompt", DType::F32, p.values.data());
-  p.model_fingerprint = f.attr_string("/", "model_fingerprint");
-  p.model_path = f.attr_string("/", "model_path");
-  p.step = f.attr_int("/", "step");
-  p.eval_accuracy = f.attr_double("/", "eval_accuracy");
-  p.eval_loss = f.attr_double("/", "eval_loss");
-  p.task_template = f.attr_string("/", "task_template");
-  p.task_max_length = int(f.attr_int("/", "task_max_length"));
-  p.labels = read_verbalizer(f, path);
-  if (f.has_attr("/", "task_kind")) {
+  static_cast<PromptMetadata&>(p) = read_prompt_metadata(f);
+  const int64_t max_length = f.attr_int("/", "task_max_length");
+  SPT_CHECK(max_length >= 0 && max_length <= kMaxRows, path, ": attribute 'task_max_length' is ",
+            max_length, " (0 to ", kMaxRows, ")");
+  p.task_max_length = int(max_length);
+  if (f.has_attr("/", "task_kind")) {  // absent: a classify task
     p.task_kind = f.attr_string("/", "task_kind");
-    p.task_max_target_length = int(f.attr_int("/", "task_max_target_length"));
+    SPT_CHECK(p.task_kind == "generate", path, ": attribute 'task_kind' is '", p.task_kind,
+              "' (an export records only 'generate')");
+    const int64_t max_target = f.attr_int("/", "task_max_target_length");
+    SPT_CHECK(max_target >= 1 && max_target <= kMaxRows, path, ": attribute 'task_max_target_length' is ",
+              max_target, " (1 to ", kMaxRows, ")");
+    p.task_max_target_length = int(max_target);
   }
   p.has_task = (p.task_kind == "generate" || !p.labels.empty()) && p.task_max_length > 0;
   return p;

@@ -1,5 +1,6 @@
 #include "sptrain/prompt/stored_prompt.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -16,29 +17,24 @@
 namespace sptrain {
 namespace fs = std::filesystem;
 
-namespace {
-constexpr unsigned char kHdf5Signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-}  // namespace
-
 void check_prompt_values(const StoredPrompt& p) {
-  SPT_CHECK(p.rows >= 1 && p.cols >= 1 && int64_t(p.values.size()) == p.rows * p.cols,
+  SPT_CHECK(p.rows >= 1 && p.cols >= 1 && p.rows <= int64_t(p.values.size()) &&
+                int64_t(p.values.size()) == p.rows * p.cols,
             p.path, ": prompt [", p.rows, ", ", p.cols, "] with ", p.values.size(), " values");
+  for (size_t i = 0; i < p.values.size(); ++i)
+    if (!std::isfinite(p.values[i]))
+      fail(p.path, ": the prompt holds ", p.values[i], " at row ", int64_t(i) / p.cols, ", column ",
+           int64_t(i) % p.cols, " (a prompt must be finite)");
 }
 
 StoredPrompt stored_prompt_of(const Checkpoint& c, const std::string& path) {
   StoredPrompt p;
   p.path = path;
   p.format = "checkpoint";
+  static_cast<PromptMetadata&>(p) = c;
   p.values = c.prompt;
   p.rows = c.prompt_rows;
   p.cols = c.prompt_cols;
-  p.model_fingerprint = c.model_fingerprint;
-  p.model_path = c.model_path;
-  p.step = c.step;
-  p.eval_accuracy = c.eval_accuracy;
-  p.eval_loss = c.eval_loss;
-  p.task_template = c.task_template;
-  p.labels = c.labels;
   // task.max_length is part of the configuration the run recorded; a key
   // missing there had its default.
   const TaskSection defaults;
@@ -46,7 +42,8 @@ StoredPrompt stored_prompt_of(const Checkpoint& c, const std::string& path) {
   p.task_max_target_length = defaults.max_target_length;
   try {
     const YAML::Node root = YAML::Load(c.config_yaml);
-    if (const YAML::Node task = root["task"]) {
+    if (root.IsMap() && root["task"].IsMap()) {
+      const YAML::Node task = root["task"];
       if (task["max_length"]) p.task_max_length = task["max_length"].as<int>();
       if (task["kind"]) p.task_kind = task["kind"].as<std::string>();
       if (task["max_target_length"]) p.task_max_target_length = task["max_target_length"].as<int>();
@@ -54,6 +51,11 @@ StoredPrompt stored_prompt_of(const Checkpoint& c, const std::string& path) {
   } catch (const YAML::Exception& e) {
     fail(path, ": the recorded configuration (config_yaml) cannot be read: ", e.what());
   }
+  SPT_CHECK(p.task_max_length >= 1 && p.task_max_length <= kMaxRows, path,
+            ": the recorded configuration has task.max_length ", p.task_max_length, " (1 to ", kMaxRows, ")");
+  SPT_CHECK(p.task_max_target_length >= 1 && p.task_max_target_length <= kMaxRows, path,
+            ": the recorded configuration has task.max_target_length ", p.task_max_target_length, " (1 to ",
+            kMaxRows, ")");
   p.has_task = p.task_kind == "generate" || !p.labels.empty();
   return p;
 }
@@ -70,7 +72,8 @@ TaskSection task_section_of(const StoredPrompt& p) {
   return t;
 }
 
-StoredPrompt read_stored_prompt(const std::string& path) {
+namespace {
+StoredPrompt read_any_prompt(const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) fail(path, ": no such file or folder");
@@ -94,7 +97,7 @@ StoredPrompt read_stored_prompt(const std::string& path) {
     p.values = std::move(m.values);
     return p;
   }
-  if (got >= 8 && std::memcmp(head, kHdf5Signature, 8) == 0) {
+  if (h5::looks_like_hdf5(head, got)) {
     h5::File f = h5::File::open_read(path);
     const std::string format = f.has_attr("/", "format") ? f.attr_string("/", "format") : "";
     if (format == kHdf5PromptFormat) return read_hdf5_export(f);
@@ -108,13 +111,26 @@ StoredPrompt read_stored_prompt(const std::string& path) {
   fail(path, ": not a prompt file: expected a checkpoint or hdf5 export (.h5), a NumPy .npy file, "
        "a PEFT folder or its ", kPeftWeightsFile);
 }
+}  // namespace
+
+StoredPrompt read_stored_prompt(const std::string& path) {
+  StoredPrompt p = read_any_prompt(path);
+  check_prompt_values(p);
+  return p;
+}
 
 void check_prompt_matches_model(const StoredPrompt& p, const ModelConfig& m, const std::string& model_path) {
   SPT_CHECK(p.cols == m.d_model, p.path, ": the prompt has d_model ", p.cols, " but the model ",
             model_path, " has d_model ", m.d_model);
-  SPT_CHECK(p.model_fingerprint.empty() || m.fingerprint.empty() || p.model_fingerprint == m.fingerprint,
-            p.path, ": the prompt was trained on another model: its model fingerprint is ",
-            p.model_fingerprint, ", the model ", model_path, " has fingerprint ", m.fingerprint);
+  // sptrain's own files always record the model; a missing fingerprint there
+  // would let the prompt pass on any model of its width.
+  const bool sptrain_file = p.format == "checkpoint" || p.format == "hdf5";
+  SPT_CHECK(!(sptrain_file && p.model_fingerprint.empty()), p.path,
+            ": records no model fingerprint, so the model it was trained on is unknown (written for a "
+            "model without one); train the prompt again with this model");
+  SPT_CHECK(p.model_fingerprint.empty() || p.model_fingerprint == m.fingerprint, p.path,
+            ": the prompt was trained on another model: its model fingerprint is ", p.model_fingerprint,
+            ", the model ", model_path, " has fingerprint ", m.fingerprint);
 }
 
 }  // namespace sptrain

@@ -1,12 +1,12 @@
 #include "sptrain/train/trainer.hpp"
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "sptrain/config/load.hpp"
@@ -17,14 +17,14 @@
 #include "sptrain/optim/schedule.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/comm/control.hpp"
+#include "sptrain/comm/stop_signals.hpp"
+#include "sptrain/io/file.hpp"
 #include "sptrain/train/sampler.hpp"
 #include "sptrain/train/train_step.hpp"
 
 namespace sptrain {
 
 namespace {
-
-std::atomic<bool> g_stop{false};
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
@@ -43,38 +43,34 @@ std::string format_duration(double s) {
 }
 
 // metrics.jsonl, written by world rank 0 only. On resume, lines of steps
-// after the checkpoint are dropped so the file describes one run.
+// after the checkpoint are dropped so the file describes one run. Every
+// write is checked: a record that does not reach the disk ends the run.
 class MetricsLog {
  public:
-  MetricsLog(const std::string& path, int64_t resume_step, bool active) : active_(active) {
+  MetricsLog(const std::string& path, int64_t resume_step, bool active) {
     if (!active) return;
-    std::vector<std::string> kept;
+    std::string kept;
     if (resume_step > 0) {
       std::ifstream in(path);
       std::string line;
       while (std::getline(in, line)) {
         try {
           auto j = nlohmann::json::parse(line);
-          if (j.value("step", int64_t(0)) <= resume_step) kept.push_back(line);
+          if (j.value("step", int64_t(0)) <= resume_step) kept += line + '\n';
         } catch (const std::exception&) {
           // A line cut short by a crash: dropped.
         }
       }
     }
-    out_.open(path, std::ios::trunc);
-    SPT_CHECK(out_.good(), path, ": cannot write metrics");
-    for (const auto& l : kept) out_ << l << '\n';
-    out_.flush();
+    write_file_atomically(path, {{kept.data(), kept.size()}});
+    out_.emplace(path, OutputFile::Mode::Append);
   }
   void write(const nlohmann::json& j) {
-    if (!active_) return;
-    out_ << j.dump() << '\n';
-    out_.flush();
+    if (out_) out_->write(j.dump() + '\n');
   }
 
  private:
-  bool active_;
-  std::ofstream out_;
+  std::optional<OutputFile> out_;
 };
 
 uint64_t checksum(const std::vector<float>& v) {
@@ -113,12 +109,56 @@ void warn_about_learning_rate(const Config& config, const Session& session) {
 
 }  // namespace
 
-void request_stop() { g_stop = true; }
+// Takes the SIGTERM rules of the training loop while it lives
+// (comm/stop_signals.hpp), and those of start-up again after.
+class TrainingPhase {
+ public:
+  explicit TrainingPhase(double stop_timeout_s) {
+    set_stop_deadline(stop_timeout_s);
+    set_training_phase(true);
+  }
+  ~TrainingPhase() { set_training_phase(false); }
+  TrainingPhase(const TrainingPhase&) = delete;
+  TrainingPhase& operator=(const TrainingPhase&) = delete;
+};
+
+// resume: auto. World rank 0 tidies run_dir first (what kills and full disks
+// leave: temporaries of cut writes, newest checkpoints that do not read, set
+// aside as *.unreadable, checkpoints beyond keep_checkpoints) and picks the
+// newest checkpoint that reads; every rank gets its step from it.
+std::optional<std::string> auto_resume_path(const ParallelState& ps, const TrainSection& t) {
+  double step = 0;  // the others' share of the sum below
+  if (ps.world_rank() == 0) {
+    for (const std::string& tmp : remove_stale_temporaries(t.run_dir))
+      std::fprintf(stderr, "sptrain: removed %s (a checkpoint write cut short)\n", tmp.c_str());
+    const ResumeChoice choice = choose_resume_checkpoint(t.run_dir);
+    for (const auto& [path, why] : choice.unreadable) {
+      const std::string aside = path + ".unreadable";
+      std::error_code ec;
+      std::filesystem::rename(path, aside, ec);
+      SPT_CHECK(!ec, path, ": cannot set the unreadable checkpoint aside as ", aside, ": ", ec.message());
+      std::fprintf(stderr, "sptrain: warning: %s; set aside as %s, resuming from %s\n", why.c_str(), aside.c_str(),
+                   choice.path ? "the newest checkpoint that reads" : "the start (no checkpoint reads)");
+    }
+    prune_checkpoints(t.run_dir, t.keep_checkpoints);
+    step = double(choice.step);
+  }
+  control_sum(ps.host(), {&step});  // rank 0's step (-1: none)
+  if (step < 0) return std::nullopt;
+  return t.run_dir + "/" + checkpoint_name(int64_t(step));
+}
 
 TrainSummary train(const Config& config, ProcessGrid grid) {
   const TrainSection& t = config.train;
   SPT_CHECK(config.prompt.length >= 1, "prompt.length must be >= 1 to train (0 is only for "
             "evaluating the template alone)");
+  // run_dir before any training work: a folder this run can write, and its
+  // alone (world rank 0 writes everything there).
+  std::optional<FolderLock> lock;
+  if (grid.world_rank == 0) {
+    lock.emplace(t.run_dir, "train.run_dir");
+    if (!lock->note().empty()) std::fprintf(stderr, "sptrain: note: %s\n", lock->note().c_str());
+  }
   Session session(config, std::move(grid), SessionMode::Train);
   const ParallelState& ps = *session.parallel;
   const bool lead = ps.world_rank() == 0;
@@ -126,15 +166,14 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
   const int P = config.prompt.length, d = model.d_model;
   std::vector<float>& prompt = session.prompt->values();
 
-  if (lead) std::filesystem::create_directories(t.run_dir);
-
   // Where to start: a checkpoint, or the prompt's initializer.
   std::optional<std::string> resume_path;
   if (t.resume == "auto") {
-    resume_path = latest_checkpoint(t.run_dir);
+    resume_path = auto_resume_path(ps, t);
   } else if (t.resume != "never") {
     resume_path = t.resume;
   }
+  TrainSummary summary;
   DataSampler sampler(int64_t(session.data.train.size()), t.seed, t.shuffle);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(config.optim, P, d);
   const LrSchedule schedule(config.optim, t.steps);
@@ -153,6 +192,12 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
     optimizer->set_step_count(c.step);
     sampler.seek(c.epoch, c.epoch_position);
     start_step = c.step;
+    summary.resumed_from = *resume_path;
+    if (start_step >= t.steps) {  // nothing left to do: say so, change nothing
+      summary.already_complete = true;
+      summary.steps_done = start_step;
+      return summary;
+    }
     if (lead) std::fprintf(stderr, "sptrain: resuming from %s (step %lld)\n", resume_path->c_str(),
                            static_cast<long long>(c.step));
   } else {
@@ -164,7 +209,8 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
 
   MetricsLog metrics(t.run_dir + "/metrics.jsonl", start_step, lead);
   if (lead) {
-    std::ofstream(t.run_dir + "/config.yaml") << dump_config(config);
+    const std::string yaml = dump_config(config);
+    write_file_atomically(t.run_dir + "/config.yaml", {{yaml.data(), yaml.size()}});
     const GridLayout& l = ps.layout();
     std::fprintf(stderr,
                  "sptrain: %s | %d layers, d_model %d | %d ranks (data %d x pipeline %d x tensor %d) "
@@ -238,7 +284,7 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
     return r;
   };
 
-  TrainSummary summary;
+  const TrainingPhase training(config.parallel.stop_timeout_s);
   const bool has_eval = !session.data.eval.empty();
   if (start_step == 0 && has_eval && t.eval_every > 0) run_eval(0);
 
@@ -251,7 +297,7 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
   for (int64_t step = start_step + 1; step <= t.steps; ++step) {
     sampler.next(t.batch_size, batch);
     const double lr = schedule.lr(int(step));
-    const StepResult r = train_step(session, *optimizer, batch, lr, g_stop.load());
+    const StepResult r = train_step(session, *optimizer, batch, lr, stop_requested());
     const double step_time = r.times.total;
     loss_avg = step == start_step + 1 ? r.loss : 0.9 * loss_avg + 0.1 * r.loss;
     summary.final_loss = r.loss;

@@ -32,34 +32,19 @@
 #              and its log (%x-%A_%a.out)
 #   chain      cluster/README.md's train -> eval -> export commands, as written
 #              (<!-- chain --> block), chained with --dependency=afterok
-#   early      (needs trainer fix) USR1 the moment the job's step exists, while
-#              sptrain starts: the job still checkpoints or requeues, and finishes
-#   threads0   (needs trainer fix) threads: 0 under --cpus-per-task=1 gives 1
-#              thread (SLURM_CPUS_PER_TASK), not one per core of the node
-#   stuck      (needs trainer fix) one task stopped with SIGSTOP: the others abort
-#              within the configured timeout (SPTRAIN_WATCHDOG_SET, default
+#   early      USR1 the moment the job's step exists, while sptrain starts: the
+#              job still checkpoints or requeues, and finishes (a USR1 before
+#              sptrain's handler used to kill it: exit 138)
+#   threads0   threads: 0 under --cpus-per-task=1 gives 1 thread
+#              (SLURM_CPUS_PER_TASK), not one per core of the node
+#   stuck      one task stopped with SIGSTOP: the others abort within the
+#              configured timeout (SPTRAIN_WATCHDOG_SET, default
 #              parallel.timeout_s=10), naming it; never a hang
-# Cases marked "needs trainer fix" fail with today's sptrain; they run only with
-# SPTRAIN_TEST_TRAINER_FIXES=1 (otherwise they exit 77, ctest's skip), and
-# `killed` checks its 30 s bound only then (today Slurm's KillWait, 30 s, ends
-# the job: the survivors wait in a collective after SIGTERM).
 set -u
 case_name=$1 sptrain=$2 src=$3
 failures=0
 problem() { echo "FAIL: $*"; failures=$((failures + 1)); }
 fatal() { echo "FAIL: $*"; for f in *.out; do [[ -f $f ]] && { echo "--- $f"; cat "$f"; }; done; exit 1; }
-needs_trainer_fix() {
-  if [[ ${SPTRAIN_TEST_TRAINER_FIXES:-0} != 1 ]]; then
-    echo "skipped: needs trainer fix: $* (run with SPTRAIN_TEST_TRAINER_FIXES=1)"
-    exit 77
-  fi
-}
-strict=${SPTRAIN_TEST_TRAINER_FIXES:-0}
-case $case_name in
-  early) needs_trainer_fix "sptrain installs its USR1/SIGTERM handler only after MPI start-up, so a USR1 then kills it (exit 138)" ;;
-  threads0) needs_trainer_fix "threads: 0 counts the node's cores (hardware_concurrency), not SLURM_CPUS_PER_TASK or the affinity mask" ;;
-  stuck) needs_trainer_fix "no watchdog: a stopped rank hangs the others in a collective forever" ;;
-esac
 [[ -n ${SLURM_ENV_DIR:-} ]] || exec bash "$(dirname "$0")/slurm_env.sh" bash "$0" "$@"
 
 cd "$SLURM_ENV_DIR/work" || exit 1
@@ -205,13 +190,7 @@ killed)
   grep -q "requeue" "sptrain-cpu-$j.out" && problem "a failed job asked to be requeued"
   [[ -z $(job_processes "$j") ]] || problem "processes of the job are left: $(job_processes "$j")"
   echo "the job ended $state $code $took s after rank 2 was killed"
-  if (($(echo "$took >= 30" | bc))); then
-    if [[ $strict == 1 ]]; then
-      problem "the job ended $took s after the kill, not within 30 s"
-    else
-      echo "KNOWN DEFECT (needs trainer fix: a stop request needs a deadline): ended after $took s, not within 30 s"
-    fi
-  fi
+  (($(echo "$took < 30" | bc))) || problem "the job ended $took s after the kill, not within 30 s"
   ;;
 
 scancel)

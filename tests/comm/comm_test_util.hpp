@@ -22,11 +22,20 @@ inline int world_size() {
   return n;
 }
 
-// An MpiGroup over a duplicate of the world (the group owns and frees it).
+// One watchdog for the test binary's groups, as a process grid has (made by
+// the first world_group call, which every rank makes at the same point).
+inline MpiWatchdog* test_watchdog() {
+  static MpiWatchdog watchdog;
+  return &watchdog;
+}
+
+// An MpiGroup over a duplicate of the world (the group owns and frees it),
+// its calls completed by the watchdog as in a process grid.
 inline MpiGroup world_group(CommKind kind, ByteCounter* counter) {
+  MpiWatchdog* watchdog = test_watchdog();
   MPI_Comm comm = MPI_COMM_NULL;
   MPI_Comm_dup(MPI_COMM_WORLD, &comm);
-  return MpiGroup(comm, kind, counter);
+  return MpiGroup(comm, kind, counter, watchdog);
 }
 
 // Element i of rank r: small integers and halves, positive and negative, not

@@ -13,6 +13,9 @@
 //       escape           the victim's exception leaves the MpiRuntime's scope
 //                        (no abort_job): its destructor must not hang
 //       kill             the victim SIGKILLs itself; the others wait in all_reduce
+//       stop             tp=2 pp=2 grid, watchdog timeout 2 s: the victim
+//                        SIGSTOPs itself; the others wait in their groups or
+//                        in a control message, and the watchdog ends the job
 // Each rank writes DIR/pid.<rank> at start and DIR/done.<rank> only when it
 // finishes normally, so the driver can tell who finished and who is left.
 #include <mpi.h>
@@ -26,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "sptrain/comm/control.hpp"
 #include "sptrain/comm/mpi_group.hpp"
 #include "sptrain/comm/mpi_runtime.hpp"
 #include "sptrain/comm/process_grid.hpp"
@@ -41,6 +45,10 @@ void write_file(const std::string& path, const std::string& text) {
 void victim_fails(const std::string& mode) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   if (mode == "kill") std::raise(SIGKILL);
+  if (mode == "stop") {
+    std::raise(SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::seconds(60));  // if continued: still silent
+  }
   fail("injected failure");
 }
 
@@ -50,15 +58,17 @@ void run_job(const std::string& mode, const std::string& dir, const MpiRuntime& 
   std::vector<float> values(1000, 1.0f);
   Tensor t{values.data(), DType::F32, Device::CPU, {int64_t(values.size())}};
 
-  if (mode == "throw-grid") {
+  if (mode == "throw-grid" || mode == "stop") {
     ProcessGrid grid = make_process_grid(2, 2);
+    grid.watchdog->set_timeout(2);
     if (victim) victim_fails(mode);
     grid.tp->all_reduce(t, ReduceOp::Sum);
     const int stage = grid.coords.pp, stages = grid.layout.pipeline;
     grid.pp->send_recv(t, stage + 1 < stages ? stage + 1 : Group::kNoPeer, t,
                        stage > 0 ? stage - 1 : Group::kNoPeer);
     grid.dp->all_reduce(t, ReduceOp::Sum);
-    MPI_Barrier(MPI_COMM_WORLD);
+    double ranks = 1;
+    control_sum(grid, {&ranks});
     return;
   }
   MPI_Comm comm = MPI_COMM_NULL;

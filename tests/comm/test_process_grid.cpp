@@ -7,6 +7,7 @@
 #include <string>
 
 #include "comm_test_util.hpp"
+#include "sptrain/comm/control.hpp"
 #include "sptrain/comm/process_grid.hpp"
 
 namespace sptrain {
@@ -175,6 +176,32 @@ TEST(ProcessGrid, IndivisibleWorldIsAnErrorBeforeAnyMpiCall) {
   }
   EXPECT_THROW(make_process_grid(1, 0), Error);
   EXPECT_THROW(make_process_grid(-1, 1), Error);
+}
+
+// A grid's control messages and groups go through its watchdog, with the
+// same results (the sums are exact here).
+TEST(ProcessGrid, ControlMessagesAndGroupsThroughTheWatchdog) {
+  const int world = test::world_size();
+  ProcessGrid g = make_process_grid(1, 1);
+  ASSERT_EQ(g.watchdog != nullptr, world > 1);
+  if (g.watchdog) g.watchdog->set_timeout(60);
+  double a = test::world_rank(), b = 1;
+  control_sum(g, {&a, &b});
+  EXPECT_EQ(a, world * (world - 1) / 2.0);
+  EXPECT_EQ(b, world);
+  EXPECT_TRUE(control_all_equal(g, 42, true));
+  EXPECT_EQ(control_all_equal(g, uint64_t(test::world_rank()), true), world == 1);
+  EXPECT_TRUE(control_all_equal(g, uint64_t(test::world_rank()), test::world_rank() == 0));
+  g.dp->barrier();
+}
+
+TEST(ProcessGrid, TensorGroupAcrossNodesWarningNamesRanksAndHosts) {
+  const std::string w = tensor_group_span_warning(4, {"node1", "node1", "node2", "node2"});
+  EXPECT_NE(w.find("sptrain: warning: the tensor-parallel group of world ranks 4-7 spans nodes (rank 4 on node1, "
+                   "rank 5 on node1, rank 6 on node2, rank 7 on node2)"),
+            std::string::npos)
+      << w;
+  EXPECT_NE(w.find("a multiple of parallel.tensor (4) ranks per node"), std::string::npos) << w;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // the fingerprint; broken inputs must be errors that leave no output file.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 
 #include <functional>
 #include <set>
@@ -280,6 +281,32 @@ TEST(ConvertGguf, FailureKeepsAnExistingOutputFile) {
   fs::remove_all(dir);
 }
 
+// A full disk (a small tmpfs, where the test may mount one) is an Error that
+// says so and leaves no file, and HDF5 does not crash at exit afterwards (it
+// did: SIGSEGV in H5F__close_cb after "flush failed").
+TEST(ConvertGguf, AFullDiskIsAnErrorWithoutOutput) {
+  fs::path dir = temp_dir("cg_full");
+  fs::path disk = dir / "disk";
+  fs::create_directories(disk);
+  if (::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=32k") != 0) {
+    fs::remove_all(dir);
+    GTEST_SKIP() << "cannot mount a tmpfs here";
+  }
+  fs::path src = dir / "tiny.gguf", out = disk / "tiny.h5";
+  write_file(src, tiny_llama().w.bytes());
+  try {
+    convert::convert_gguf(src.string(), out.string(), DType::F32);
+    ADD_FAILURE() << "no error on a full disk";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr(out.string()));
+    EXPECT_THAT(e.what(), HasSubstr("No space left on device"));
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
+  ::umount(disk.c_str());
+  fs::remove_all(dir);
+}
+
 // A failure in the middle of writing removes the temporary file.
 TEST(ModelWriter, ErrorMidwayLeavesNothing) {
   fs::path dir = temp_dir("mw_mid");
@@ -297,6 +324,8 @@ TEST(ModelWriter, ErrorMidwayLeavesNothing) {
   h.norm = "rmsnorm";
   h.activation = "swiglu";
   h.position = "rope";
+  h.norm_eps = 1e-5;  // a header the loader accepts: only the failing job stops it
+  h.rope_theta = 10000;
   h.tied_embeddings = true;
   std::vector<convert::WeightJob> jobs;
   int filled = 0;

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "../support/mpi_gtest.hpp"
 #include "../support/test_util.hpp"
 #include "dist_env.hpp"
 #include "sptrain/comm/mpi_runtime.hpp"
@@ -23,27 +24,6 @@ namespace {
 
 std::unique_ptr<sptrain::ProcessGrid> g_grid;
 int g_tensor = 1, g_pipeline = 1;
-
-// Prints a non-zero rank's failures with its rank. The test's name is kept
-// from OnTestStart: asking UnitTest::current_test_info() from inside
-// OnTestPartResult deadlocks (GoogleTest holds its mutex while it calls
-// the listeners).
-class RankFailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit RankFailurePrinter(int rank) : rank_(rank) {}
-  void OnTestStart(const ::testing::TestInfo& test) override {
-    name_ = std::string(test.test_suite_name()) + "." + test.name();
-  }
-  void OnTestPartResult(const ::testing::TestPartResult& r) override {
-    if (!r.failed()) return;
-    std::fprintf(stderr, "[rank %d] %s: %s:%d: %s\n", rank_, name_.c_str(),
-                 r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
-  }
-
- private:
-  int rank_;
-  std::string name_ = "?";
-};
 
 }  // namespace
 
@@ -63,11 +43,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: mpirun -np N %s --layout=TENSOR,PIPELINE [gtest flags]\n", argv[0]);
     return 2;
   }
-  if (mpi.world_rank() != 0) {
-    ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new RankFailurePrinter(mpi.world_rank()));  // GoogleTest owns listeners
-  }
+  sptrain::test::report_from_rank_zero(mpi.world_rank());
   int failed = 1;
   try {
     g_tensor = tensor;
@@ -78,9 +54,7 @@ int main(int argc, char** argv) {
     // Outside any test (the layout does not fit the world): end every rank.
     sptrain::abort_job(e.what());
   }
-  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (failed && mpi.world_rank() == 0)
-    std::fprintf(stderr, "FAILED on at least one of %d ranks (see [rank N] lines)\n", mpi.world_size());
+  failed = sptrain::test::failed_on_any_rank(failed != 0, mpi.world_rank(), mpi.world_size());
   g_grid.reset();  // its communicators must be freed before MPI_Finalize
   std::error_code ignored;
   std::filesystem::remove_all(std::filesystem::path(sptrain::test::temp_path("x")).parent_path(), ignored);

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include "sptrain/comm/communicator.hpp"
+#include "sptrain/comm/mpi_watchdog.hpp"
 
 namespace sptrain {
 
@@ -13,8 +14,10 @@ class MpiGroup final : public Group {
   // Owns `comm` and frees it at destruction, unless it is MPI_COMM_WORLD or
   // MPI_COMM_SELF. Errors on an owned `comm` are returned to us
   // (MPI_ERRORS_RETURN) and thrown as sptrain::Error naming the call, the
-  // rank and the group.
-  MpiGroup(MPI_Comm comm, CommKind kind, ByteCounter* counter);
+  // rank and the group. With a watchdog (the process grid's), every call is
+  // posted non-blocking and completed by watchdog->wait, with its deadline;
+  // without one the calls block as long as they take.
+  MpiGroup(MPI_Comm comm, CommKind kind, ByteCounter* counter, MpiWatchdog* watchdog = nullptr);
   ~MpiGroup() override;
   MpiGroup(const MpiGroup&) = delete;
   MpiGroup& operator=(const MpiGroup&) = delete;
@@ -39,8 +42,15 @@ class MpiGroup final : public Group {
   void check_host(const Tensor& t, const char* op) const;
   void check_peer(int peer, const char* op) const;
   void recv_checked(const Tensor& t, int peer);
+  // Completes the requests (watchdog_->wait, or MPI_Waitall without one).
+  void complete(MPI_Request* requests, int n, const WaitFor& what);
+  void probe(int peer, MPI_Status* status, const WaitFor& what);
+  WaitFor waiting(const char* call, uint64_t bytes, int peer = -1) const {
+    return {call, comm_kind_name(kind()), bytes, peer};
+  }
 
   MPI_Comm comm_;
+  MpiWatchdog* watchdog_;
   int rank_ = 0;
   int size_ = 1;
 };

@@ -12,8 +12,10 @@
 namespace sptrain {
 
 struct CommOptions {
-  // Device (NCCL) operations that have not finished after this long are taken
-  // as hung: the job ends with the rank and the operation named.
+  // Operations that have not finished after this long are taken as hung: the
+  // job ends with the rank and the operation named (MPI: the grid's
+  // MpiWatchdog, which also names the ranks that do not respond; NCCL: the
+  // group's own deadline).
   double timeout_s = 300.0;
 };
 

@@ -10,8 +10,11 @@
 #include <mpi.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "sptrain/comm/communicator.hpp"
+#include "sptrain/comm/mpi_watchdog.hpp"
 
 namespace sptrain {
 
@@ -47,6 +50,10 @@ struct ProcessGrid {
   // Every group counts its bytes here. On the heap so that the groups'
   // pointers to it stay valid when the grid is moved.
   std::unique_ptr<ByteCounter> bytes = std::make_unique<ByteCounter>();
+  // Completes every MPI wait of the groups below and of control messages
+  // with a deadline (null in a world of one rank). Declared before the
+  // groups, which point to it, so that it outlives them.
+  std::unique_ptr<MpiWatchdog> watchdog;
   // Host groups: MpiGroup, or SoloGroup where the group has one rank. A
   // group's rank is the coordinate of its kind: tp->rank() == coords.tp,
   // pp->rank() == coords.pp (the stage), dp->rank() == coords.dp.
@@ -72,5 +79,11 @@ ProcessGrid make_process_grid(int tensor, int pipeline);
 
 // A world of one rank: SoloGroups everywhere, no MPI calls.
 ProcessGrid make_solo_grid();
+
+// The warning make_process_grid prints (tensor rank 0 of each group) when a
+// tensor-parallel group's ranks do not share one node (MPI_COMM_TYPE_SHARED):
+// its all-reduces, several per layer, then cross the network. hosts[i] is
+// the node of the group's rank i, first_world_rank the world rank of rank 0.
+std::string tensor_group_span_warning(int first_world_rank, const std::vector<std::string>& hosts);
 
 }  // namespace sptrain

@@ -91,6 +91,7 @@ struct ParallelSection {
   std::string schedule = "1f1b";    // gpipe | 1f1b
   std::vector<int> stage_layers;    // explicit layers per stage; empty = balanced
   double timeout_s = 300;           // a collective or pipeline message unfinished this long ends the job
+  double stop_timeout_s = 10;       // after a SIGTERM, a rank blocked this long in communication ends now
 
   bool operator==(const ParallelSection&) const = default;
 };
@@ -101,7 +102,7 @@ inline constexpr int kMaxThreads = 1024;
 
 struct Config {
   std::string backend = "cpu";      // cpu | cuda
-  int threads = 0;                  // CPU threads per rank, 0 = all cores / ranks on the node, <= kMaxThreads
+  int threads = 0;                  // CPU threads per rank, 0 = the CPUs this rank may use, <= kMaxThreads
   ModelSection model;
   TaskSection task;
   PromptSection prompt;

@@ -10,6 +10,7 @@
 
 #include "sptrain/core/dtype.hpp"
 #include "sptrain/core/tensor.hpp"
+#include "sptrain/model/model_config.hpp"
 
 namespace sptrain {
 class Tokenizer;
@@ -61,8 +62,13 @@ WriteStats write_model_file(const std::string& out, DType dtype, const ModelHead
                             const std::vector<WeightJob>& jobs, const Tokenizer& tokenizer,
                             const SourceInfo& source);
 
+// The header as the loader will read it, checked as the loader checks it
+// (check_model_config): converters call it before planning anything, so they
+// never write a model the loader rejects. Errors name `where`.
+ModelConfig model_config_of(const ModelHeader& header, const std::string& where);
+
 // The dataset names and shapes a model file of this header holds, in the
-// order they are written (the order of the table in docs/formats.md).
+// order they are written (model_datasets: the table in docs/formats.md).
 std::vector<std::pair<std::string, Shape>> expected_datasets(const ModelHeader& header);
 
 // Writes progress on stderr: a bar redrawn in place on a terminal, otherwise

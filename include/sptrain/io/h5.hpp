@@ -1,6 +1,15 @@
 #pragma once
 // A small RAII layer over the HDF5 C API. Every failure throws sptrain::Error
 // naming the file and the object; HDF5's own stack printing is switched off.
+//
+// Files are written so that a damaged copy is caught before anything trusts it
+// (docs/security.md): HDF5's newer file format (1.10), whose metadata carries
+// checksums; every dataset chunked with the Fletcher32 checksum; strings of
+// fixed length (never HDF5's variable-length strings, whose global heap has no
+// checksum); and a 512-byte user block in front that HDF5 ignores, holding
+// sptrain's own checksum of the whole file, checked on open before HDF5 reads
+// a byte. Files without that block (written by earlier sptrain versions, or by
+// other programs) are read as before.
 #include <hdf5.h>
 
 #include <cstdint>
@@ -30,6 +39,12 @@ class Id {
   Id& operator=(const Id&) = delete;
   ~Id() { reset(); }
   hid_t get() const { return id_; }
+  // Gives up ownership: the caller closes it.
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
   void reset() {
     if (id_ >= 0 && close_) close_(id_);
     id_ = -1;
@@ -47,13 +62,28 @@ struct DatasetInfo {
 
 class File {
  public:
-  // Creates (truncating) a file for writing.
+  // Creates (truncating) a file for writing; close() seals it: writes the
+  // checksum block (so does the destructor, ignoring errors).
   static File create(const std::string& path);
+  // Opens a file; when it has sptrain's checksum block, the checksum is
+  // checked first (the whole file up to kFullCheckBytes, beyond that the
+  // first kHeadCheckBytes after the block: HDF5's own checksums cover the rest).
   static File open_read(const std::string& path);
+  // As open_read, for changing a file: close() seals it again.
   static File open_rw(const std::string& path);
+  File(File&& other) noexcept = default;
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
 
   const std::string& path() const { return path_; }
+  // Bytes of the file when it was opened: no size it declares can be larger.
+  uint64_t file_bytes() const { return file_bytes_; }
   void flush();
+  // Closes now and fails when HDF5 cannot write what it still holds (a full
+  // disk); a writer calls it before the file is used (the destructor closes
+  // without a check).
   void close();
 
   bool exists(const std::string& obj) const;  // group or dataset, "a/b/c"
@@ -96,6 +126,8 @@ class File {
                   const void* data, DType mem_dtype);
   void write_strings(const std::string& name, const std::vector<std::string>& values);
 
+  // The dataset's element type and shape; an Error when its data could not
+  // fit in the file (so a reader may allocate what it declares).
   DatasetInfo info(const std::string& name) const;
   // Reads the whole dataset converted to mem_dtype.
   void read(const std::string& name, DType mem_dtype, void* out) const;
@@ -107,14 +139,31 @@ class File {
 
  private:
   File(Id id, std::string path) : id_(std::move(id)), path_(std::move(path)) {}
+  static File open(const std::string& path, bool writable);
   Id open_object(const std::string& obj) const;
   Id open_dataset(const std::string& name) const;
   void make_parents(const std::string& name);
+  void check_fits(const std::string& what, uint64_t count, uint64_t bytes_each) const;
   [[noreturn]] void error(const std::string& what) const;
 
   Id id_;
   std::string path_;
+  uint64_t file_bytes_ = 0;
+  bool seal_ = false;  // close() writes the checksum block
 };
+
+// Whether a file's first n bytes start an HDF5 file: HDF5's signature, or
+// sptrain's checksum block (n >= 16 for the latter).
+bool looks_like_hdf5(const unsigned char* head, size_t n);
+
+// Writes the checksum block of a file that h5::File::create made and that was
+// changed since by other means: for tools that damage files on purpose to see
+// what else catches the damage (tests/byte_flip/test_byte_flip.cpp).
+void write_checksum(const std::string& path);
+
+// Sizes of the checksum block's checks (see File::open_read).
+inline constexpr uint64_t kFullCheckBytes = uint64_t(1) << 30;
+inline constexpr uint64_t kHeadCheckBytes = uint64_t(1) << 20;
 
 // HDF5 memory/file type for a dtype (bf16 is a custom 16-bit float that HDF5
 // converts to and from f32 itself).

@@ -2,6 +2,8 @@
 // A model's hyper-parameters, read from the model file's root attributes
 // (docs/formats.md). The family and dimensions come from the file, never the YAML.
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sptrain/backend/backend.hpp"
 #include "sptrain/io/h5.hpp"
@@ -40,7 +42,26 @@ struct ModelConfig {
   int64_t embedding_params() const { return int64_t(vocab_size) * d_model; }
 };
 
-// Reads and validates the root attributes; errors name the file and attribute.
+// Upper limits of a model's sizes (docs/formats.md): far above any real model,
+// low enough that every product of them fits in 64 bits (and q_dim() in an int).
+inline constexpr int64_t kMaxLayers = 1024;
+inline constexpr int64_t kMaxWidth = int64_t(1) << 20;  // d_model, d_ffn, n_heads x head_dim
+inline constexpr int64_t kMaxRows = int64_t(1) << 24;   // vocab_size, max_positions
+
+// Fails, naming `where`, unless the configuration is one sptrain can run:
+// every size positive and within the limits above, n_kv_heads dividing
+// n_heads, an even head_dim for RoPE, norm_eps and rope_theta finite and > 0,
+// no biases with SwiGLU, dtype f32 or bf16. Readers and writers both check it,
+// so sptrain never writes a model it would not load.
+void check_model_config(const ModelConfig& c, const std::string& where);
+
+// The datasets a model file of this configuration holds, with their shapes,
+// in the order writers write them (the table of docs/formats.md).
+std::vector<std::pair<std::string, Shape>> model_datasets(const ModelConfig& c);
+
+// Reads and validates the root attributes, then checks that the file holds
+// exactly the layers they describe and every weight with the shape they imply
+// and a floating-point type; errors name the file and the attribute or dataset.
 ModelConfig read_model_config(const h5::File& file);
 // Writes the root attributes (all but fingerprint and source_*).
 void write_model_config(h5::File& file, const ModelConfig& c);

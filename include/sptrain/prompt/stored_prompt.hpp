@@ -17,21 +17,17 @@ namespace sptrain {
 // and hdf5 exports carry all of it; npy files carry only the values; PEFT
 // folders the values (and, when sptrain wrote them, the model fingerprint
 // and step in the safetensors metadata).
-struct StoredPrompt {
+// The metadata (PromptMetadata, io/checkpoint.hpp): model fingerprint ("" =
+// unknown, not checked), model path, step (-1 = unknown), evaluation, task
+// template and verbalizer (empty for npy and PEFT).
+struct StoredPrompt : PromptMetadata {
   std::string path;
   std::string format;          // checkpoint | hdf5 | npy | peft
   std::vector<float> values;   // [rows, cols] fp32, row-major
   int64_t rows = 0, cols = 0;  // P, d_model
-  std::string model_fingerprint;  // "" = unknown (not checked)
-  std::string model_path;
-  int64_t step = -1;              // -1 = unknown
-  double eval_accuracy = std::numeric_limits<double>::quiet_NaN();
-  double eval_loss = std::numeric_limits<double>::quiet_NaN();
   // The task the prompt was trained for; has_task is false for npy and PEFT.
   bool has_task = false;
   std::string task_kind = "classify";  // classify | generate
-  std::string task_template;
-  std::vector<std::pair<std::string, std::string>> labels;  // label value -> verbalizer word (classify)
   int task_max_length = 0;
   int task_max_target_length = 0;  // generate
 };
@@ -51,14 +47,15 @@ StoredPrompt read_stored_prompt(const std::string& path);
 StoredPrompt stored_prompt_of(const Checkpoint& ckpt, const std::string& path);
 
 // Fails, naming the prompt's file and which check, when the prompt cannot be
-// used with the model: its d_model differs, or both record a fingerprint and
-// they differ (npy files and PEFT adapters not written by sptrain record
-// none: only their shape is checked). `model_path` is for the message.
+// used with the model: its d_model differs, or its fingerprint differs from
+// the model's. A checkpoint or hdf5 export must record one (sptrain always
+// wrote one); npy files and PEFT adapters not written by sptrain record none,
+// and only their shape is checked. `model_path` is for the message.
 void check_prompt_matches_model(const StoredPrompt& prompt, const ModelConfig& model,
                                 const std::string& model_path);
 
-// Fails, naming the prompt's file, unless it holds rows x cols >= 1 values:
-// every exporter checks this first.
+// Fails, naming the prompt's file, unless it holds rows x cols >= 1 values,
+// all finite: every reader checks what it read, every exporter what it writes.
 void check_prompt_values(const StoredPrompt& prompt);
 
 // What an export wrote.
