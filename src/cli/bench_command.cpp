@@ -89,7 +89,7 @@ int run_bench(const Config& config, const BenchOptions& o) {
     Rng rng(config.train.seed);
     session.prompt->values() =
         init_prompt(config.prompt, m, session.model_file, *session.tokenizer, *session.task, rng);
-    auto optimizer = make_optimizer(config.optim, config.prompt.length, m.d_model);
+    auto optimizer = make_prompt_optimizer(session);
     const LrSchedule schedule(config.optim, config.train.steps);
     DataSampler sampler(int64_t(session.data.train.size()), config.train.seed, config.train.shuffle);
     std::optional<OutputFile> batches;

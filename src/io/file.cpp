@@ -256,7 +256,8 @@ void check_free_space(const std::string& path, uint64_t bytes, const std::string
   if (::statvfs(dir.c_str(), &s) != 0) return;  // a missing folder is reported by the write
   const uint64_t free = uint64_t(s.f_bavail) * uint64_t(s.f_frsize);
   if (bytes > free)
-    fail(path, ": ", what, " need ", bytes, " bytes but the file system of ", dir, " has ", free, " free");
+    fail(path, ": ", what, " need ", bytes, " bytes but the file system of ", dir, " has ", free,
+         " free: ", std::strerror(ENOSPC));
 }
 
 int64_t file_size_of(const std::string& path) {

@@ -120,6 +120,12 @@ void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor
   be.pick_target(tg, z, targets(mb), offset);
   if (shards) tensor_parallel::vocab_parallel_sum(ctx, tg);
 
+  if (!device_sums.empty()) {
+    be.accumulate_loss(device_sums, mx, se, tg, label_logitsB, mb.label_targets);
+    out.loss.clear();
+    out.label_scores.clear();
+    return;
+  }
   std::vector<double>& m = host_max;
   std::vector<double>& s = host_sumexp;
   std::vector<double>& t = host_target;

@@ -26,6 +26,7 @@ Adafactor::Adafactor(const OptimSection& cfg, int64_t rows, int64_t cols)
 }
 
 void Adafactor::step(float* param, const float* grad, double lr) {
+  SPT_CHECK(!on_device(), "internal error: adafactor: a host step of state placed on a device");
   SPT_CHECK(std::isfinite(lr) && lr >= 0, "adafactor: learning rate ", lr,
             " must be finite and >= 0");
   ++step_;
@@ -77,7 +78,36 @@ void Adafactor::step(float* param, const float* grad, double lr) {
     param[k] = float(double(param[k]) * decay - step_size * update_[k]);
 }
 
+void Adafactor::place_on(Backend& backend) {
+  device_ = &backend;
+  row_device_ = backend.allocate(DType::F32, Shape{rows_});
+  col_device_ = backend.allocate(DType::F32, Shape{cols_});
+  scratch_device_ = backend.allocate(DType::F64, Shape{Backend::adafactor_scratch_size(rows_)});
+  backend.copy_from_host(row_device_, row_.data());
+  backend.copy_from_host(col_device_, col_.data());
+}
+
+void Adafactor::step_on_device(const Tensor& param, const Tensor& grad, const Tensor& norm_sq,
+                               double lr) {
+  SPT_CHECK(on_device(), "internal error: adafactor: step_on_device before place_on");
+  ++step_;
+  Backend::AdafactorStep h;
+  h.step = step_;
+  h.lr = lr;
+  h.decay_rate = cfg_.decay_rate;
+  h.clip_threshold = cfg_.clip_threshold;
+  h.eps1 = cfg_.eps1;
+  h.eps2 = cfg_.eps2;
+  h.scale_parameter = cfg_.scale_parameter;
+  h.weight_decay = weight_decay_;
+  device_->adafactor_update(param, grad, row_device_, col_device_, scratch_device_, norm_sq, h);
+}
+
 std::vector<NamedState> Adafactor::state() const {
+  if (on_device()) {
+    device_->copy_to_host(row_.data(), row_device_);
+    device_->copy_to_host(col_.data(), col_device_);
+  }
   return {NamedState{"exp_avg_sq_row", {rows_}, row_}, NamedState{"exp_avg_sq_col", {cols_}, col_}};
 }
 
@@ -85,6 +115,10 @@ void Adafactor::load_state(const std::vector<NamedState>& states) {
   check_known(states, {"exp_avg_sq_row", "exp_avg_sq_col"});
   load_one(states, "exp_avg_sq_row", {rows_}, row_);
   load_one(states, "exp_avg_sq_col", {cols_}, col_);
+  if (on_device()) {
+    device_->copy_from_host(row_device_, row_.data());
+    device_->copy_from_host(col_device_, col_.data());
+  }
 }
 
 }  // namespace sptrain

@@ -21,6 +21,7 @@ AdamW::AdamW(const OptimSection& cfg, int64_t rows, int64_t cols)
 }
 
 void AdamW::step(float* param, const float* grad, double lr) {
+  SPT_CHECK(!on_device(), "internal error: adamw: a host step of state placed on a device");
   SPT_CHECK(std::isfinite(lr) && lr >= 0, "adamw: learning rate ", lr, " must be finite and >= 0");
   ++step_;
   const double t = double(step_);
@@ -40,7 +41,26 @@ void AdamW::step(float* param, const float* grad, double lr) {
   }
 }
 
+void AdamW::place_on(Backend& backend) {
+  device_ = &backend;
+  m_device_ = backend.allocate(DType::F32, Shape{rows_, cols_});
+  v_device_ = backend.allocate(DType::F32, Shape{rows_, cols_});
+  backend.copy_from_host(m_device_, m_.data());
+  backend.copy_from_host(v_device_, v_.data());
+}
+
+void AdamW::step_on_device(const Tensor& param, const Tensor& grad, const Tensor& norm_sq, double lr) {
+  SPT_CHECK(on_device(), "internal error: adamw: step_on_device before place_on");
+  ++step_;
+  device_->adamw_update(param, grad, m_device_, v_device_, norm_sq,
+                        Backend::AdamWStep{step_, lr, beta1_, beta2_, eps_, weight_decay_});
+}
+
 std::vector<NamedState> AdamW::state() const {
+  if (on_device()) {
+    device_->copy_to_host(m_.data(), m_device_);
+    device_->copy_to_host(v_.data(), v_device_);
+  }
   return {NamedState{"exp_avg", {rows_, cols_}, m_}, NamedState{"exp_avg_sq", {rows_, cols_}, v_}};
 }
 
@@ -48,6 +68,10 @@ void AdamW::load_state(const std::vector<NamedState>& states) {
   check_known(states, {"exp_avg", "exp_avg_sq"});
   load_one(states, "exp_avg", {rows_, cols_}, m_);
   load_one(states, "exp_avg_sq", {rows_, cols_}, v_);
+  if (on_device()) {
+    device_->copy_from_host(m_device_, m_.data());
+    device_->copy_from_host(v_device_, v_.data());
+  }
 }
 
 }  // namespace sptrain

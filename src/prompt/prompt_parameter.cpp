@@ -13,15 +13,44 @@ PromptParameter::PromptParameter(Backend& backend, DType stat, int rows, int col
   if (stat == DType::F64) staging_.assign(values_.size(), 0.0);
 }
 
+std::vector<float>& PromptParameter::values() {
+  download();
+  newer_ = Newer::Host;
+  return values_;
+}
+
+const std::vector<float>& PromptParameter::values() const {
+  download();
+  return values_;
+}
+
+Tensor PromptParameter::device() {
+  upload();
+  return device_.view();
+}
+
 void PromptParameter::upload() {
-  if (!on_device_) return;
-  SPT_ASSERT(values_.size() == size_t(rows_) * size_t(cols_));
+  if (!on_device_ || newer_ != Newer::Host) return;
+  SPT_CHECK(values_.size() == size_t(rows_) * size_t(cols_), "the prompt has ", values_.size(),
+            " values, expected ", rows_, " x ", cols_);
   if (staging_.empty()) {
     backend_.copy_from_host(device_, values_.data());
-    return;
+  } else {
+    for (size_t i = 0; i < values_.size(); ++i) staging_[i] = values_[i];
+    backend_.copy_from_host(device_, staging_.data());
   }
-  for (size_t i = 0; i < values_.size(); ++i) staging_[i] = values_[i];
-  backend_.copy_from_host(device_, staging_.data());
+  newer_ = Newer::Same;
+}
+
+void PromptParameter::download() const {
+  if (newer_ != Newer::Device) return;
+  if (staging_.empty()) {
+    backend_.copy_to_host(values_.data(), device_);
+  } else {
+    backend_.copy_to_host(staging_.data(), device_);
+    for (size_t i = 0; i < values_.size(); ++i) values_[i] = float(staging_[i]);
+  }
+  newer_ = Newer::Same;
 }
 
 void PromptParameter::zero_grad() {

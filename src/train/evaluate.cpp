@@ -12,7 +12,6 @@ EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data) {
   const int n_labels = s.task->num_labels();
   const Range share = split_range(int64_t(data.size()), ps.layout().data, ps.coords().dp);
   const int chunk = s.config.train.eval_batch_size;
-  s.prompt->upload();
   MicroBatchSet& mbs = *s.eval_batch;
   HeadTally& tally = s.tally;
   tally.reset(nullptr, n_labels);
@@ -21,7 +20,7 @@ EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data) {
     for (int64_t i = begin; i < std::min(share.end(), begin + chunk); ++i) s.examples.push_back(&data[size_t(i)]);
     mbs.fill(s.examples);
     tally.batches = &mbs.batches();
-    s.runner->evaluate(mbs.batches(), s.prompt->device(), tally);
+    s.runner->evaluate(mbs.batches(), s.prompt->device(), tally);  // device(): the newest values
   }
   // Only one rank per replica reports; the others add zeros.
   const bool reports = s.reports_loss();
@@ -49,7 +48,6 @@ TextScores evaluate_generation(Session& s, const std::vector<ReferencedInput>& i
   const ParallelState& ps = *s.parallel;
   const Range share = split_range(int64_t(inputs.size()), ps.layout().data, ps.coords().dp);
   const int chunk = s.config.train.eval_batch_size;
-  s.prompt->upload();
   DecodeOptions options;  // greedy
   options.max_new_tokens = s.task->max_target_length();
   std::vector<GenerationRequest> requests;
@@ -61,7 +59,7 @@ TextScores evaluate_generation(Session& s, const std::vector<ReferencedInput>& i
     for (int64_t i = begin; i < end; ++i) requests.push_back({inputs[size_t(i)].tokens, 0, uint64_t(i)});
     batch.clear();
     for (const GenerationRequest& r : requests) batch.push_back(&r);
-    const std::vector<Generation> out = s.decoder->generate(batch, s.prompt->device(), options);
+    const std::vector<Generation> out = s.decoder->generate(batch, s.prompt->device(), options);  // device(): the newest values
     for (int64_t i = begin; i < end; ++i) {
       const std::string& text = out[size_t(i - begin)].text;
       sums.add(text, inputs[size_t(i)].references);

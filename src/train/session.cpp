@@ -102,10 +102,17 @@ Session::Session(const Config& cfg, ProcessGrid grid, SessionMode mode)
                                         DecoderShape{{P}, t.eval_batch_size, longest_input,
                                                      task->max_target_length()});
   }
+  if (backend->device() == Device::CUDA && !eval_only) step_sums = backend->allocate(DType::F64, Shape{3});
   examples.reserve(size_t(std::max(local_batch, t.eval_batch_size)));
   tally.reset(nullptr, task->num_labels());
 }
 
 Session::~Session() = default;
+
+std::unique_ptr<Optimizer> make_prompt_optimizer(Session& s) {
+  auto optimizer = make_optimizer(s.config.optim, s.config.prompt.length, s.model.d_model);
+  if (s.device_step() && s.holds_prompt()) optimizer->place_on(*s.backend);
+  return optimizer;
+}
 
 }  // namespace sptrain

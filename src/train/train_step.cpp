@@ -39,27 +39,58 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   for (int64_t i : global_batch) targets += s.data.train[size_t(i)].answer_tokens();
 
   // Forward and backward through the schedule; the first stage accumulates
-  // the prompt's gradient, each target token's loss weighted 1/targets.
+  // the prompt's gradient, each target token's loss weighted 1/targets. On a
+  // GPU the last stage adds the loss and correct count up on the device.
   PromptParameter& prompt = *s.prompt;
-  prompt.upload();
+  const bool on_device = s.device_step();
+  const Tensor sums = s.step_sums.view();
+  if (on_device) {
+    s.backend->fill(sums, 0.0);
+    s.stage->set_device_sums(sums.slice_rows(0, 2));
+  }
   prompt.zero_grad();
   s.tally.reset(&mbs.batches(), s.task->num_labels());
   s.runner->train(mbs.batches(), prompt.device(), prompt.device_grad(), 1.0f / float(targets), s.tally);
+  if (on_device) s.stage->set_device_sums(Tensor{});
 
-  // The prompt's gradient, summed over the replicas, then the update.
+  // The prompt's gradient, summed over the replicas, its norm, clipping, and
+  // the update, skipped when the norm is not finite: on the host for the CPU
+  // back end, enqueued on the device for a GPU.
   const auto update_start = Clock::now();
   double grad_norm = 0;
   bool skipped = false;
+  const double max_norm = s.config.optim.clip_grad_norm;
   if (s.holds_prompt()) {
     if (ps.layout().data > 1) ps.data().all_reduce(prompt.device_grad(), ReduceOp::Sum);
-    prompt.download_grad();
-    std::vector<float>& g = prompt.grad();
-    grad_norm = clip_grad_norm(g.data(), g.size(), s.config.optim.clip_grad_norm);
-    if (std::isfinite(grad_norm)) {
-      optimizer.step(prompt.values().data(), g.data(), lr);
+    if (on_device) {
+      const Tensor norm_sq = sums.slice_rows(2, 1);
+      s.backend->sum_squares(norm_sq, prompt.device_grad());
+      s.backend->clip_by_norm(prompt.device_grad(), norm_sq, max_norm);
+      optimizer.step_on_device(prompt.device(), prompt.device_grad(), norm_sq, lr);
+      prompt.device_written();
     } else {
-      skipped = true;
-      optimizer.set_step_count(optimizer.step_count() + 1);  // keep steps aligned with the schedule
+      prompt.download_grad();
+      std::vector<float>& g = prompt.grad();
+      grad_norm = clip_grad_norm(g.data(), g.size(), max_norm);
+      if (std::isfinite(grad_norm)) {
+        optimizer.step(prompt.values().data(), g.data(), lr);
+      } else {
+        skipped = true;
+        optimizer.set_step_count(optimizer.step_count() + 1);  // keep steps aligned with the schedule
+      }
+    }
+  }
+  // The one wait of a GPU step: its scalars.
+  double loss_here = s.reports_loss() ? s.tally.loss_sum : 0.0;
+  double correct_here = s.reports_loss() ? double(s.tally.correct) : 0.0;
+  if (on_device) {
+    double host[3];
+    s.backend->copy_to_host(host, sums);
+    loss_here = s.reports_loss() ? host[0] : 0.0;
+    correct_here = s.reports_loss() ? host[1] : 0.0;
+    if (s.holds_prompt()) {
+      grad_norm = std::sqrt(host[2]);
+      skipped = !std::isfinite(grad_norm);
     }
   }
 
@@ -81,8 +112,8 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   // norm and the skip from world rank 0 (every prompt holder computes the same).
   const bool lead = ps.world_rank() == 0;
   const bool counts_rows = ps.first_stage() && ps.coords().tp == 0;
-  double loss_sum = s.reports_loss() ? s.tally.loss_sum : 0.0;
-  double correct = s.reports_loss() ? double(s.tally.correct) : 0.0;
+  double loss_sum = loss_here;
+  double correct = correct_here;
   double text_rows = counts_rows ? double(mbs.text_rows()) : 0.0;
   double prompt_rows = counts_rows ? double(mbs.prompt_rows()) : 0.0;
   double norm = lead ? grad_norm : 0.0;

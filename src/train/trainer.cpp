@@ -164,7 +164,7 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
   const bool lead = ps.world_rank() == 0;
   const ModelConfig& model = session.model;
   const int P = config.prompt.length, d = model.d_model;
-  std::vector<float>& prompt = session.prompt->values();
+  PromptParameter& prompt = *session.prompt;  // values(): the newest, from the device when it is newer there
 
   // Where to start: a checkpoint, or the prompt's initializer.
   std::optional<std::string> resume_path;
@@ -175,7 +175,7 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
   }
   TrainSummary summary;
   DataSampler sampler(int64_t(session.data.train.size()), t.seed, t.shuffle);
-  std::unique_ptr<Optimizer> optimizer = make_optimizer(config.optim, P, d);
+  std::unique_ptr<Optimizer> optimizer = make_prompt_optimizer(session);
   const LrSchedule schedule(config.optim, t.steps);
   int64_t start_step = 0;
   if (resume_path) {
@@ -187,7 +187,7 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
               c.prompt_rows, " x ", c.prompt_cols, ", the config wants ", P, " x ", d);
     SPT_CHECK(c.optimizer_name == optimizer->name(), *resume_path, ": optimizer state is ",
               c.optimizer_name, " but optim.name is ", optimizer->name());
-    prompt = c.prompt;
+    prompt.values() = c.prompt;
     optimizer->load_state(c.optimizer);
     optimizer->set_step_count(c.step);
     sampler.seek(c.epoch, c.epoch_position);
@@ -202,7 +202,8 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
                            static_cast<long long>(c.step));
   } else {
     Rng rng(t.seed);
-    prompt = init_prompt(config.prompt, model, session.model_file, *session.tokenizer, *session.task, rng);
+    prompt.values() = init_prompt(config.prompt, model, session.model_file, *session.tokenizer,
+                                  *session.task, rng);
   }
 
   if (lead) warn_about_learning_rate(config, session);
@@ -226,13 +227,13 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
   const bool generative = session.task->generative();
   auto save = [&](int64_t step, const EvalResult* eval) {
     // Replicas must agree on the prompt before one of them writes it.
-    const bool agree = control_all_equal(ps.host(), checksum(prompt), session.holds_prompt());
+    const bool agree = control_all_equal(ps.host(), checksum(prompt.values()), session.holds_prompt());
     SPT_CHECK(agree, "the prompt differs between replicas at step ", step,
               " (checksums disagree): refusing to write a checkpoint");
     if (!lead) return;
     Checkpoint c;
     c.step = step;
-    c.prompt = prompt;
+    c.prompt = prompt.values();
     c.prompt_rows = P;
     c.prompt_cols = d;
     c.optimizer = optimizer->state();

@@ -428,5 +428,64 @@ TEST(CpuOps, GatherScatterAndPositions) {
   EXPECT_EQ(yv[4 * 2 + 1], tv[2 * 2 + 1]);  // row 4 is position 2
 }
 
+// The step's sums on the device side of the interface: the loss
+// log(sumexp) + max - target summed over examples and the count of
+// examples whose largest label logit (the first of ties) is the truth,
+// against a direct computation from the logits.
+TEST(CpuOps, AccumulateLossAndSumSquares) {
+  CpuBackend be(1);
+  Rng rng(17);
+  const int64_t B = 6, L = 3;
+  std::vector<double> z(size_t(B * L));
+  for (auto& v : z) v = rng.normal();
+  z[size_t(2 * L + 1)] = z[size_t(2 * L + 0)];  // a tie in example 2: the first wins
+  const std::vector<int32_t> labels = {0, 1, 0, 2, 2, 1};
+  Buffer logits = be.allocate(F64, Shape{B, L});
+  be.copy_from_host(logits, z.data());
+  Buffer mx = be.allocate(F64, Shape{B}), se = be.allocate(F64, Shape{B}), tg = be.allocate(F64, Shape{B});
+  Buffer lab = be.allocate(DType::I32, Shape{B});
+  be.copy_from_host(lab, labels.data());
+  be.row_max(mx, logits);
+  be.row_sumexp(se, logits, mx);
+  be.pick_target(tg, logits, lab, 0);
+  Buffer sums = be.allocate(F64, Shape{2});
+  const double start[2] = {1.5, 2.0};  // it adds to what is there
+  be.copy_from_host(sums, start);
+  be.accumulate_loss(sums, mx, se, tg, logits, lab);
+  double loss = 0, correct = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    double m = -1e300, sum = 0;
+    int best = 0;
+    for (int64_t l = 0; l < L; ++l) {
+      m = std::max(m, z[size_t(b * L + l)]);
+      if (z[size_t(b * L + l)] > z[size_t(b * L + best)]) best = int(l);
+    }
+    for (int64_t l = 0; l < L; ++l) sum += std::exp(z[size_t(b * L + l)] - m);
+    loss += std::log(sum) + m - z[size_t(b * L + labels[size_t(b)])];
+    correct += best == labels[size_t(b)];
+  }
+  const auto got = to_host(be, sums);
+  EXPECT_NEAR(got[0], 1.5 + loss, 1e-12);
+  EXPECT_EQ(got[1], 2.0 + correct);
+
+  // A generate task: N target rows (here B, read as tokens) and no labels
+  // (label logits of 0 columns): every row's loss, no count.
+  Buffer no_labels = be.allocate(F64, Shape{B, 0});
+  be.accumulate_loss(sums, mx, se, tg, no_labels, Tensor{});
+  const auto got2 = to_host(be, sums);
+  EXPECT_NEAR(got2[0], 1.5 + 2 * loss, 1e-12);
+  EXPECT_EQ(got2[1], 2.0 + correct);
+
+  Buffer x = random_tensor(be, F64, Shape{4, 5}, rng);
+  Buffer out = be.allocate(F64, Shape{1});
+  be.sum_squares(out, x);
+  const auto xv = to_host(be, x);
+  double sq = 0;
+  for (double v : xv) sq += v * v;
+  EXPECT_NEAR(to_host(be, out)[0], sq, 1e-12);
+  // The CPU back end updates the prompt on the host: the device update ops are not its.
+  EXPECT_THROW(be.clip_by_norm(x, out, 1.0), Error);
+}
+
 }  // namespace
 }  // namespace sptrain

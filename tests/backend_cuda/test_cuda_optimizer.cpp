@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "cuda_test_util.hpp"
-#include "sptrain/backend/cuda/optimizer_kernels.hpp"
+#include "sptrain/optim/clip.hpp"
 
 namespace sptrain {
 namespace {
@@ -18,6 +18,16 @@ constexpr double kTolOptim = 1e-5;
 
 std::vector<float> to_f32(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 std::vector<double> to_f64(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+using AdamWHyper = Backend::AdamWStep;
+using AdafactorHyper = Backend::AdafactorStep;
+
+// A finite norm_sq (the update runs) or NaN (skipped), on the device.
+Buffer norm_buffer(CudaBackend& gpu, double value) {
+  Buffer b = gpu.allocate(DType::F64, Shape{1});
+  gpu.copy_from_host(b, &value);
+  return b;
+}
 
 // ---- host references ----
 
@@ -84,11 +94,14 @@ TEST_F(CudaOptimizer, AdamWMatchesHostFormulas) {
   Buffer gp = put(gpu(), DType::F32, Shape{R, C}, to_f64(p));
   Buffer gm = gpu().allocate(DType::F32, Shape{R, C}), gv = gpu().allocate(DType::F32, Shape{R, C});
   Buffer gg = gpu().allocate(DType::F32, Shape{R, C});
+  const Buffer norm = norm_buffer(gpu(), 1.0);
   for (int64_t step = 1; step <= 5; ++step) {
     const auto g = to_f32(random_values(rng_, n, 0.1));
     gpu().copy_from_host(gg, g.data());
     const double lr = 1e-2 / double(step);
-    adamw_update(gpu(), gp, gg, gm, gv, step, lr, h);
+    h.step = step;
+    h.lr = lr;
+    gpu().adamw_update(gp, gg, gm, gv, norm, h);
     adamw_reference(p, g, m, v, step, lr, h);
     expect_close(get(gpu(), gp), to_f64(p), kTolOptim, str("adamw param, step ", step));
     expect_close(get(gpu(), gm), to_f64(m), kTolOptim, str("adamw m, step ", step));
@@ -110,14 +123,17 @@ TEST_F(CudaOptimizer, AdafactorMatchesHostFormulas) {
     std::vector<float> row(size_t(R), 0.f), col(size_t(C), 0.f);
     Buffer gp = put(gpu(), DType::F32, Shape{R, C}, to_f64(p));
     Buffer grow = gpu().allocate(DType::F32, Shape{R}), gcol = gpu().allocate(DType::F32, Shape{C});
-    Buffer scratch = gpu().allocate(DType::F64, Shape{adafactor_scratch_size(R)});
+    Buffer scratch = gpu().allocate(DType::F64, Shape{Backend::adafactor_scratch_size(R)});
     Buffer gg = gpu().allocate(DType::F32, Shape{R, C});
+    const Buffer norm = norm_buffer(gpu(), 1.0);
     for (int64_t step = 1; step <= 5; ++step) {
       auto g = to_f32(random_values(rng_, n, 0.1));
       if (step == 3) g[0] = 0.f;  // a zero gradient stays finite thanks to eps1
       gpu().copy_from_host(gg, g.data());
       const double lr = 0.3 / double(step);
-      adafactor_update(gpu(), gp, gg, grow, gcol, scratch, step, lr, h);
+      h.step = step;
+      h.lr = lr;
+      gpu().adafactor_update(gp, gg, grow, gcol, scratch, norm, h);
       adafactor_reference(p, g, row, col, R, C, step, lr, h);
       expect_close(get(gpu(), gp), to_f64(p), kTolOptim, str("adafactor param, step ", step));
       expect_close(get(gpu(), grow), to_f64(row), kTolOptim, str("adafactor row, step ", step));
@@ -126,14 +142,51 @@ TEST_F(CudaOptimizer, AdafactorMatchesHostFormulas) {
   }
 }
 
+// The norm, clipping and the skip: sum_squares against the host's sum in
+// double, clip_by_norm against optim/clip.cpp, and an update with a
+// non-finite norm changes neither the parameter nor the state.
+TEST_F(CudaOptimizer, NormClipAndSkipMatchTheHost) {
+  const int R = random_int(rng_, 1, 30), C = random_int(rng_, 1, 600);
+  const int64_t n = int64_t(R) * C;
+  for (double max_norm : {0.0, 0.05, 1e9}) {
+    SCOPED_TRACE(str("R=", R, " C=", C, " max_norm=", max_norm));
+    auto g = to_f32(random_values(rng_, n, 0.1));
+    Buffer gg = put(gpu(), DType::F32, Shape{R, C}, to_f64(g));
+    Buffer nsq = gpu().allocate(DType::F64, Shape{1});
+    gpu().sum_squares(nsq, gg);
+    gpu().clip_by_norm(gg, nsq, max_norm);
+    const double host_norm = clip_grad_norm(g.data(), g.size(), max_norm);
+    double device_sq = 0;
+    gpu().copy_to_host(&device_sq, nsq);
+    EXPECT_NEAR(std::sqrt(device_sq), host_norm, 1e-12 * host_norm);
+    expect_close(get(gpu(), gg), to_f64(g), kTolOptim, "clipped gradient");
+  }
+  // NaN norm: nothing moves.
+  const auto p = to_f32(random_values(rng_, n, 0.2));
+  Buffer gp = put(gpu(), DType::F32, Shape{R, C}, to_f64(p));
+  Buffer gg = put(gpu(), DType::F32, Shape{R, C}, random_values(rng_, n, 0.1));
+  Buffer gm = gpu().allocate(DType::F32, Shape{R, C}), gv = gpu().allocate(DType::F32, Shape{R, C});
+  const Buffer nan = norm_buffer(gpu(), std::nan(""));
+  gpu().clip_by_norm(gg, nan, 1.0);
+  gpu().adamw_update(gp, gg, gm, gv, nan, AdamWHyper{1, 0.1});
+  Buffer grow = gpu().allocate(DType::F32, Shape{R}), gcol = gpu().allocate(DType::F32, Shape{C});
+  Buffer scratch = gpu().allocate(DType::F64, Shape{Backend::adafactor_scratch_size(R)});
+  gpu().adafactor_update(gp, gg, grow, gcol, scratch, nan, AdafactorHyper{1, 0.1});
+  expect_close(get(gpu(), gp), to_f64(p), 0.0, "parameter after skipped updates");
+  expect_close(get(gpu(), gm), std::vector<double>(size_t(n), 0.0), 0.0, "adamw m after a skip");
+  expect_close(get(gpu(), grow), std::vector<double>(size_t(R), 0.0), 0.0, "adafactor row after a skip");
+}
+
 TEST_F(CudaOptimizer, BadArgumentsAreErrors) {
   Buffer p = gpu().allocate(DType::F32, Shape{2, 3}), g = gpu().allocate(DType::F32, Shape{2, 3});
   Buffer m = gpu().allocate(DType::F32, Shape{2, 3}), wrong = gpu().allocate(DType::F32, Shape{5});
-  EXPECT_THROW(adamw_update(gpu(), p, g, m, wrong, 1, 0.1, AdamWHyper{}), Error);
-  EXPECT_THROW(adamw_update(gpu(), p, g, m, m, 0, 0.1, AdamWHyper{}), Error);  // step starts at 1
+  const Buffer norm = norm_buffer(gpu(), 1.0);
+  EXPECT_THROW(gpu().adamw_update(p, g, m, wrong, norm, AdamWHyper{1, 0.1}), Error);
+  EXPECT_THROW(gpu().adamw_update(p, g, m, m, norm, AdamWHyper{0, 0.1}), Error);  // step starts at 1
+  EXPECT_THROW(gpu().adamw_update(p, g, m, m, wrong, AdamWHyper{1, 0.1}), Error);  // norm is f64
   Buffer row = gpu().allocate(DType::F32, Shape{2}), col = gpu().allocate(DType::F32, Shape{3});
   Buffer small = gpu().allocate(DType::F64, Shape{3});
-  EXPECT_THROW(adafactor_update(gpu(), p, g, row, col, small, 1, 0.1, AdafactorHyper{}), Error);
+  EXPECT_THROW(gpu().adafactor_update(p, g, row, col, small, norm, AdafactorHyper{1, 0.1}), Error);
 }
 
 }  // namespace

@@ -166,7 +166,7 @@ void run_steps(Session& s, OnStep&& on_step) {
   const Config& c = s.config;
   Rng rng(c.train.seed);
   s.prompt->values() = init_prompt(c.prompt, s.model, s.model_file, *s.tokenizer, *s.task, rng);
-  auto optimizer = make_optimizer(c.optim, c.prompt.length, s.model.d_model);
+  auto optimizer = make_prompt_optimizer(s);
   DataSampler sampler(int64_t(s.data.train.size()), c.train.seed, c.train.shuffle);
   std::vector<int64_t> batch;
   for (int step = 0; step < kSteps; ++step) {

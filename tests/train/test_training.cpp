@@ -104,7 +104,7 @@ TEST(Training, PromptLearnsAFixedBatchAndWeightsNeverChange) {
     return f.hex();
   };
   const std::string before = weights_hash();
-  auto optimizer = make_optimizer(c.optim, c.prompt.length, session.model.d_model);
+  auto optimizer = make_prompt_optimizer(session);
   std::vector<int64_t> batch = {0, 1, 2, 3, 4, 5, 6, 7};
   double first = 0, last = 0;
   for (int step = 1; step <= 150; ++step) {
@@ -127,7 +127,7 @@ TEST(Training, ANonFiniteGradientSkipsTheUpdate) {
   Rng rng(c.train.seed);
   session.prompt->values() = init_prompt(c.prompt, session.model, session.model_file,
                                          *session.tokenizer, *session.task, rng);
-  auto optimizer = make_optimizer(c.optim, c.prompt.length, session.model.d_model);
+  auto optimizer = make_prompt_optimizer(session);
   const std::vector<int64_t> batch = {0, 1, 2, 3, 4, 5, 6, 7};
   const StepResult ok = train_step(session, *optimizer, batch, c.optim.lr);
   EXPECT_FALSE(ok.skipped);
@@ -147,7 +147,7 @@ TEST(Training, AStepAllocatesNothing) {
   const std::string data = test::sst2_subset("train", 32, "alloc_train.tsv");
   Config c = test::tiny_config_for(model, data, "", test::temp_path("alloc_run"));
   Session session(c, make_solo_grid(), SessionMode::Train);
-  auto optimizer = make_optimizer(c.optim, c.prompt.length, session.model.d_model);
+  auto optimizer = make_prompt_optimizer(session);
   DataSampler sampler(32, 1, true);
   std::vector<int64_t> batch;
   batch.reserve(8);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "sptrain/core/error.hpp"
 #include "sptrain/core/tensor.hpp"
 
 namespace sptrain {
@@ -126,6 +127,11 @@ class Backend {
   virtual Buffer allocate(DType dtype, Shape shape) = 0;  // zero-filled
   virtual void copy_from_host(const Tensor& dst, const void* src) = 0;  // bytes as dst.dtype
   virtual void copy_to_host(void* dst, const Tensor& src) = 0;
+  // copy_from_host without the host waiting for the device; `src` may be
+  // reused at once. The CPU back end copies; CUDA copies src into pinned
+  // staging memory (reserve_staging(), at setup) and enqueues the rest.
+  virtual void copy_from_host_async(const Tensor& dst, const void* src) { copy_from_host(dst, src); }
+  virtual void reserve_staging(int64_t bytes) { (void)bytes; }
   // dst = src, converting between float dtypes (f64/f32/bf16) when they differ.
   virtual void convert(const Tensor& dst, const Tensor& src) = 0;
   virtual void fill(const Tensor& t, double value) = 0;
@@ -251,6 +257,62 @@ class Backend {
     (void)out, (void)qkv, (void)cache, (void)n_heads, (void)n_kv_heads, (void)idx, (void)scale;
     fail(name(), ": generation (attention over a key/value cache) is not supported on this back end yet");
   }
+
+  // ---- a training step's figures and the prompt's update, on the device ----
+  // A GPU step finishes its loss, accuracy count, gradient norm and update on
+  // the device, so the host waits once per step, for the step's scalars
+  // (docs/cuda.md). The CPU back end keeps these on the host (train_step, optim/)
+  // and implements only what tests compare the device with.
+
+  // sums (f64 [2]) += {sum over the N target rows n of log(sumexp[n]) + max[n] - target[n],
+  //                    number of examples b whose largest label_logits[b, :] is at labels[b]}
+  // (ties: the first largest, as std::max_element). max, sumexp, target: stat [N];
+  // label_logits: stat [B, n_labels], one row per example (a classify task: N = B;
+  // n_labels 0, a generate task: no count); labels: i32 [B].
+  virtual void accumulate_loss(const Tensor& sums, const Tensor& max, const Tensor& sumexp,
+                               const Tensor& target, const Tensor& label_logits,
+                               const Tensor& labels) = 0;
+  // out (f64 [1]) = the sum of the squares of x (stat), in double.
+  virtual void sum_squares(const Tensor& out, const Tensor& x) = 0;
+  // grad *= max_norm / norm when norm = sqrt(norm_sq[0]) is finite and above
+  // max_norm (max_norm 0: never), as optim/clip.cpp does on the host.
+  virtual void clip_by_norm(const Tensor& grad, const Tensor& norm_sq, double max_norm);
+
+  // One optimizer update of the f32 parameter, the host optimizers' formulas
+  // (optim/adamw.hpp, adafactor.hpp), skipped when sqrt(norm_sq[0]) is not
+  // finite (the gradient's norm before clipping). step: t, the first update is 1.
+  struct AdamWStep {
+    int64_t step = 1;
+    double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  };
+  virtual void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
+                            const Tensor& v, const Tensor& norm_sq, const AdamWStep& s);
+  struct AdafactorStep {
+    int64_t step = 1;
+    double lr = 0, decay_rate = 0.8, clip_threshold = 1.0, eps1 = 1e-30, eps2 = 1e-3;
+    bool scale_parameter = true;
+    double weight_decay = 0;
+  };
+  // f64 elements of the scratch adafactor_update needs for a parameter of `rows` rows.
+  static int64_t adafactor_scratch_size(int64_t rows) { return 2 * rows + 4; }
+  // param [rows, cols]; row [rows] and col [cols]: the factored second moments.
+  virtual void adafactor_update(const Tensor& param, const Tensor& grad, const Tensor& row,
+                                const Tensor& col, const Tensor& scratch, const Tensor& norm_sq,
+                                const AdafactorStep& s);
 };
+
+// The CPU back end updates the prompt on the host (optim/): these are CUDA's.
+inline void Backend::clip_by_norm(const Tensor&, const Tensor&, double) {
+  fail("internal error: clip_by_norm runs on the host with the ", name(), " back end (optim/clip.cpp)");
+}
+inline void Backend::adamw_update(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                  const Tensor&, const AdamWStep&) {
+  fail("internal error: adamw_update runs on the host with the ", name(), " back end (optim/adamw.cpp)");
+}
+inline void Backend::adafactor_update(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                      const Tensor&, const Tensor&, const AdafactorStep&) {
+  fail("internal error: adafactor_update runs on the host with the ", name(),
+       " back end (optim/adafactor.cpp)");
+}
 
 }  // namespace sptrain

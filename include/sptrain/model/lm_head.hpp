@@ -49,6 +49,10 @@ struct LmHead {
   // Workspace, not kept between forward and backward.
   Buffer hn, target, dlogits, dhn, dh;
   std::vector<double> host_stats, host_max, host_sumexp, host_target;  // reused every step
+  // When set (f64 [2], on the device): forward adds each micro-batch's loss
+  // and correct count to it there (Backend::accumulate_loss) and leaves
+  // HeadOutput empty, so a GPU step does not wait for them (train_step).
+  Tensor device_sums;
 
   // The saved sets (kept) and the workspace (scratch) for up to max_targets
   // target rows and `slots` sets, once loss, n_labels and vocab are set:
@@ -62,7 +66,7 @@ struct LmHead {
             const LocalDims& dims, const HeadSpec& spec, int64_t max_targets, int slots,
             const Tensor& tied_table = Tensor{});
 
-  // x: [T,d] the last layer's output. Fills out (host). Keeps what backward
+  // x: [T,d] the last layer's output. Fills out (host; or device_sums). Keeps what backward
   // needs in set `slot`; slot -1 (evaluation, no backward) uses set 0.
   void forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor& x, HeadOutput& out,
                int slot);

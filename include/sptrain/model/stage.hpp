@@ -109,6 +109,9 @@ class Stage {
   Tensor output(int slot, int64_t rows) const;
   // The last stage's loss and label scores for the latest forward.
   const HeadOutput& head_output() const { return head_out_; }
+  // Last stage: add the loss and correct count to `sums` on the device
+  // instead (LmHead::device_sums); an empty tensor goes back to the host.
+  void set_device_sums(const Tensor& sums) { head_.device_sums = sums; }
   // The latest forward's logits over this rank's vocabulary shard at the
   // answer rows [B, V_local] (loss `vocab` only): for parity checks.
   Tensor vocab_logits(int64_t examples) const {

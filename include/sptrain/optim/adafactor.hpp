@@ -28,6 +28,9 @@ class Adafactor : public Optimizer {
   Adafactor(const OptimSection& cfg, int64_t rows, int64_t cols);
   std::string name() const override { return "adafactor"; }
   void step(float* param, const float* grad, double lr) override;
+  void place_on(Backend& backend) override;
+  void step_on_device(const Tensor& param, const Tensor& grad, const Tensor& norm_sq,
+                      double lr) override;
   // "exp_avg_sq_row" [rows] and "exp_avg_sq_col" [cols] (HF's names).
   std::vector<NamedState> state() const override;
   void load_state(const std::vector<NamedState>& states) override;
@@ -35,7 +38,8 @@ class Adafactor : public Optimizer {
  private:
   AdafactorSection cfg_;
   double weight_decay_;
-  std::vector<float> row_, col_;
+  mutable std::vector<float> row_, col_;  // on a device: copies made by state()
+  Buffer row_device_, col_device_, scratch_device_;
   std::vector<double> update_, row_mean_, col_mean_;  // scratch, not state: no allocation per step
 };
 

@@ -12,6 +12,7 @@
 #include "sptrain/data/task_data.hpp"
 #include "sptrain/generate/decoder.hpp"
 #include "sptrain/model/stage.hpp"
+#include "sptrain/optim/optimizer.hpp"
 #include "sptrain/pipeline/runner.hpp"
 #include "sptrain/prompt/prompt_parameter.hpp"
 #include "sptrain/tokenizer/tokenizer.hpp"
@@ -46,6 +47,10 @@ struct Session {
   // Generate tasks with evaluation inputs, on the CPU back end: greedy
   // generation for the scores (other back ends lack the cache ops yet).
   std::unique_ptr<Decoder> decoder;
+  // On a GPU the step finishes on the device (docs/cuda.md): the loss sum,
+  // correct count and the gradient's squared norm gather here (f64 [3]) and
+  // come back in the step's one copy to the host. Empty on the CPU.
+  Buffer step_sums;
   // Scratch of train_step() and evaluate(), sized here so that a step allocates nothing.
   HeadTally tally;
   std::vector<const EncodedExample*> examples;
@@ -54,8 +59,14 @@ struct Session {
   bool holds_prompt() const { return parallel->first_stage(); }
   // This rank reports its replica's loss (last stage, tensor rank 0).
   bool reports_loss() const { return parallel->last_stage() && parallel->coords().tp == 0; }
+  // The step's loss, update and figures stay on the device (the CUDA back end).
+  bool device_step() const { return !step_sums.empty(); }
   // Examples of one step on this replica.
   int local_batch() const { return config.train.batch_size / parallel->layout().data; }
 };
+
+// The prompt's optimizer for this session (optim.name), placed where the
+// prompt's master copy lives: on the device for a GPU step.
+std::unique_ptr<Optimizer> make_prompt_optimizer(Session& s);
 
 }  // namespace sptrain

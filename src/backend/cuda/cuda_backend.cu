@@ -2,7 +2,9 @@
 // conversions and the element-wise dense ops. The other ops live in one file
 // per concern beside this one (matmul, norm, activation, attention,
 // embedding, loss), as in the CPU back end.
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "internal.cuh"
 
@@ -63,6 +65,7 @@ int cuda_device_count() {
 CudaBackend::Impl::~Impl() {
   if (stream) cudaStreamSynchronize(stream);
   plans.clear();
+  if (staging) cudaFreeHost(staging);
   if (workspace) cudaFree(workspace);
   if (lt) cublasLtDestroy(lt);
   if (stream) cudaStreamDestroy(stream);
@@ -144,12 +147,18 @@ Buffer CudaBackend::allocate(DType dtype, Shape shape) {
   return Buffer(Tensor{p, dtype, Device::CUDA, shape}, free_device);
 }
 
+void CudaBackend::Impl::wait() {
+  SPT_CUDA(where, cudaStreamSynchronize(stream));
+  ++host_waits;
+  staged = 0;
+}
+
 void CudaBackend::copy_from_host(const Tensor& dst, const void* src) {
   cuda::expect_device(dst, "copy_from_host", "dst");
   if (dst.bytes() == 0) return;
   SPT_CUDA(impl_->where, cudaMemcpyAsync(dst.data, src, dst.bytes(), cudaMemcpyHostToDevice,
                                          impl_->stream));
-  SPT_CUDA(impl_->where, cudaStreamSynchronize(impl_->stream));
+  impl_->wait();
 }
 
 void CudaBackend::copy_to_host(void* dst, const Tensor& src) {
@@ -157,10 +166,47 @@ void CudaBackend::copy_to_host(void* dst, const Tensor& src) {
   if (src.bytes() == 0) return;
   SPT_CUDA(impl_->where, cudaMemcpyAsync(dst, src.data, src.bytes(), cudaMemcpyDeviceToHost,
                                          impl_->stream));
-  SPT_CUDA(impl_->where, cudaStreamSynchronize(impl_->stream));
+  impl_->wait();
 }
 
-void CudaBackend::synchronize() { SPT_CUDA(impl_->where, cudaStreamSynchronize(impl_->stream)); }
+namespace {
+constexpr size_t kStagingAlign = 256;
+size_t staging_round(size_t n) { return (n + kStagingAlign - 1) / kStagingAlign * kStagingAlign; }
+}  // namespace
+
+void CudaBackend::reserve_staging(int64_t bytes) {
+  Impl& s = *impl_;
+  const size_t want = s.staging_bytes + staging_round(size_t(std::max<int64_t>(bytes, 0)));
+  if (s.staged > 0) s.wait();  // the old space may still be read by pending copies
+  void* p = nullptr;
+  SPT_CUDA(s.where, cudaHostAlloc(&p, want, cudaHostAllocDefault));
+  if (s.staging) cudaFreeHost(s.staging);
+  s.staging = p;
+  s.staging_bytes = want;
+}
+
+void CudaBackend::copy_from_host_async(const Tensor& dst, const void* src) {
+  cuda::expect_device(dst, "copy_from_host_async", "dst");
+  Impl& s = *impl_;
+  const size_t n = dst.bytes();
+  if (n == 0) return;
+  if (s.staged + staging_round(n) > s.staging_bytes) {
+    // Out of reserved staging space: wait for the pending copies, reuse it.
+    s.wait();
+    if (staging_round(n) > s.staging_bytes) {
+      copy_from_host(dst, src);  // larger than everything reserved: a plain copy
+      return;
+    }
+  }
+  char* stage = static_cast<char*>(s.staging) + s.staged;
+  std::memcpy(stage, src, n);
+  SPT_CUDA(s.where, cudaMemcpyAsync(dst.data, stage, n, cudaMemcpyHostToDevice, s.stream));
+  s.staged += staging_round(n);
+}
+
+int64_t CudaBackend::host_waits() const { return impl_->host_waits; }
+
+void CudaBackend::synchronize() { impl_->wait(); }
 
 // ---- conversions and fills ----
 

@@ -249,6 +249,14 @@ struct CudaBackend::Impl {
   size_t shared_optin = 0;       // most shared memory a block may opt in to
   std::string device_name;
   int cc_major = 0, cc_minor = 0;
+  // Pinned host memory that copy_from_host_async copies through; `staged`
+  // bytes of it are in use by copies the device may not have made yet.
+  void* staging = nullptr;
+  size_t staging_bytes = 0, staged = 0;
+  int64_t host_waits = 0;
+  // The host waits for the stream: every wait goes through here (counted, and
+  // the staging space is free again afterwards).
+  void wait();
 
   Impl() = default;
   Impl(const Impl&) = delete;

@@ -59,6 +59,24 @@ __global__ void cross_entropy_backward_kernel(D* dlogits, const T* logits, const
   }
 }
 
+// One thread, examples in order, in double: the sums the host's HeadTally
+// makes from the same f32 statistics (train/head_tally.cpp), bit for bit.
+__global__ void accumulate_loss_kernel(double* sums, const float* max, const float* sumexp,
+                                       const float* target, const float* label_logits,
+                                       const int32_t* labels, int64_t N, int64_t B, int64_t L) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  double loss = 0, correct = 0;
+  for (int64_t n = 0; n < N; ++n) loss += log(double(sumexp[n])) + double(max[n]) - double(target[n]);
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t best = 0;
+    for (int64_t l = 1; l < L; ++l)
+      if (label_logits[b * L + l] > label_logits[b * L + best]) best = l;
+    correct += best == labels[b] ? 1.0 : 0.0;
+  }
+  sums[0] += loss;
+  sums[1] += correct;
+}
+
 void check_stat(const Tensor& t, int64_t B, const char* op, const char* what) {
   cuda::expect_device(t, op, what);
   cuda::expect_dtype(t, DType::F32, op, what);
@@ -137,6 +155,35 @@ void CudaBackend::cross_entropy_backward(const Tensor& dlogits, const Tensor& lo
       SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "cross_entropy_backward_kernel");
     });
   });
+}
+
+void CudaBackend::accumulate_loss(const Tensor& sums, const Tensor& max, const Tensor& sumexp,
+                                  const Tensor& target, const Tensor& label_logits,
+                                  const Tensor& labels) {
+  const char* op = "accumulate_loss";
+  // N target rows' losses; B examples' label predictions (none without labels).
+  const int64_t N = max.numel(), L = label_logits.cols();
+  const int64_t B = L > 0 ? label_logits.rows() : 0;
+  cuda::expect_device(sums, op, "sums");
+  cuda::expect_dtype(sums, DType::F64, op, "sums");
+  SPT_ASSERT(sums.numel() >= 2);
+  check_stat(max, N, op, "max");
+  check_stat(sumexp, N, op, "sumexp");
+  check_stat(target, N, op, "target");
+  if (B > 0) {
+    check_stat(label_logits, B * L, op, "label_logits");
+    cuda::expect_device(labels, op, "labels");
+    cuda::expect_dtype(labels, DType::I32, op, "labels");
+  }
+  if (N == 0) return;
+  // One warp of which thread 0 adds the rows up in order (deterministic; B
+  // is one micro-batch). A whole warp, not one thread: the emulator
+  // (tests/backend_cuda/emu) runs warps of 32.
+  accumulate_loss_kernel<<<1, 32, 0, impl_->stream>>>(
+      static_cast<double*>(sums.data), static_cast<const float*>(max.data),
+      static_cast<const float*>(sumexp.data), static_cast<const float*>(target.data),
+      static_cast<const float*>(label_logits.data), static_cast<const int32_t*>(labels.data), N, B, L);
+  SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "accumulate_loss_kernel");
 }
 
 }  // namespace sptrain

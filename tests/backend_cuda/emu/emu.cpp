@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <barrier>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +26,18 @@ thread_local Ids ids;
 namespace {
 
 constexpr int kMaxThreads = 256;  // the largest block the back end launches
+std::atomic<int64_t> waits{0};
+std::mutex pinned_mutex;
+std::map<const char*, size_t> pinned;  // cudaHostAlloc'ed ranges: start -> bytes
+
+bool is_pinned(const void* p) {
+  std::lock_guard<std::mutex> lock(pinned_mutex);
+  const char* c = static_cast<const char*>(p);
+  auto it = pinned.upper_bound(c);
+  if (it == pinned.begin()) return false;
+  --it;
+  return c < it->first + it->second;
+}
 cudaError_t last_error = cudaSuccess;
 std::map<const void*, int> max_dynamic_shared;  // from cudaFuncSetAttribute
 
@@ -127,6 +140,8 @@ void run_launch(dim3 grid, dim3 block, size_t shared, const void* kernel,
   current = nullptr;
 }
 
+int64_t host_waits() { return waits.load(); }
+
 }  // namespace emu
 
 // ---- the CUDA runtime calls the back end makes ----
@@ -164,7 +179,29 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   *s = reinterpret_cast<cudaStream_t>(&token);
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  ++emu::waits;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) {
+  ++emu::waits;
+  return cudaSuccess;
+}
+cudaError_t cudaHostAlloc(void** p, size_t n, unsigned) {
+  *p = std::malloc(n ? n : 1);
+  if (!*p) return cudaErrorMemoryAllocation;
+  std::lock_guard<std::mutex> lock(emu::pinned_mutex);
+  emu::pinned[static_cast<const char*>(*p)] = n;
+  return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void* p) {
+  {
+    std::lock_guard<std::mutex> lock(emu::pinned_mutex);
+    emu::pinned.erase(static_cast<const char*>(p));
+  }
+  std::free(p);
+  return cudaSuccess;
+}
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaMalloc(void** p, size_t n) {
   if (n > (size_t(16) << 30)) return cudaErrorMemoryAllocation;
@@ -181,7 +218,11 @@ cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) {
   std::memset(p, v, n);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind kind, cudaStream_t) {
+  // The real runtime waits for a copy between the device and pageable host memory.
+  const bool pageable = (kind == cudaMemcpyHostToDevice && !emu::is_pinned(s)) ||
+                        (kind == cudaMemcpyDeviceToHost && !emu::is_pinned(d));
+  if (pageable) ++emu::waits;
   std::memmove(d, s, n);
   return cudaSuccess;
 }

@@ -22,6 +22,11 @@
 
 namespace emu {
 
+// Times the host waited for the emulated device: stream or device
+// synchronisations, and copies from or to host memory that is not pinned
+// (cudaHostAlloc), which the real runtime makes synchronous.
+int64_t host_waits();
+
 struct Ids {
   dim3 tid, bid, bdim, gdim;
 };

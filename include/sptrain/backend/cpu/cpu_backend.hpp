@@ -84,6 +84,10 @@ class CpuBackend final : public Backend {
   void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& max,
                               const Tensor& sumexp, const Tensor& targets, int64_t offset,
                               float weight) override;
+  void accumulate_loss(const Tensor& sums, const Tensor& max, const Tensor& sumexp,
+                       const Tensor& target, const Tensor& label_logits,
+                       const Tensor& labels) override;
+  void sum_squares(const Tensor& out, const Tensor& x) override;
 
  private:
   int threads_ = 0;

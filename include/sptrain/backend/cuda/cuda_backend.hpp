@@ -51,6 +51,14 @@ class CudaBackend final : public Backend {
   // Both return when the copy is complete (the host buffer may be reused).
   void copy_from_host(const Tensor& dst, const void* src) override;
   void copy_to_host(void* dst, const Tensor& src) override;
+  // Copies src into pinned staging memory and enqueues the copy from there:
+  // the host does not wait. The staging space (reserve_staging, made at
+  // setup) is reused after each wait; should it run out, the call waits first.
+  void copy_from_host_async(const Tensor& dst, const void* src) override;
+  void reserve_staging(int64_t bytes) override;
+  // Host waits so far (stream and event synchronisations, copies to the host):
+  // what tests count to check a training step waits once.
+  int64_t host_waits() const;
   void convert(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& t, double value) override;
   void synchronize() override;
@@ -112,6 +120,18 @@ class CudaBackend final : public Backend {
   void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& max,
                               const Tensor& sumexp, const Tensor& targets, int64_t offset,
                               float weight) override;
+
+  void accumulate_loss(const Tensor& sums, const Tensor& max, const Tensor& sumexp,
+                       const Tensor& target, const Tensor& label_logits,
+                       const Tensor& labels) override;
+  void sum_squares(const Tensor& out, const Tensor& x) override;
+  void clip_by_norm(const Tensor& grad, const Tensor& norm_sq, double max_norm) override;
+  // f32 parameter, gradient and state; scratch f64 [adafactor_scratch_size(rows)].
+  void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                    const Tensor& norm_sq, const AdamWStep& s) override;
+  void adafactor_update(const Tensor& param, const Tensor& grad, const Tensor& row,
+                        const Tensor& col, const Tensor& scratch, const Tensor& norm_sq,
+                        const AdafactorStep& s) override;
 
  private:
   struct Impl;  // CUDA state; defined in src/backend/cuda/internal.cuh
