@@ -4,11 +4,9 @@
 // runs, so a bad line stops the command before anything is printed.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "json_requests.hpp"
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/infer/predictor.hpp"
 #include "sptrain/io/file.hpp"
@@ -26,64 +24,23 @@ struct Request {
   json id;  // the input's "id", echoed when present
 };
 
-std::string read_all(const std::string& input) {
-  std::ostringstream buf;
-  if (input == "-") {
-    buf << std::cin.rdbuf();
-  } else {
-    std::ifstream in(input, std::ios::binary);
-    if (!in) fail(input, ": cannot open for reading");
-    buf << in.rdbuf();
-  }
-  return buf.str();
-}
-
-bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
-
-// One request per line; blank lines are allowed only at the end.
+// One request per line; every line checked and tokenized before the model runs.
 std::vector<Request> read_requests(const Predictor& predictor, const std::string& input) {
-  const std::string where = input == "-" ? "stdin" : input;
-  const std::string all = read_all(input);
-  std::vector<std::string> lines;
-  for (size_t begin = 0; begin < all.size();) {
-    size_t end = all.find('\n', begin);
-    if (end == std::string::npos) end = all.size();
-    lines.push_back(all.substr(begin, end - begin));
-    if (!lines.back().empty() && lines.back().back() == '\r') lines.back().pop_back();
-    begin = end + 1;
-  }
-  while (!lines.empty() && is_blank(lines.back())) lines.pop_back();
-
+  std::string where;
   std::vector<Request> out;
-  out.reserve(lines.size());
-  for (size_t i = 0; i < lines.size(); ++i) {
-    const size_t lineno = i + 1;
-    if (is_blank(lines[i])) fail(where, ":", lineno, ": blank line (only allowed at the end)");
-    json j;
-    try {
-      j = json::parse(lines[i]);
-    } catch (const json::parse_error& e) {
-      fail(where, ":", lineno, ": not valid JSON: ", e.what());
-    }
-    if (!j.is_object()) fail(where, ":", lineno, ": expected a JSON object {\"task\": ..., \"text\": ...}");
-    if (!j.contains("task")) fail(where, ":", lineno, ": missing field \"task\"");
-    if (!j["task"].is_string()) fail(where, ":", lineno, ": \"task\" must be a string");
-    if (!j.contains("text")) fail(where, ":", lineno, ": missing field \"text\"");
-    if (!j["text"].is_string()) fail(where, ":", lineno, ": \"text\" must be a string");
-    const std::string name = j["task"].get<std::string>();
-    const std::string text = j["text"].get<std::string>();
-    const int task = predictor.find_task(name);
+  for (const JsonRequest& j : read_json_requests(input, "text", where)) {
+    const int task = predictor.find_task(j.task);
     if (task < 0)
-      fail(where, ":", lineno, ": unknown task '", name, "' (tasks: ", predictor.task_names(), ")");
-    if (text.empty()) fail(where, ":", lineno, ": empty \"text\"");
+      fail(where, ":", j.line, ": unknown task '", j.task, "' (tasks: ", predictor.task_names(), ")");
+    if (j.text.empty()) fail(where, ":", j.line, ": empty \"text\"");
     Request r;
     r.task = task;
     try {
-      r.example = predictor.encode(task, text);
+      r.example = predictor.encode(task, j.text);
     } catch (const Error& e) {
-      fail(where, ":", lineno, ": ", e.what());
+      fail(where, ":", j.line, ": ", e.what());
     }
-    if (j.contains("id")) r.id = j["id"];
+    r.id = j.id;
     out.push_back(std::move(r));
   }
   return out;

@@ -39,8 +39,8 @@ const char* const kSetHelp =
     "--set parallel.stage_layers=[12,12]; repeatable, applied in order. The value is "
     "YAML; for a string key it is taken as written unless it starts with a quote";
 
-const std::vector<std::string> kSubcommands = {"train",  "eval",   "init-model", "convert",
-                                               "bench",  "plan",   "export",     "infer"};
+const std::vector<std::string> kSubcommands = {"train",  "eval",   "init-model", "convert", "bench",
+                                               "plan",   "export", "infer",      "generate"};
 
 bool is_subcommand(const std::string& arg) {
   return std::find(kSubcommands.begin(), kSubcommands.end(), arg) != kSubcommands.end();
@@ -253,6 +253,55 @@ int run(int argc, char** argv) {
                 "\"scores\": {label: {\"logit\", \"prob\"}}}, and the input's \"id\" when it has one.\n"
                 "Runs in one process on the CPU back end (no MPI, no tensor or pipeline parallelism).");
 
+  // generate
+  GenerateOptions gen_options;
+  CLI::App* generate = app.add_subcommand(
+      "generate", "Generate text for JSONL lines {\"task\": NAME, \"input\": ...} with one frozen model "
+                  "and one prompt per generate task, tasks mixed in each batch (one rank, or tensor and "
+                  "pipeline parallel under mpirun)");
+  generate->add_option("--model", gen_options.model, "Model file (HDF5)")->required();
+  generate->add_option("--prompt", gen_options.prompts,
+                       "NAME=PATH: task NAME uses the prompt at PATH (a checkpoint or hdf5 export of a "
+                       "task.kind generate run, which carry the template and max_length); repeatable")
+      ->required()
+      ->allow_extra_args(false)
+      ->type_name("NAME=PATH");
+  generate->add_option("--input", gen_options.input, "JSONL input file (- = standard input)")
+      ->capture_default_str();
+  generate->add_option("--max-new-tokens", gen_options.max_new_tokens,
+                       "Most tokens to generate per input (0 = the task's max_target_length)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  generate->add_option("--temperature", gen_options.temperature, "0 = greedy; else sample from softmax(logits / T)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  generate->add_option("--top-k", gen_options.top_k, "Sample among the k most likely tokens (0 = all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  generate->add_option("--top-p", gen_options.top_p,
+                       "Sample among the fewest most likely tokens whose probability reaches p")
+      ->check(CLI::Range(0.0, 1.0).description("") & CLI::PositiveNumber)
+      ->capture_default_str();
+  generate->add_option("--seed", gen_options.seed, "Seed of the sampling (each input line its own stream)")
+      ->capture_default_str();
+  generate->add_option("--stop", gen_options.stop, "Stop string: the text ends before it; repeatable");
+  generate->add_flag("--ids", gen_options.ids, "Also print the generated token ids (\"ids\")");
+  generate->add_option("--batch-size", gen_options.batch_size, "Inputs generated together")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  generate->add_option("--threads", gen_options.threads, "CPU threads per rank (0 = the cores shared among the ranks)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  generate->add_option("--tensor", gen_options.tensor, "Tensor-parallel ranks")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  generate->add_option("--pipeline", gen_options.pipeline, "Pipeline stages")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  generate->footer("Prints one JSON line per input line, in order: {\"task\", \"text\" (generated), "
+                   "\"tokens\" (how many), \"finish\": eos | stop | length}, and the input's \"id\" "
+                   "when it has one. Under mpirun give --input FILE: every rank reads it.");
+
   // Set after the subcommands so that they do not inherit it.
   app.footer("`sptrain CONFIG.yaml ...` is short for `sptrain train CONFIG.yaml ...`.\n"
              "Run `sptrain SUBCOMMAND --help` for a subcommand's options.");
@@ -295,6 +344,7 @@ int run(int argc, char** argv) {
   if (plan_cmd->parsed()) return run_plan(load_config(config_path, sets), plan_options);
   if (export_cmd->parsed()) return run_export(export_options);
   if (infer->parsed()) return run_infer(infer_options);
+  if (generate->parsed()) return run_generate(gen_options);
   return 2;  // unreachable: a subcommand is required
 }
 

@@ -69,9 +69,14 @@ int run_train(const Config& config, const TrainOptions&) {
     } else if (lead) {
       std::printf("%s %lld steps: final loss %.4f", s.stopped_by_signal ? "stopped after" : "trained",
                   static_cast<long long>(s.steps_done), s.final_loss);
-      if (s.final_eval.examples > 0)
+      if (s.final_eval.text.count > 0) {
+        std::printf(", eval loss %.4f, BLEU %.2f, ROUGE-L %.2f, exact match %.2f (%lld inputs)",
+                    s.final_eval.loss, s.final_eval.text.bleu, s.final_eval.text.rouge_l,
+                    s.final_eval.text.exact_match, static_cast<long long>(s.final_eval.text.count));
+      } else if (s.final_eval.examples > 0) {
         std::printf(", eval loss %.4f, eval accuracy %.4f (%lld examples)", s.final_eval.loss,
                     s.final_eval.accuracy, static_cast<long long>(s.final_eval.examples));
+      }
       std::printf("\nprompt checkpoints in %s\n", config.train.run_dir.c_str());
     }
     return s.stopped_by_signal ? kExitStopped : 0;
@@ -107,13 +112,20 @@ int run_eval(const Config& config_in, const EvalOptions& options) {
       Rng rng(config.train.seed);
       start_prompt(session, rng);
     }
-    const EvalResult r = evaluate(session, session.data.eval);
+    const EvalResult r = evaluate_task(session);
     if (lead) {
       std::string prompt = "initializer " + config.prompt.init;
       if (stored) {
         prompt = str(options.prompt, " (", stored->format, ", ", stored->rows, " x ", stored->cols);
         if (stored->step >= 0) prompt += str(", step ", stored->step);
         prompt += ")";
+      }
+      if (session.task->generative()) {
+        std::printf("data: %s (%lld inputs)\nprompt: %s\nloss: %.4f (first reference of each input)\n"
+                    "BLEU: %.2f\nROUGE-L: %.2f\nexact match: %.2f\n",
+                    config.task.eval.c_str(), static_cast<long long>(r.text.count), prompt.c_str(),
+                    r.loss, r.text.bleu, r.text.rouge_l, r.text.exact_match);
+        return 0;
       }
       std::printf("data: %s (%lld examples)\nprompt: %s\nloss: %.4f\naccuracy: %.4f\n",
                   config.task.eval.c_str(), static_cast<long long>(r.examples), prompt.c_str(),

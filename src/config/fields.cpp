@@ -16,6 +16,7 @@ std::vector<Field> fields_of(Config& c) {
       {"model.path", &c.model.path},
       {"model.dtype", &c.model.dtype},
 
+      {"task.kind", &c.task.kind},
       {"task.train", &c.task.train},
       {"task.eval", &c.task.eval},
       {"task.format", &c.task.format},
@@ -23,6 +24,7 @@ std::vector<Field> fields_of(Config& c) {
       {"task.labels", &c.task.labels},
       {"task.max_length", &c.task.max_length},
       {"task.loss", &c.task.loss},
+      {"task.max_target_length", &c.task.max_target_length},
 
       {"prompt.method", &c.prompt.method},
       {"prompt.reparameterize", &c.prompt.reparameterize},

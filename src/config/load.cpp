@@ -318,6 +318,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   Converter converter(config, source_name, parsed);
   converter.convert(root);
   config.source_path = source_name;
+  // A generate task's loss is over the vocabulary; say so in the resolved configuration.
+  if (config.task.kind == "generate" && !converter.origins().has("task.loss")) config.task.loss = "vocab";
   validate(config, converter.origins());
   return config;
 }

@@ -85,9 +85,21 @@ void validate(const Config& c, const Origins& origins) {
   if (c.task.template_text.find("{text}") == std::string::npos)
     check.error("task.template", "must contain {text} (where the example's text goes), got '" +
                                      c.task.template_text + "'");
-  check.required("task.labels", c.task.labels.empty());
-  if (c.task.labels.size() < 2)
-    check.error("task.labels", str("needs at least 2 labels, got ", c.task.labels.size()));
+  check.one_of("task.kind", c.task.kind, {"classify", "generate"});
+  const bool generate = c.task.kind == "generate";
+  if (generate) {
+    // A generative task answers with text: no label words, the loss over the vocabulary.
+    if (!c.task.labels.empty())
+      check.error("task.labels", "a generate task has no labels (remove task.labels, or set task.kind: classify)");
+    if (origins.has("task.loss") && c.task.loss != "vocab")
+      check.error("task.loss", "a generate task's loss is over the whole vocabulary: remove task.loss or set it to vocab");
+    if (c.prompt.init == "labels")
+      check.error("prompt.init", "labels needs the label words of a classify task; a generate task has none");
+  } else {
+    check.required("task.labels", c.task.labels.empty());
+    if (c.task.labels.size() < 2)
+      check.error("task.labels", str("needs at least 2 labels, got ", c.task.labels.size()));
+  }
   std::set<std::string> labels_seen;
   for (size_t i = 0; i < c.task.labels.size(); ++i) {
     const auto& [label, word] = c.task.labels[i];
@@ -103,12 +115,17 @@ void validate(const Config& c, const Origins& origins) {
   }
   check.at_least("task.max_length", c.task.max_length, 1LL);
   check.one_of("task.loss", c.task.loss, {"labels", "vocab"});
+  check.at_least("task.max_target_length", c.task.max_target_length, 1LL);
 
   check.one_of("prompt.method", c.prompt.method, {"prompt_tuning", "deep", "p_tuning"});
   check.one_of("prompt.reparameterize", c.prompt.reparameterize, {"none", "mlp"});
   if (c.prompt.reparameterize != "none" && c.prompt.method != "deep")
     check.error("prompt.reparameterize", "applies to prompt.method deep only (got method " +
                                              c.prompt.method + ")", {"prompt.method"});
+  if (c.prompt.method == "deep" && c.task.kind == "generate")
+    check.error("prompt.method", "deep prompts do not run with task.kind generate yet: generation's "
+                                 "key/value cache does not take a deep prompt's keys and values "
+                                 "(use prompt_tuning or p_tuning)", {"task.kind"});
   check.one_of("prompt.encoder", c.prompt.encoder, {"mlp", "lstm"});
   check.at_least("prompt.encoder_hidden", c.prompt.encoder_hidden, 0LL);
   check.at_least("prompt.length", c.prompt.length, 0LL);  // 0: the template alone (zero-shot eval); training checks >= 1

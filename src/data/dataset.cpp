@@ -104,7 +104,7 @@ void check_utf8(const std::string& line, const std::string& path, size_t lineno)
 }
 
 std::vector<Example> parse_tsv(const std::vector<std::string>& lines, size_t n,
-                               const std::string& path) {
+                               const std::string& path, const ExampleFields& f) {
   std::vector<Example> out;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
@@ -113,19 +113,19 @@ std::vector<Example> parse_tsv(const std::vector<std::string>& lines, size_t n,
     check_utf8(line, path, lineno);
     size_t tab = line.rfind('\t');
     if (tab == std::string::npos)
-      fail(path, ":", lineno, ": no tab; expected text<TAB>label");
+      fail(path, ":", lineno, ": no tab; expected ", f.text, "<TAB>", f.answer);
     std::string text = line.substr(0, tab);
     std::string label = line.substr(tab + 1);
-    if (i == 0 && label == "label") continue;  // GLUE-style header "sentence\tlabel"
-    if (label.empty()) fail(path, ":", lineno, ": empty label after the last tab");
-    if (text.empty()) fail(path, ":", lineno, ": empty text before the tab");
+    if (i == 0 && label == f.answer) continue;  // a header, GLUE-style "sentence\tlabel"
+    if (label.empty()) fail(path, ":", lineno, ": empty ", f.answer, " after the last tab");
+    if (text.empty()) fail(path, ":", lineno, ": empty ", f.text, " before the tab");
     out.push_back(Example{std::move(text), std::move(label), int(lineno)});
   }
   return out;
 }
 
 std::vector<Example> parse_jsonl(const std::vector<std::string>& lines, size_t n,
-                                 const std::string& path) {
+                                 const std::string& path, const ExampleFields& f) {
   using nlohmann::json;
   std::vector<Example> out;
   out.reserve(n);
@@ -134,24 +134,25 @@ std::vector<Example> parse_jsonl(const std::vector<std::string>& lines, size_t n
     check_utf8(lines[i], path, lineno);
     const json obj = parse_json(lines[i], str(path, ":", lineno));
     if (!obj.is_object()) fail(path, ":", lineno, ": expected a JSON object, got ", obj.type_name());
-    auto text = obj.find("text");
-    if (text == obj.end()) fail(path, ":", lineno, ": missing field \"text\"");
+    auto text = obj.find(f.text);
+    if (text == obj.end()) fail(path, ":", lineno, ": missing field \"", f.text, "\"");
     if (!text->is_string())
-      fail(path, ":", lineno, ": field \"text\" must be a string, got ", text->type_name());
-    auto label = obj.find("label");
-    if (label == obj.end()) fail(path, ":", lineno, ": missing field \"label\"");
+      fail(path, ":", lineno, ": field \"", f.text, "\" must be a string, got ", text->type_name());
+    auto label = obj.find(f.answer);
+    if (label == obj.end()) fail(path, ":", lineno, ": missing field \"", f.answer, "\"");
     std::string label_str;
     if (label->is_string()) {
       label_str = label->get<std::string>();
-    } else if (label->is_number_integer()) {
+    } else if (f.integer_answer && label->is_number_integer()) {
       label_str = label->dump();  // decimal digits, with '-' for negatives
     } else {
-      fail(path, ":", lineno, ": field \"label\" must be a string or an integer, got ",
+      fail(path, ":", lineno, ": field \"", f.answer, "\" must be a string",
+           f.integer_answer ? " or an integer" : "", ", got ",
            label->is_number_float() ? std::string("a non-integer number") : label->type_name());
     }
     std::string text_str = text->get<std::string>();
-    if (text_str.empty()) fail(path, ":", lineno, ": empty \"text\"");
-    if (label_str.empty()) fail(path, ":", lineno, ": empty \"label\"");
+    if (text_str.empty()) fail(path, ":", lineno, ": empty \"", f.text, "\"");
+    if (label_str.empty()) fail(path, ":", lineno, ": empty \"", f.answer, "\"");
     out.push_back(Example{std::move(text_str), std::move(label_str), int(lineno)});
   }
   return out;
@@ -171,11 +172,13 @@ std::string format_of(const std::string& path, const std::string& format) {
 
 }  // namespace
 
-std::vector<Example> read_dataset(const std::string& path, const std::string& format) {
+std::vector<Example> read_dataset(const std::string& path, const std::string& format,
+                                  const ExampleFields& fields) {
   std::string fmt = format_of(path, format);
   std::vector<std::string> lines = read_lines(path);
   size_t n = content_lines(lines, path);
-  std::vector<Example> out = fmt == "tsv" ? parse_tsv(lines, n, path) : parse_jsonl(lines, n, path);
+  std::vector<Example> out =
+      fmt == "tsv" ? parse_tsv(lines, n, path, fields) : parse_jsonl(lines, n, path, fields);
   if (out.empty()) fail(path, ": no examples in the file");
   return out;
 }

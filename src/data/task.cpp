@@ -18,6 +18,16 @@ Task::Task(const TaskSection& s, const Tokenizer& tokenizer) : tokenizer_(tokeni
   SPT_CHECK(int(prefix_tokens_.size() + suffix_tokens_.size()) < max_length_,
             "task.max_length (", max_length_, ") leaves no room for text: the template alone is ",
             prefix_tokens_.size() + suffix_tokens_.size(), " tokens");
+  generative_ = s.kind == "generate";
+  max_target_length_ = s.max_target_length;
+  if (generative_) {
+    SPT_CHECK(s.labels.empty(), "task.labels: a generate task has no labels");
+    SPT_CHECK(tokenizer.eos_id() >= 0, "task.kind generate: the model's tokenizer (",
+              tokenizer.spec().source, ") has no end-of-sequence token to end a target with");
+    SPT_CHECK(max_target_length_ >= 1, "task.max_target_length must be >= 1");
+    vocab_loss_ = true;
+    return;
+  }
   vocab_loss_ = s.loss == "vocab";
   SPT_CHECK(s.labels.size() >= 2, "task.labels needs at least two labels");
   for (const auto& [value, word] : s.labels) {
@@ -34,18 +44,25 @@ Task::Task(const TaskSection& s, const Tokenizer& tokenizer) : tokenizer_(tokeni
   }
 }
 
+std::vector<int32_t> Task::encode_input(const std::string& text) const {
+  std::vector<int32_t> whole = tokenizer_.encode(prefix_ + text + suffix_);
+  if (int(whole.size()) <= max_length_) return whole;
+  // Too long: keep the template whole and cut the text's tokens.
+  std::vector<int32_t> cut = tokenizer_.encode(text, false);
+  const size_t keep = size_t(max_length_) - prefix_tokens_.size() - suffix_tokens_.size();
+  std::vector<int32_t> out = prefix_tokens_;
+  out.insert(out.end(), cut.begin(), cut.begin() + long(std::min(keep, cut.size())));
+  out.insert(out.end(), suffix_tokens_.begin(), suffix_tokens_.end());
+  return out;
+}
+
 EncodedExample Task::encode(const Example& ex) const {
   EncodedExample out;
-  std::vector<int32_t> whole = tokenizer_.encode(prefix_ + ex.text + suffix_);
-  if (int(whole.size()) <= max_length_) {
-    out.tokens = std::move(whole);
-  } else {
-    // Too long: keep the template whole and cut the text's tokens.
-    std::vector<int32_t> text = tokenizer_.encode(ex.text, false);
-    const size_t keep = size_t(max_length_) - prefix_tokens_.size() - suffix_tokens_.size();
-    out.tokens = prefix_tokens_;
-    out.tokens.insert(out.tokens.end(), text.begin(), text.begin() + long(std::min(keep, text.size())));
-    out.tokens.insert(out.tokens.end(), suffix_tokens_.begin(), suffix_tokens_.end());
+  out.tokens = encode_input(ex.text);
+  if (generative_) {
+    out.target = tokenizer_.encode(ex.label, false);
+    out.target.push_back(tokenizer_.eos_id());
+    return out;
   }
   for (size_t i = 0; i < label_values_.size(); ++i)
     if (label_values_[i] == ex.label) {
@@ -58,12 +75,16 @@ EncodedExample Task::encode(const Example& ex) const {
 
 std::vector<EncodedExample> Task::encode_all(const std::vector<Example>& examples,
                                              const std::string& path) const {
-  check_labels(examples, label_values_, path);
+  if (!generative_) check_labels(examples, label_values_, path);
   std::vector<EncodedExample> out;
   out.reserve(examples.size());
   for (const Example& ex : examples) {
     out.push_back(encode(ex));
     SPT_CHECK(!out.back().tokens.empty(), path, ":", ex.line, ": the example has no tokens");
+    SPT_CHECK(int64_t(out.back().target.size()) <= max_target_length_, path, ":", ex.line,
+              ": the target is ", out.back().target.size(), " tokens with end-of-sequence; "
+              "task.max_target_length is ", max_target_length_,
+              " (raise it, or shorten the target)");
   }
   return out;
 }

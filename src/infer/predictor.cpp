@@ -8,19 +8,6 @@
 
 namespace sptrain {
 
-TaskPrompt parse_task_prompt(const std::string& arg) {
-  const size_t eq = arg.find('=');
-  SPT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < arg.size(), "--prompt '", arg,
-            "': expected NAME=PATH (a task name, then a checkpoint or hdf5 export)");
-  TaskPrompt t{arg.substr(0, eq), read_stored_prompt(arg.substr(eq + 1))};
-  SPT_CHECK(!t.prompt.deep(), "--prompt ", arg, ": a deep prompt (prompt.method deep); infer "
-            "does not run deep prompts yet (sptrain eval --prompt does)");
-  SPT_CHECK(t.prompt.has_task, "--prompt ", arg, ": a ", t.prompt.format,
-            " prompt does not say its task (template, verbalizer, max_length); give a checkpoint "
-            "or an hdf5 export (sptrain export --format hdf5)");
-  return t;
-}
-
 Predictor::Predictor(const std::string& model_path, std::vector<TaskPrompt> tasks,
                      const PredictorOptions& options)
     : options_(options), model_file_(h5::File::open_read(model_path)) {
@@ -37,44 +24,28 @@ Predictor::Predictor(const std::string& model_path, std::vector<TaskPrompt> task
   ctx_ = std::make_unique<ModelContext>(ModelContext{*backend_, tensor_group_, DType::F32, DType::F32});
 
   // Each task's prompt must belong to this model; its task comes with it.
+  tasks_ = std::make_unique<TaskPrompts>(std::move(tasks), "classify",
+                                         "infer scores label words; use sptrain generate", model_,
+                                         model_path, *tokenizer_);
   std::vector<int32_t> head_tokens;  // the union of the label words, first seen first
-  std::vector<int> prompt_lens;
   int64_t max_tokens = 1;
   int max_keys = 1;
-  for (TaskPrompt& t : tasks) {
-    const std::string where = "task '" + t.name + "' (" + t.prompt.path + ")";
-    SPT_CHECK(find_task(t.name) < 0, where, ": the task name is given twice");
-    const StoredPrompt& p = t.prompt;
-    try {
-      check_prompt_matches_model(p, model_, model_path);
-    } catch (const Error& err) {
-      fail("task '", t.name, "': ", err.what());
-    }
-    SPT_CHECK(p.rows + p.task_max_length <= model_.max_positions, where, ": ", p.rows,
-              " prompt vectors + task max_length ", p.task_max_length, " exceed the model's ",
+  for (int k = 0; k < tasks_->size(); ++k) {
+    const TaskEntry& e = (*tasks_)[k];
+    const StoredPrompt& p = e.prompt;
+    SPT_CHECK(p.rows + p.task_max_length <= model_.max_positions, "task '", e.name, "' (", p.path, "): ",
+              p.rows, " prompt vectors + task max_length ", p.task_max_length, " exceed the model's ",
               model_.max_positions, " positions");
-    TaskSection section;
-    section.template_text = p.task_template;
-    section.labels = p.labels;
-    section.max_length = p.task_max_length;
-    Entry e;
-    e.name = t.name;
-    try {
-      e.task = std::make_unique<Task>(section, *tokenizer_);
-    } catch (const Error& err) {
-      fail(where, ": the prompt's task does not fit this model's tokenizer: ", err.what());
-    }
+    std::vector<int>& columns = columns_.emplace_back();
     for (int32_t tok : e.task->label_tokens()) {
       auto it = std::find(head_tokens.begin(), head_tokens.end(), tok);
-      e.columns.push_back(int(it - head_tokens.begin()));
+      columns.push_back(int(it - head_tokens.begin()));
       if (it == head_tokens.end()) head_tokens.push_back(tok);
     }
-    e.prompt = std::move(t.prompt);
-    prompt_lens.push_back(int(e.prompt.rows));
     max_tokens = std::max<int64_t>(max_tokens, e.task->max_length());
-    max_keys = std::max(max_keys, int(e.prompt.rows) + e.task->max_length());
-    tasks_.push_back(std::move(e));
+    max_keys = std::max(max_keys, int(p.rows) + e.task->max_length());
   }
+  const std::vector<int> prompt_lens = tasks_->prompt_lens();
 
   const int B = options.batch_size;
   const int64_t rows = MixedPromptBatchBuilder::rows_needed(prompt_lens, B, max_tokens);
@@ -89,32 +60,18 @@ Predictor::Predictor(const std::string& model_path, std::vector<TaskPrompt> task
                                    HeadSpec{LossKind::Labels, head_tokens}, shape);
   builder_ = std::make_unique<MixedPromptBatchBuilder>(*backend_, prompt_lens, rows, B);
 
-  std::vector<float> stacked;
-  for (const Entry& e : tasks_) stacked.insert(stacked.end(), e.prompt.values.begin(), e.prompt.values.end());
   prompts_ = ctx_->alloc_stat(Shape{builder_->prompt_rows(), model_.d_model});
-  backend_->copy_from_host(prompts_, stacked.data());
+  backend_->copy_from_host(prompts_, tasks_->stacked_values().data());
 }
 
 Predictor::~Predictor() = default;
 
-int Predictor::find_task(const std::string& name) const {
-  for (size_t k = 0; k < tasks_.size(); ++k)
-    if (tasks_[k].name == name) return int(k);
-  return -1;
-}
-
-std::string Predictor::task_names() const {
-  std::string s;
-  for (const Entry& e : tasks_) s += (s.empty() ? "" : ", ") + e.name;
-  return s;
-}
-
 EncodedExample Predictor::encode(int k, const std::string& text) const {
-  const Entry& e = tasks_[size_t(k)];
+  const TaskEntry& e = (*tasks_)[k];
   // Task::encode wants a label; any of the task's will do (it is not scored).
   EncodedExample ex = e.task->encode(Example{text, e.task->label_values().front(), 0});
   SPT_CHECK(!ex.tokens.empty(), "the text has no tokens");
-  ex.label = e.columns.front();
+  ex.label = columns_[size_t(k)].front();
   ex.label_token = e.task->label_tokens().front();
   return ex;
 }
@@ -129,10 +86,9 @@ std::vector<Prediction> Predictor::predict(const std::vector<const EncodedExampl
   const size_t columns = out.label_scores.size() / examples.size();
   std::vector<Prediction> result(examples.size());
   for (size_t b = 0; b < examples.size(); ++b) {
-    const Entry& e = tasks_[size_t(task_of[b])];
     Prediction& p = result[b];
     p.task = task_of[b];
-    for (int c : e.columns) p.logits.push_back(out.label_scores[b * columns + size_t(c)]);
+    for (int c : columns_[size_t(task_of[b])]) p.logits.push_back(out.label_scores[b * columns + size_t(c)]);
     // Softmax over the task's own labels, shifted by the largest logit.
     const double top = *std::max_element(p.logits.begin(), p.logits.end());
     double sum = 0;

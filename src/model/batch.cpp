@@ -8,7 +8,8 @@ namespace sptrain {
 
 // ---- PackedBatchWriter: the packing both builders share ----
 
-BufferList PackedBatchBuffers::list(int64_t max_rows, int max_seqs, int max_segments) {
+BufferList PackedBatchBuffers::list(int64_t max_rows, int max_seqs, int max_segments,
+                                    int64_t max_targets) {
   return {{&offsets, Elem::I32, Shape{max_segments + 1}},
           {&prefix_start, Elem::I32, Shape{max_segments}},
           {&prefix_len, Elem::I32, Shape{max_segments}},
@@ -17,20 +18,23 @@ BufferList PackedBatchBuffers::list(int64_t max_rows, int max_seqs, int max_segm
           {&answer_rows, Elem::I32, Shape{max_seqs}},
           {&tokens, Elem::I32, Shape{max_rows}},
           {&label_targets, Elem::I32, Shape{max_seqs}},
-          {&token_targets, Elem::I32, Shape{max_seqs}}};
+          {&target_rows, Elem::I32, Shape{max_targets}},
+          {&token_targets, Elem::I32, Shape{max_targets}}};
 }
 
 PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max_seqs,
-                                     int max_segments, int64_t prompt_rows)
+                                     int max_segments, int64_t prompt_rows, int64_t max_targets)
     : backend_(backend),
       max_rows_(max_rows),
       max_seqs_(max_seqs),
       max_segments_(max_segments),
-      prompt_rows_(prompt_rows) {
-  const BufferList buffers = buf_.list(max_rows, max_seqs, max_segments);
+      prompt_rows_(prompt_rows),
+      max_targets_(max_targets) {
+  const BufferList buffers = buf_.list(max_rows, max_seqs, max_segments, max_targets);
   allocate(backend, ElemTypes{}, buffers);
   host_tokens_.reserve(size_t(max_rows));
-  host_token_targets_.reserve(size_t(max_seqs));
+  host_target_rows_.reserve(size_t(max_targets));
+  host_token_targets_.reserve(size_t(max_targets));
   // Every fill uploads these without waiting: staging space for all of them.
   int64_t bytes = 0;
   for (const BufferSpec& b : buffers) bytes += int64_t(b.target->view().bytes());
@@ -59,6 +63,7 @@ void PackedBatchWriter::begin(MicroBatch& mb, int num_examples) {
   s.host_answer_rows.clear();
   mb.host_labels.clear();
   host_tokens_.clear();
+  host_target_rows_.clear();
   host_token_targets_.clear();
   s.num_examples = num_examples;
   s.max_len = s.max_keys = 0;
@@ -93,22 +98,37 @@ void PackedBatchWriter::add_prompt_rows(int64_t first_row, int P) {
 }
 
 void PackedBatchWriter::add_example(const EncodedExample& ex, int first_pos) {
-  const int n = int(ex.tokens.size());
-  SPT_CHECK(n >= 1, "internal error: an example without tokens");
+  const int n = int(ex.input_rows());
+  SPT_CHECK(!ex.tokens.empty(), "internal error: an example without tokens");
+  SPT_CHECK(int64_t(host_target_rows_.size()) + ex.answer_tokens() <= max_targets_,
+            "internal error: micro-batch needs more than ", max_targets_, " target rows");
   for (int i = 0; i < n; ++i) mb_->seq.host_positions.push_back(first_pos + i);
   host_tokens_.insert(host_tokens_.end(), ex.tokens.begin(), ex.tokens.end());
+  // Teacher forcing: the target's tokens but the last are input rows too.
+  if (!ex.target.empty()) host_tokens_.insert(host_tokens_.end(), ex.target.begin(), ex.target.end() - 1);
+  // The last text row's output predicts the label word (or the target's
+  // first token) that would follow it; each target row the next token.
+  const int32_t answer_row = int32_t(row_ + int64_t(ex.tokens.size()) - 1);
   row_ += n;
-  // The last row's output predicts the label word that would follow it.
-  mb_->seq.host_answer_rows.push_back(int32_t(row_ - 1));
+  mb_->seq.host_answer_rows.push_back(answer_row);
   mb_->host_labels.push_back(ex.label);
-  host_token_targets_.push_back(ex.label_token);
+  if (ex.target.empty()) {
+    host_target_rows_.push_back(answer_row);
+    host_token_targets_.push_back(ex.label_token);
+  } else {
+    for (size_t i = 0; i < ex.target.size(); ++i) {
+      host_target_rows_.push_back(answer_row + int32_t(i));
+      host_token_targets_.push_back(ex.target[i]);
+    }
+  }
 }
 
-// Without waiting for the device (the back end stages the bytes).
-Tensor PackedBatchWriter::upload(const Buffer& buf, int64_t n, const void* src) {
+// Without waiting for the device (the back end stages the bytes; each
+// writer reserves staging for its buffers).
+Tensor upload_prefix(Backend& backend, const Buffer& buf, int64_t n, const void* src) {
   Tensor t = buf.view();
   t.shape = Shape{n};
-  backend_.copy_from_host_async(t, src);
+  backend.copy_from_host_async(t, src);
   return t;
 }
 
@@ -125,15 +145,17 @@ void PackedBatchWriter::finish() {
   mb.text_rows = row_ - mb.prompt_rows;
 
   const int S = s.num_segments;
-  s.offsets = upload(buf_.offsets, S + 1, s.host_offsets.data());
-  s.prefix_start = upload(buf_.prefix_start, S, s.host_prefix_start.data());
-  s.prefix_len = upload(buf_.prefix_len, S, s.host_prefix_len.data());
-  s.prob_offsets = upload(buf_.prob_offsets, S + 1, s.host_prob_offsets.data());
-  s.positions = upload(buf_.positions, row_, s.host_positions.data());
-  s.answer_rows = upload(buf_.answer_rows, B, s.host_answer_rows.data());
-  mb.tokens = upload(buf_.tokens, row_, host_tokens_.data());
-  mb.label_targets = upload(buf_.label_targets, B, mb.host_labels.data());
-  mb.token_targets = upload(buf_.token_targets, B, host_token_targets_.data());
+  s.offsets = upload_prefix(backend_, buf_.offsets, S + 1, s.host_offsets.data());
+  s.prefix_start = upload_prefix(backend_, buf_.prefix_start, S, s.host_prefix_start.data());
+  s.prefix_len = upload_prefix(backend_, buf_.prefix_len, S, s.host_prefix_len.data());
+  s.prob_offsets = upload_prefix(backend_, buf_.prob_offsets, S + 1, s.host_prob_offsets.data());
+  s.positions = upload_prefix(backend_, buf_.positions, row_, s.host_positions.data());
+  s.answer_rows = upload_prefix(backend_, buf_.answer_rows, B, s.host_answer_rows.data());
+  mb.tokens = upload_prefix(backend_, buf_.tokens, row_, host_tokens_.data());
+  mb.label_targets = upload_prefix(backend_, buf_.label_targets, B, mb.host_labels.data());
+  mb.targets = int64_t(host_target_rows_.size());
+  mb.target_rows = upload_prefix(backend_, buf_.target_rows, mb.targets, host_target_rows_.data());
+  mb.token_targets = upload_prefix(backend_, buf_.token_targets, mb.targets, host_token_targets_.data());
   mb_ = nullptr;
 }
 
@@ -145,10 +167,11 @@ int builder_segments(int max_seqs) { return max_seqs + 1; }
 }  // namespace
 
 BatchBuilder::BatchBuilder(Backend& backend, int prompt_len, int64_t max_rows, int max_seqs,
-                           bool share_prompt)
+                           bool share_prompt, int64_t max_answer)
     : prompt_len_(prompt_len),
       share_prompt_(share_prompt),
-      writer_(backend, max_rows, max_seqs, builder_segments(max_seqs), /*prompt_rows=*/prompt_len) {}
+      writer_(backend, max_rows, max_seqs, builder_segments(max_seqs), /*prompt_rows=*/prompt_len,
+              /*max_targets=*/max_seqs * max_answer) {}
 
 void BatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples) {
   const int B = int(examples.size());
@@ -162,13 +185,13 @@ void BatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>
     writer_.add_segment(P, 0, 0);
     writer_.add_prompt_rows(0, P);
     for (const EncodedExample* ex : examples) {
-      writer_.add_segment(int(ex->tokens.size()), 0, P);
+      writer_.add_segment(int(ex->input_rows()), 0, P);
       writer_.add_example(*ex, P);
     }
   } else {
     // [prompt, text 1 | prompt, text 2 | ...]: each example one segment.
     for (const EncodedExample* ex : examples) {
-      writer_.add_segment(P + int(ex->tokens.size()), 0, 0);
+      writer_.add_segment(P + int(ex->input_rows()), 0, 0);
       writer_.add_prompt_rows(0, P);
       writer_.add_example(*ex, P);
     }
@@ -179,18 +202,20 @@ void BatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>
 // ---- MicroBatchSet: one step's micro-batches ----
 
 MicroBatchSet::MicroBatchSet(Backend& backend, int prompt_len, int64_t max_rows, int per_micro,
-                             int count)
+                             int count, int64_t max_answer)
     : per_micro_(per_micro), batches_(size_t(count)) {
   SPT_ASSERT(per_micro >= 1 && count >= 1);
   for (int i = 0; i < count; ++i)
-    builders_.push_back(std::make_unique<BatchBuilder>(backend, prompt_len, max_rows, per_micro));
+    builders_.push_back(
+        std::make_unique<BatchBuilder>(backend, prompt_len, max_rows, per_micro, true, max_answer));
   used_.reserve(size_t(count));
   part_.reserve(size_t(per_micro));
 }
 
-int64_t MicroBatchSet::device_bytes(int64_t max_rows, int per_micro, int count) {
+int64_t MicroBatchSet::device_bytes(int64_t max_rows, int per_micro, int count, int64_t max_answer) {
   PackedBatchBuffers b;
-  return count * bytes(b.list(max_rows, per_micro, builder_segments(per_micro)), ElemTypes{});
+  return count * bytes(b.list(max_rows, per_micro, builder_segments(per_micro), per_micro * max_answer),
+                       ElemTypes{});
 }
 
 void MicroBatchSet::fill(const std::vector<const EncodedExample*>& examples) {
@@ -198,13 +223,14 @@ void MicroBatchSet::fill(const std::vector<const EncodedExample*>& examples) {
   SPT_CHECK(n >= 1 && n <= per * batches_.size(), "internal error: ", n, " examples for ",
             batches_.size(), " micro-batches of ", per);
   used_.clear();
-  text_rows_ = prompt_rows_ = 0;
+  text_rows_ = prompt_rows_ = targets_ = 0;
   for (size_t k = 0; k * per < n; ++k) {
     part_.assign(examples.begin() + long(k * per), examples.begin() + long(std::min(n, (k + 1) * per)));
     builders_[k]->fill(batches_[k], part_);
     used_.push_back(&batches_[k]);
     text_rows_ += batches_[k].text_rows;
     prompt_rows_ += batches_[k].prompt_rows;
+    targets_ += batches_[k].targets;
   }
 }
 
@@ -238,7 +264,7 @@ MixedPromptBatchBuilder::MixedPromptBatchBuilder(Backend& backend, std::vector<i
       prompt_offsets_(stacked_offsets(prompt_lens_)),
       writer_(backend, max_rows, max_seqs,
               /*max_segments=*/std::min(int(prompt_lens_.size()), max_seqs) + max_seqs,
-              /*prompt_rows=*/prompt_offsets_.back()),
+              /*prompt_rows=*/prompt_offsets_.back(), /*max_targets=*/max_seqs),
       segment_of_prompt_(prompt_lens_.size(), -1) {}
 
 void MixedPromptBatchBuilder::fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples,
@@ -268,6 +294,7 @@ void MixedPromptBatchBuilder::fill(MicroBatch& mb, const std::vector<const Encod
     const EncodedExample& ex = *examples[size_t(b)];
     const int k = prompt_of[size_t(b)];
     const int P = prompt_lens_[size_t(k)];
+    SPT_CHECK(ex.target.empty(), "internal error: a mixed-prompt batch scores label words only");
     writer_.add_segment(int(ex.tokens.size()), segment_of_prompt_[size_t(k)], P);
     writer_.add_example(ex, P);
   }

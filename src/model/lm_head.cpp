@@ -8,7 +8,7 @@
 namespace sptrain {
 
 void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,
-                  const LocalDims& dims, const HeadSpec& spec, int max_seqs, int slots,
+                  const LocalDims& dims, const HeadSpec& spec, int64_t max_targets, int slots,
                   const Tensor& tied_table) {
   const Range all_d{0, c.d_model};
   final_norm.kind = c.norm;
@@ -38,19 +38,19 @@ void LmHead::load(const ModelContext& ctx, WeightLoader& loader, const ModelConf
   }
 
   BufferList kept, scratch;
-  list_buffers(c, max_seqs, slots, kept, scratch);
+  list_buffers(c, max_targets, slots, kept, scratch);
   allocate(ctx, kept);
   allocate(ctx, scratch);
-  const int64_t B = max_seqs;
+  const int64_t B = max_targets;
   host_stats.resize(size_t(B) * std::max<int64_t>(n_labels, 1));
   host_max.reserve(size_t(B));
   host_sumexp.reserve(size_t(B));
   host_target.reserve(size_t(B));
 }
 
-void LmHead::list_buffers(const ModelConfig& c, int max_seqs, int slots, BufferList& kept,
+void LmHead::list_buffers(const ModelConfig& c, int64_t max_targets, int slots, BufferList& kept,
                           BufferList& scratch) {
-  const int64_t B = max_seqs, d = c.d_model;
+  const int64_t B = max_targets, d = c.d_model;
   const int64_t V = loss == LossKind::Vocab ? vocab.count : n_labels;
   saved.resize(size_t(std::max(slots, 1)));
   for (Saved& k : saved) {
@@ -90,16 +90,17 @@ void to_host(Backend& be, const Tensor& t, std::vector<double>& out, std::vector
 void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor& x,
                      HeadOutput& out, int slot) {
   Backend& be = ctx.backend;
-  const int64_t B = mb.seq.num_examples;
+  // B here counts target rows: one per example for a classify task.
+  const int64_t B = mb.targets;
   SPT_ASSERT(slot < int(saved.size()));
   latest = std::max(slot, 0);
   const Saved& k = saved[size_t(latest)];
   const Tensor hB = rows(k.h, B), hnB = rows(hn, B), rstdB = rows(k.rstd, B);
   const Tensor meanB = k.mean.empty() ? Tensor{} : rows(k.mean, B);
-  be.gather_rows(hB, x, mb.seq.answer_rows);
+  be.gather_rows(hB, x, mb.target_rows);
   final_norm.forward(ctx, hnB, hB, meanB, rstdB);
   const Tensor label_logitsB = rows(k.label_logits, B);
-  be.matmul(label_logitsB, hnB, label_weight, true, false);
+  if (n_labels > 0) be.matmul(label_logitsB, hnB, label_weight, true, false);
 
   Tensor z = label_logitsB;
   int64_t offset = 0;
@@ -140,7 +141,7 @@ void LmHead::forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor
 void LmHead::backward(const ModelContext& ctx, const MicroBatch& mb, float w, const Tensor& dx,
                       int slot) {
   Backend& be = ctx.backend;
-  const int64_t B = mb.seq.num_examples;
+  const int64_t B = mb.targets;
   SPT_ASSERT(slot >= 0 && slot < int(saved.size()));
   const Saved& k = saved[size_t(slot)];
   const bool vocab_loss = loss == LossKind::Vocab;
@@ -155,7 +156,26 @@ void LmHead::backward(const ModelContext& ctx, const MicroBatch& mb, float w, co
   final_norm.backward(ctx, dhB, dhnB, rows(k.h, B), k.mean.empty() ? Tensor{} : rows(k.mean, B),
                       rows(k.rstd, B));
   be.fill(dx, 0.0);
-  be.scatter_add_rows(dx, dhB, mb.seq.answer_rows);
+  be.scatter_add_rows(dx, dhB, mb.target_rows);
+}
+
+void LmHead::next_token_logits(const ModelContext& ctx, const Tensor& x, const Tensor& at,
+                               const Tensor& full) {
+  Backend& be = ctx.backend;
+  const int64_t S = at.numel();
+  SPT_CHECK(loss == LossKind::Vocab, "internal error: generation needs the head over the vocabulary");
+  SPT_CHECK(S <= saved[0].h.view().rows(), "internal error: ", S, " sequences for a head of ",
+            saved[0].h.view().rows(), " rows");
+  SPT_ASSERT(full.cols() == S && full.rows() >= vocab.end());
+  const Saved& k = saved[0];
+  const Tensor hS = rows(k.h, S), hnS = rows(hn, S);
+  be.gather_rows(hS, x, at);
+  final_norm.forward(ctx, hnS, hS, k.mean.empty() ? Tensor{} : rows(k.mean, S), rows(k.rstd, S));
+  // This rank's vocabulary rows of the transposed logits, the others' zero
+  // until the shards are gathered.
+  if (ctx.tp.size() > 1) be.fill(full, 0.0);
+  be.matmul(full.slice_rows(vocab.begin, vocab.count), weight, hnS, true, false);
+  tensor_parallel::gather_vocab_shards(ctx, full);
 }
 
 }  // namespace sptrain

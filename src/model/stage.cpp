@@ -95,8 +95,7 @@ StageMemory Stage::memory(const ModelConfig& config, const LocalDims& dims, cons
     h.n_labels = int(head.label_tokens.size());
     h.vocab = dims.vocab_range;
     BufferList kept, scratch;
-    h.list_buffers(config, std::max(shape.train_seqs, shape.eval_seqs), shape.activation_sets, kept,
-                   scratch);
+    h.list_buffers(config, shape.head_rows(), shape.activation_sets, kept, scratch);
     m.activations += bytes(kept, types);
     m.workspace += bytes(scratch, types);
   }
@@ -113,8 +112,8 @@ Stage::Stage(const ModelContext& ctx, const ModelConfig& config, const h5::File&
   for (int i = 0; i < spec.num_layers; ++i)
     layers_[size_t(i)].load(loader, config, dims_, spec.first_layer + i);
   if (spec.last())
-    head_.load(ctx, loader, config, dims_, head, std::max(shape.train_seqs, shape.eval_seqs),
-               shape.activation_sets, spec.first() ? embedding_.tokens.view() : Tensor{});
+    head_.load(ctx, loader, config, dims_, head, shape.head_rows(), shape.activation_sets,
+               spec.first() ? embedding_.tokens.view() : Tensor{});
   weight_bytes_ = loader.resident_bytes();
 
   const Backend& backend = ctx.backend;
@@ -148,11 +147,11 @@ Stage::Work Stage::work(const MicroBatch& mb) const {
   const double head_cols = !spec_.last() ? 0.0
                            : head_.loss == LossKind::Vocab ? double(head_.vocab.count)
                                                            : double(head_.n_labels);
-  return work(config_, dims_, int(layers_.size()), head_cols, mb.seq);
+  return work(config_, dims_, int(layers_.size()), head_cols, mb.targets, mb.seq);
 }
 
 Stage::Work Stage::work(const ModelConfig& config, const LocalDims& dims, int layers,
-                        double head_cols, const SequenceIndex& q) {
+                        double head_cols, int64_t targets, const SequenceIndex& q) {
   const double d = config.d_model, D = dims.head_dim, H = dims.heads;
   const double linear_per_row = 2.0 * d * (dims.qkv_width() + dims.up_width()) +
                                 2.0 * H * D * d + 2.0 * dims.ffn * d;
@@ -168,8 +167,8 @@ Stage::Work Stage::work(const ModelConfig& config, const LocalDims& dims, int la
   w.forward = n * (linear_per_row * q.num_rows + 4.0 * D * H * keys);
   w.backward = n * (linear_per_row * q.num_rows + 8.0 * D * H * keys);
   w.attention = n * 12.0 * D * H * keys;
-  w.forward += 2.0 * d * head_cols * q.num_examples;
-  w.backward += 2.0 * d * head_cols * q.num_examples;
+  w.forward += 2.0 * d * head_cols * double(targets);
+  w.backward += 2.0 * d * head_cols * double(targets);
   return w;
 }
 
@@ -234,6 +233,28 @@ void Stage::forward(int slot, const MicroBatch& mb, const PromptInputs& prompt) 
                                LayerPrefix{prompt.layer_prefix(i), mb.tokens, prompt.capture_prefix});
   }
   if (spec_.last()) head_.forward(ctx_, mb, output(slot, T), head_out_, slot);
+}
+
+void Stage::forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache) {
+  const int64_t Q = step.seq.num_rows;
+  SPT_CHECK(Q <= eval_rows(), "internal error: a cached step of ", Q, " rows, capacity ", eval_rows());
+  SPT_ASSERT(cache.layers.size() == layers_.size());
+  const Tensor x = input(-1, Q);
+  if (spec_.first()) embedding_.forward(ctx_, step.seq, step.tokens, prompt, x);
+  const Tensor rope = buffers_.rope_table.empty() ? Tensor{} : buffers_.rope_table.view();
+  // Like evaluation: one set of buffers, each layer's output over its input.
+  for (size_t i = 0; i < layers_.size(); ++i)
+    layers_[i].forward_cached(ctx_, step, rope, buffers_.eval_set.layers.front(), buffers_.workspace,
+                              cache.layers[i].view(), x);
+}
+
+KvCache Stage::make_kv_cache(int64_t rows) const {
+  return KvCache(ctx_, int(layers_.size()), dims_.kv_heads, dims_.head_dim, rows);
+}
+
+void Stage::next_token_logits(const CachedStep& step, const Tensor& full) {
+  SPT_ASSERT(spec_.last());
+  head_.next_token_logits(ctx_, output(-1, step.seq.num_rows), step.last_rows, full);
 }
 
 void Stage::backward(int slot, const MicroBatch& mb, float loss_weight, const PromptInputs& dprompt) {

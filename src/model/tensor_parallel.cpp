@@ -37,7 +37,11 @@ uint64_t prompt_bytes_per_step(int tensor_size, int64_t shared_kv_elems, int64_t
   return uint64_t((shared_kv_elems + trunk_elems) * stat_bytes);
 }
 
-uint64_t bytes_per_micro_batch(const StageParts& s, int tensor_size, int64_t rows, int64_t examples,
+void gather_vocab_shards(const ModelContext& ctx, const Tensor& full) {
+  if (ctx.tp.size() > 1) ctx.tp.all_reduce(full, ReduceOp::Sum);
+}
+
+uint64_t bytes_per_micro_batch(const StageParts& s, int tensor_size, int64_t rows, int64_t targets,
                                int64_t d, int64_t act_bytes, int64_t stat_bytes) {
   if (tensor_size <= 1) return 0;
   int64_t bytes = 0;
@@ -45,9 +49,19 @@ uint64_t bytes_per_micro_batch(const StageParts& s, int tensor_size, int64_t row
   bytes += int64_t(s.layers) * 2 * rows * d * act_bytes;     // forward: after o and down
   bytes += int64_t(s.layers) * 2 * rows * d * act_bytes;     // backward: before up and qkv
   if (s.vocab_head) {
-    bytes += 3 * examples * stat_bytes;                       // max, sum of exp, target logit
-    bytes += examples * d * act_bytes;                        // the head's input gradient
+    bytes += 3 * targets * stat_bytes;                        // max, sum of exp, target logit
+    bytes += targets * d * act_bytes;                         // the head's input gradient
   }
+  return uint64_t(bytes);
+}
+
+uint64_t bytes_per_cached_step(const StageParts& s, int tensor_size, int64_t rows, int64_t seqs,
+                               int64_t d, int64_t vocab, int64_t act_bytes, int64_t stat_bytes) {
+  if (tensor_size <= 1) return 0;
+  int64_t bytes = 0;
+  if (s.embedding) bytes += rows * d * act_bytes;            // reduce_from_region
+  bytes += int64_t(s.layers) * 2 * rows * d * act_bytes;     // after o and down
+  if (s.vocab_head) bytes += vocab * seqs * stat_bytes;      // gather_vocab_shards
   return uint64_t(bytes);
 }
 

@@ -132,17 +132,8 @@ void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq
                                const LayerPrefix& prefix) const {
   Backend& be = ctx.backend;
   const int64_t T = seq.num_rows;
-  const Tensor x_in = rows(a.x_in, T), x_mid = rows(a.x_mid, T);
-  const Tensor norm_out = rows(w.norm_out, T), proj = rows(w.proj_out, T);
   const Tensor qkv_t = rows(a.qkv, T);
-  const Tensor a_mean = a.attn_mean.empty() ? Tensor{} : rows(a.attn_mean, T);
-  const Tensor m_mean = a.mlp_mean.empty() ? Tensor{} : rows(a.mlp_mean, T);
-
-  // Attention.
-  attn_norm.forward(ctx, norm_out, x_in, a_mean, rows(a.attn_rstd, T));
-  qkv.forward(ctx, qkv_t, norm_out);
-  if (!rope_table.empty())
-    be.rope(qkv_t, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, false);
+  attention_input(ctx, seq, rope_table, a, w);
   if (!prefix.kv.empty()) {
     const int64_t col = int64_t(dims.heads) * dims.head_dim;
     // Capture: gather the rows' keys and values into kv (zero on entry),
@@ -152,6 +143,42 @@ void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq
   }
   be.attention_forward(rows(w.attn_out, T), a.attn_saved, qkv_t, dims.heads, dims.kv_heads, seq,
                        attn_scale);
+  attention_output_and_mlp(ctx, T, a, w, x_out);
+}
+
+void TransformerLayer::forward_cached(const ModelContext& ctx, const CachedStep& step,
+                                      const Tensor& rope_table, const LayerActivations& a,
+                                      const LayerWorkspace& w, const Tensor& cache,
+                                      const Tensor& x_out) const {
+  Backend& be = ctx.backend;
+  const int64_t Q = step.seq.num_rows;
+  const Tensor qkv_t = rows(a.qkv, Q);
+  attention_input(ctx, step.seq, rope_table, a, w);
+  be.kv_cache_store(cache, qkv_t, dims.heads, dims.kv_heads, step.index);
+  be.attention_cached(rows(w.attn_out, Q), qkv_t, cache, dims.heads, dims.kv_heads, step.index,
+                      attn_scale);
+  attention_output_and_mlp(ctx, Q, a, w, x_out);
+}
+
+void TransformerLayer::attention_input(const ModelContext& ctx, const SequenceIndex& seq,
+                                       const Tensor& rope_table, const LayerActivations& a,
+                                       const LayerWorkspace& w) const {
+  const int64_t T = seq.num_rows;
+  const Tensor norm_out = rows(w.norm_out, T), qkv_t = rows(a.qkv, T);
+  const Tensor a_mean = a.attn_mean.empty() ? Tensor{} : rows(a.attn_mean, T);
+  attn_norm.forward(ctx, norm_out, rows(a.x_in, T), a_mean, rows(a.attn_rstd, T));
+  qkv.forward(ctx, qkv_t, norm_out);
+  if (!rope_table.empty())
+    ctx.backend.rope(qkv_t, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, false);
+}
+
+void TransformerLayer::attention_output_and_mlp(const ModelContext& ctx, int64_t T,
+                                                const LayerActivations& a, const LayerWorkspace& w,
+                                                const Tensor& x_out) const {
+  Backend& be = ctx.backend;
+  const Tensor x_in = rows(a.x_in, T), x_mid = rows(a.x_mid, T);
+  const Tensor norm_out = rows(w.norm_out, T), proj = rows(w.proj_out, T);
+  const Tensor m_mean = a.mlp_mean.empty() ? Tensor{} : rows(a.mlp_mean, T);
   o.forward(ctx, proj, rows(w.attn_out, T));
   be.convert(x_mid, x_in);
   be.add(x_mid, proj);

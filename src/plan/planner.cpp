@@ -260,13 +260,14 @@ LayoutPlan Planner::layout(const Candidate& k) {
     StepTime worst;
     for (const auto& micros : replicas) {
       std::vector<std::vector<OpCost>> cost(size_t(k.P));
-      std::vector<int64_t> rows;
+      std::vector<MicroBatchSize> sizes;
       // A stage's work is its layers' times one layer's, plus the head's on the last.
       std::vector<Stage::Work> layer_work, head_work;
       for (const Micro& mb : micros) {
-        rows.push_back(mb.rows);
-        layer_work.push_back(Stage::work(m_, dims, 1, 0.0, mb.seq));
-        head_work.push_back(Stage::work(m_, dims, 0, head_cols, mb.seq));
+        // A classify task: one target row per example.
+        sizes.push_back(MicroBatchSize{mb.rows, mb.seq.num_examples});
+        layer_work.push_back(Stage::work(m_, dims, 1, 0.0, mb.seq.num_examples, mb.seq));
+        head_work.push_back(Stage::work(m_, dims, 0, head_cols, mb.seq.num_examples, mb.seq));
       }
       for (int s = 0; s < k.P; ++s) {
         const StageSpec& spec = specs[size_t(s)];
@@ -300,11 +301,10 @@ LayoutPlan Planner::layout(const Candidate& k) {
         shape.layout = GridLayout{k.T, k.P, k.D};
         shape.d_model = d;
         shape.prompt_len = P;
-        shape.examples_per_micro = k.M;
         shape.vocab_loss = vocab;
         shape.act_bytes = a;
         shape.stat_bytes = sb;
-        const PerKind<uint64_t> b = step_bytes(shape, rows);
+        const PerKind<uint64_t> b = step_bytes(shape, sizes);
         for (CommKind kind : kCommKinds) {
           step_bytes_job[kind] += b[kind] * uint64_t(k.T);
           stage_bytes[size_t(s)][kind] += double(b[kind]) / double(k.D * packed.size());

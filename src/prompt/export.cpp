@@ -23,7 +23,7 @@ const char* export_format_name(ExportFormat f) {
 }
 
 ExportResult export_npy(const StoredPrompt& p, const std::string& out, const std::string& dtype) {
-  check_prompt_values(p);
+  check_prompt_exportable(p);
   SPT_CHECK(dtype == "f32" || dtype == "bf16", "npy dtype '", dtype, "' (f32 or bf16)");
   const int64_t value_bytes = npy::write_matrix(out, p.values.data(), p.rows, p.cols, dtype == "bf16");
   return ExportResult{{out}, file_size_of(out), value_bytes};

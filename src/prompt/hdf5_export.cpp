@@ -10,7 +10,7 @@ constexpr int64_t kFormatVersion = 1;
 }  // namespace
 
 ExportResult export_hdf5(const StoredPrompt& p, const std::string& out) {
-  check_prompt_values(p);
+  check_prompt_exportable(p);
   write_file_atomically(out, [&](const std::string& tmp) {
     h5::File f = h5::File::create(tmp);
     f.set_attr("/", "format", kHdf5PromptFormat);
@@ -19,6 +19,10 @@ ExportResult export_hdf5(const StoredPrompt& p, const std::string& out) {
     f.set_attr("/", "d_model", p.cols);
     f.set_attr("/", "task_max_length", int64_t(p.has_task ? p.task_max_length : 0));
     write_prompt_metadata(f, p);
+    if (p.has_task && p.task_kind == "generate") {  // absent: a classify task
+      f.set_attr("/", "task_kind", p.task_kind);
+      f.set_attr("/", "task_max_target_length", int64_t(p.task_max_target_length));
+    }
     f.write("prompt", DType::F32, Shape{p.rows, p.cols}, p.values.data());
     f.close();  // checked: a full disk fails here, before the rename
   });
@@ -49,7 +53,16 @@ StoredPrompt read_hdf5_export(h5::File& f) {
   SPT_CHECK(max_length >= 0 && max_length <= kMaxRows, path, ": attribute 'task_max_length' is ",
             max_length, " (0 to ", kMaxRows, ")");
   p.task_max_length = int(max_length);
-  p.has_task = !p.labels.empty() && p.task_max_length > 0;
+  if (f.has_attr("/", "task_kind")) {  // absent: a classify task
+    p.task_kind = f.attr_string("/", "task_kind");
+    SPT_CHECK(p.task_kind == "generate", path, ": attribute 'task_kind' is '", p.task_kind,
+              "' (an export records only 'generate')");
+    const int64_t max_target = f.attr_int("/", "task_max_target_length");
+    SPT_CHECK(max_target >= 1 && max_target <= kMaxRows, path, ": attribute 'task_max_target_length' is ",
+              max_target, " (1 to ", kMaxRows, ")");
+    p.task_max_target_length = int(max_target);
+  }
+  p.has_task = (p.task_kind == "generate" || !p.labels.empty()) && p.task_max_length > 0;
   return p;
 }
 

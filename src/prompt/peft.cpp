@@ -110,7 +110,7 @@ StoredPrompt read_peft_folder(const std::string& dir) {
 }
 
 ExportResult export_peft(const StoredPrompt& p, const std::string& out, const PeftModelInfo& model) {
-  check_prompt_values(p);
+  check_prompt_exportable(p);
   SPT_CHECK(model.num_layers >= 1 && model.num_attention_heads >= 1,
             "peft export: num_layers and num_attention_heads of the model are needed");
   std::error_code ec;

@@ -18,11 +18,16 @@ namespace sptrain {
 namespace fs = std::filesystem;
 
 void check_prompt_values(const StoredPrompt& p) {
-  // Not yet: PEFT's PREFIX_TUNING layout and the hdf5/npy files of keys and
-  // values (docs/methods.md, "Not yet"). `sptrain eval --prompt` reads the checkpoint.
-  SPT_CHECK(!p.deep(), p.path, ": a deep prompt (prompt.method deep: keys and values [",
-            p.prefix_layers, ", ", p.rows, ", ", p.prefix_cols,
-            "]) cannot be exported yet; only prompt_tuning and p_tuning prompts can");
+  if (p.deep()) {
+    SPT_CHECK(p.rows >= 1 && p.prefix_cols >= 1 &&
+                  int64_t(p.prefix.size()) == p.prefix_layers * p.rows * p.prefix_cols,
+              p.path, ": deep prompt [", p.prefix_layers, ", ", p.rows, ", ", p.prefix_cols, "] with ",
+              p.prefix.size(), " values");
+    for (size_t i = 0; i < p.prefix.size(); ++i)
+      if (!std::isfinite(p.prefix[i]))
+        fail(p.path, ": the deep prompt holds ", p.prefix[i], " at value ", i, " (a prompt must be finite)");
+    return;
+  }
   SPT_CHECK(p.rows >= 1 && p.cols >= 1 && p.rows <= int64_t(p.values.size()) &&
                 int64_t(p.values.size()) == p.rows * p.cols,
             p.path, ": prompt [", p.rows, ", ", p.cols, "] with ", p.values.size(), " values");
@@ -30,6 +35,15 @@ void check_prompt_values(const StoredPrompt& p) {
     if (!std::isfinite(p.values[i]))
       fail(p.path, ": the prompt holds ", p.values[i], " at row ", int64_t(i) / p.cols, ", column ",
            int64_t(i) % p.cols, " (a prompt must be finite)");
+}
+
+void check_prompt_exportable(const StoredPrompt& p) {
+  // Not yet: PEFT's PREFIX_TUNING layout and the hdf5/npy files of keys and
+  // values (docs/methods.md, "Not yet"). `sptrain eval --prompt` reads the checkpoint.
+  SPT_CHECK(!p.deep(), p.path, ": a deep prompt (prompt.method deep: keys and values [",
+            p.prefix_layers, ", ", p.rows, ", ", p.prefix_cols,
+            "]) cannot be exported yet; only prompt_tuning and p_tuning prompts can");
+  check_prompt_values(p);
 }
 
 StoredPrompt stored_prompt_of(const Checkpoint& c, const std::string& path) {
@@ -48,18 +62,39 @@ StoredPrompt stored_prompt_of(const Checkpoint& c, const std::string& path) {
   }
   // task.max_length is part of the configuration the run recorded; a key
   // missing there had its default.
-  p.task_max_length = TaskSection{}.max_length;
+  const TaskSection defaults;
+  p.task_max_length = defaults.max_length;
+  p.task_max_target_length = defaults.max_target_length;
   try {
     const YAML::Node root = YAML::Load(c.config_yaml);
-    if (root.IsMap() && root["task"].IsMap() && root["task"]["max_length"])
-      p.task_max_length = root["task"]["max_length"].as<int>();
+    if (root.IsMap() && root["task"].IsMap()) {
+      const YAML::Node task = root["task"];
+      if (task["max_length"]) p.task_max_length = task["max_length"].as<int>();
+      if (task["kind"]) p.task_kind = task["kind"].as<std::string>();
+      if (task["max_target_length"]) p.task_max_target_length = task["max_target_length"].as<int>();
+    }
   } catch (const YAML::Exception& e) {
     fail(path, ": the recorded configuration (config_yaml) cannot be read: ", e.what());
   }
   SPT_CHECK(p.task_max_length >= 1 && p.task_max_length <= kMaxRows, path,
             ": the recorded configuration has task.max_length ", p.task_max_length, " (1 to ", kMaxRows, ")");
-  p.has_task = !p.labels.empty();
+  SPT_CHECK(p.task_max_target_length >= 1 && p.task_max_target_length <= kMaxRows, path,
+            ": the recorded configuration has task.max_target_length ", p.task_max_target_length, " (1 to ",
+            kMaxRows, ")");
+  p.has_task = p.task_kind == "generate" || !p.labels.empty();
   return p;
+}
+
+TaskSection task_section_of(const StoredPrompt& p) {
+  SPT_CHECK(p.has_task, p.path, ": the prompt does not record its task");
+  TaskSection t;
+  t.kind = p.task_kind;
+  t.template_text = p.task_template;
+  t.labels = p.labels;
+  t.max_length = p.task_max_length;
+  if (p.task_max_target_length > 0) t.max_target_length = p.task_max_target_length;
+  if (t.kind == "generate") t.loss = "vocab";
+  return t;
 }
 
 namespace {

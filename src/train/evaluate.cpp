@@ -1,6 +1,7 @@
 #include "sptrain/train/evaluate.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "sptrain/comm/control.hpp"
 
@@ -24,9 +25,10 @@ EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data) {
   // Only one rank per replica reports; the others add zeros.
   const bool reports = s.reports_loss();
   double examples = reports ? double(tally.examples) : 0.0;
+  double targets = reports ? double(tally.targets) : 0.0;
   double loss_sum = reports ? tally.loss_sum : 0.0;
   double correct = reports ? double(tally.correct) : 0.0;
-  control_sum(ps.host(), {&examples, &loss_sum, &correct});
+  control_sum(ps.host(), {&examples, &targets, &loss_sum, &correct});
   std::vector<double> confusion(tally.confusion.size(), 0.0);
   if (reports)
     for (size_t i = 0; i < confusion.size(); ++i) confusion[i] = double(tally.confusion[i]);
@@ -34,9 +36,55 @@ EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data) {
 
   EvalResult r;
   r.examples = int64_t(examples);
-  r.loss = examples > 0 ? loss_sum / examples : 0;
+  r.loss = targets > 0 ? loss_sum / targets : 0;
   r.accuracy = examples > 0 ? correct / examples : 0;
   for (double c : confusion) r.confusion.push_back(int64_t(c));
+  return r;
+}
+
+TextScores evaluate_generation(Session& s, const std::vector<ReferencedInput>& inputs,
+                               std::vector<std::string>* hypotheses, std::vector<int64_t>* indices) {
+  SPT_CHECK(s.decoder, "internal error: generation in a session without a decoder");
+  const ParallelState& ps = *s.parallel;
+  const Range share = split_range(int64_t(inputs.size()), ps.layout().data, ps.coords().dp);
+  const int chunk = s.config.train.eval_batch_size;
+  DecodeOptions options;  // greedy
+  options.max_new_tokens = s.task->max_target_length();
+  std::vector<GenerationRequest> requests;
+  std::vector<const GenerationRequest*> batch;
+  TextScoreSums sums;
+  for (int64_t begin = share.begin; begin < share.end(); begin += chunk) {
+    const int64_t end = std::min(share.end(), begin + chunk);
+    requests.clear();
+    for (int64_t i = begin; i < end; ++i) requests.push_back({inputs[size_t(i)].tokens, 0, uint64_t(i)});
+    batch.clear();
+    for (const GenerationRequest& r : requests) batch.push_back(&r);
+    const std::vector<Generation> out = s.decoder->generate(batch, s.prompt->device().prompt, options);  // device(): the newest values
+    for (int64_t i = begin; i < end; ++i) {
+      const std::string& text = out[size_t(i - begin)].text;
+      sums.add(text, inputs[size_t(i)].references);
+      if (hypotheses) hypotheses->push_back(text);
+      if (indices) indices->push_back(i);
+    }
+  }
+  // Every rank of a replica generated the same texts: one per replica adds its sums.
+  std::vector<double> v = sums.values();
+  if (!s.reports_loss()) std::fill(v.begin(), v.end(), 0.0);
+  control_sum(ps.host(), v);
+  sums.set_values(v);
+  return sums.scores();
+}
+
+EvalResult evaluate_task(Session& s) {
+  EvalResult r = evaluate(s, s.data.eval);
+  if (s.task->generative() && !s.data.eval_inputs.empty()) {
+    if (s.decoder) {
+      r.text = evaluate_generation(s, s.data.eval_inputs);
+    } else if (s.parallel->world_rank() == 0) {
+      std::fprintf(stderr, "sptrain: note: generation is not supported on the %s back end yet; "
+                           "the evaluation reports the loss only\n", s.backend->name().c_str());
+    }
+  }
   return r;
 }
 

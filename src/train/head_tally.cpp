@@ -8,19 +8,21 @@ void HeadTally::reset(const std::vector<MicroBatch*>* mbs, int labels) {
   batches = mbs;
   n_labels = labels;
   loss_sum = 0;
-  correct = examples = 0;
+  correct = examples = targets = 0;
   confusion.assign(size_t(labels) * size_t(labels), 0);
 }
 
 void HeadTally::on_output(int micro_batch, const HeadOutput& out) {
   const MicroBatch& mb = *(*batches)[size_t(micro_batch)];
-  for (size_t b = 0; b < out.loss.size(); ++b) {
-    const double* s = out.label_scores.data() + b * size_t(n_labels);
+  for (double loss : out.loss) loss_sum += loss;
+  targets += int64_t(out.loss.size());
+  examples += mb.seq.num_examples;
+  if (n_labels == 0) return;
+  for (int b = 0; b < mb.seq.num_examples; ++b) {
+    const double* s = out.label_scores.data() + size_t(b) * size_t(n_labels);
     const int pred = int(std::max_element(s, s + n_labels) - s);
-    const int truth = mb.host_labels[b];
-    loss_sum += out.loss[b];
+    const int truth = mb.host_labels[size_t(b)];
     correct += pred == truth;
-    ++examples;
     ++confusion[size_t(truth * n_labels + pred)];
   }
 }

@@ -117,8 +117,9 @@ std::vector<float> capture_prefix(Session& s, const std::vector<float>& rows) {
   }
   in.prefix = prefix.view();
   in.capture_prefix = true;
-  // The prompt's segment and one example of one token (its rows are not used).
-  const EncodedExample one{{s.task->label_tokens().front()}, 0, s.task->label_tokens().front()};
+  // The prompt's segment and one example of one token (its rows and its
+  // target, vocabulary id 0, are not used).
+  const EncodedExample one{{0}, 0, 0};
   s.examples.clear();
   s.examples.push_back(&one);
   s.eval_batch->fill(s.examples);

@@ -64,8 +64,11 @@ Session::Session(const Config& cfg, ProcessGrid grid, SessionMode mode)
   data = load_task_data(config, *task, eval_only);
 
   const int P = config.prompt.length;
+  // Rows of the longest example (a target's rows included) and its most answer tokens.
   const int64_t train_tokens = std::max<int64_t>(TaskData::longest(data.train), 1);
   const int64_t eval_tokens = std::max(TaskData::longest(data.eval), train_tokens);
+  const int64_t train_answer = std::max<int64_t>(TaskData::longest_answer(data.train), 1);
+  const int64_t eval_answer = std::max(TaskData::longest_answer(data.eval), train_answer);
   SPT_CHECK(P + eval_tokens <= model.max_positions, "prompt.length + the longest example (",
             P + eval_tokens, " tokens) exceeds the model's ", model.max_positions,
             " positions; lower task.max_length or prompt.length");
@@ -73,18 +76,21 @@ Session::Session(const Config& cfg, ProcessGrid grid, SessionMode mode)
   StageShape shape;
   shape.train = Capacity{BatchBuilder::rows_needed(P, t.micro_batch_size, train_tokens, true), P + train_tokens};
   shape.train_seqs = t.micro_batch_size;
+  shape.train_targets = int64_t(t.micro_batch_size) * train_answer;
   shape.activation_sets =
       eval_only ? 1
                 : activation_slots(schedule_kind(config.parallel.schedule), layout.pipeline, coords.pp, micro_batches);
   shape.eval = Capacity{BatchBuilder::rows_needed(P, t.eval_batch_size, eval_tokens, true), P + eval_tokens};
   shape.eval_seqs = t.eval_batch_size;
+  shape.eval_targets = int64_t(t.eval_batch_size) * eval_answer;
   const HeadSpec head{task->vocab_loss() ? LossKind::Vocab : LossKind::Labels, task->label_tokens()};
   stage = std::make_unique<Stage>(*ctx, model, model_file, spec, head, shape);
   runner = std::make_unique<PipelineRunner>(*stage, parallel->pipeline(), schedule_kind(config.parallel.schedule));
 
   if (!eval_only)
-    train_batches = std::make_unique<MicroBatchSet>(*backend, P, shape.train.rows, t.micro_batch_size, micro_batches);
-  eval_batch = std::make_unique<MicroBatchSet>(*backend, P, shape.eval.rows, t.eval_batch_size, 1);
+    train_batches = std::make_unique<MicroBatchSet>(*backend, P, shape.train.rows, t.micro_batch_size,
+                                                    micro_batches, train_answer);
+  eval_batch = std::make_unique<MicroBatchSet>(*backend, P, shape.eval.rows, t.eval_batch_size, 1, eval_answer);
   // This rank's share of the prompt's parameters: the input rows on the
   // first stage, a deep prompt's units on the ranks of their layer and kv head.
   PromptPlacement place;
@@ -101,6 +107,16 @@ Session::Session(const Config& cfg, ProcessGrid grid, SessionMode mode)
   prompt = std::make_unique<PromptParameter>(*backend, ctx->stat, config.prompt, model, place);
   if (kv_replicas > 1 && prompt->method() == PromptMethod::Deep)
     kv_grad_scratch = ctx->alloc_stat(Shape{model.n_kv_heads, prompt->device_grad().prefix.numel()});
+  // Generation needs the key/value cache ops, which only the CPU back end has
+  // so far: elsewhere a generate task's evaluation reports its loss alone.
+  if (task->generative() && !data.eval_inputs.empty() && backend->device() == Device::CPU) {
+    int64_t longest_input = 1;
+    for (const ReferencedInput& in : data.eval_inputs)
+      longest_input = std::max<int64_t>(longest_input, int64_t(in.tokens.size()));
+    decoder = std::make_unique<Decoder>(*stage, *runner, parallel->pipeline(), *tokenizer,
+                                        DecoderShape{{P}, t.eval_batch_size, longest_input,
+                                                     task->max_target_length()});
+  }
   if (backend->device() == Device::CUDA && !eval_only) step_sums = backend->allocate(DType::F64, Shape{3});
   examples.reserve(size_t(std::max(local_batch, t.eval_batch_size)));
   tally.reset(nullptr, task->num_labels());

@@ -33,10 +33,14 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
     s.examples.push_back(&s.data.train[size_t(global_batch[size_t(ps.coords().dp * local + i)])]);
   MicroBatchSet& mbs = *s.train_batches;
   mbs.fill(s.examples);
+  // The loss is the mean over the global batch's target tokens (one per
+  // example for a classify task): every replica counts them all.
+  int64_t targets = 0;
+  for (int64_t i : global_batch) targets += s.data.train[size_t(i)].answer_tokens();
 
   // Forward and backward through the schedule; each stage accumulates its
-  // part of the prompt's gradient, each example's loss weighted 1/B. On a GPU
-  // the last stage adds the loss and correct count up on the device.
+  // part of the prompt's gradient, each target token's loss weighted
+  // 1/targets. On a GPU the last stage adds the loss and correct count up on the device.
   PromptParameter& prompt = *s.prompt;
   const bool on_device = s.device_step();
   const Tensor sums = s.step_sums.view();
@@ -46,7 +50,7 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   }
   prompt.zero_grad();
   s.tally.reset(&mbs.batches(), s.task->num_labels());
-  s.runner->train(mbs.batches(), prompt.device(), prompt.device_grad(), 1.0f / float(B), s.tally);
+  s.runner->train(mbs.batches(), prompt.device(), prompt.device_grad(), 1.0f / float(targets), s.tally);
   if (on_device) s.stage->set_device_sums(Tensor{});
 
   // The prompt's gradient, summed over the replicas, its norm, clipping, and
@@ -139,8 +143,9 @@ StepResult train_step(Session& s, Optimizer& optimizer, const std::vector<int64_
   control_sum(ps.host(), {&loss_sum, &correct, &text_rows, &prompt_rows, &norm, &skip, &stop,
                           &tensor_bytes, &pipeline_bytes, &data_bytes});
   r.job_bytes = {uint64_t(tensor_bytes), uint64_t(pipeline_bytes), uint64_t(data_bytes)};
-  r.loss = loss_sum / B;
+  r.loss = loss_sum / double(targets);
   r.accuracy = correct / B;
+  r.targets = targets;
   r.text_rows = int64_t(text_rows);
   r.prompt_rows = int64_t(prompt_rows);
   r.grad_norm = norm;
@@ -165,15 +170,15 @@ uint64_t prompt_pipeline_bytes_per_step(const StepShape& sh) {
   return sh.layout.pipeline > 1 ? uint64_t(sh.trunk_elems * sh.stat_bytes) : 0;
 }
 
-PerKind<uint64_t> step_bytes(const StepShape& sh, const std::vector<int64_t>& micro_batch_rows) {
+PerKind<uint64_t> step_bytes(const StepShape& sh, const std::vector<MicroBatchSize>& micro_batches) {
   PerKind<uint64_t> b;
   const tensor_parallel::StageParts parts{sh.stage.first(), sh.stage.num_layers,
                                           sh.stage.last() && sh.vocab_loss};
-  for (int64_t rows : micro_batch_rows) {
-    b.tensor += tensor_parallel::bytes_per_micro_batch(parts, sh.layout.tensor, rows, sh.examples_per_micro,
+  for (const MicroBatchSize& m : micro_batches) {
+    b.tensor += tensor_parallel::bytes_per_micro_batch(parts, sh.layout.tensor, m.rows, m.targets,
                                                        sh.d_model, sh.act_bytes, sh.stat_bytes);
     if (sh.layout.pipeline > 1)
-      b.pipeline += pipeline_bytes_per_micro_batch(sh.stage, rows, sh.d_model, sh.act_bytes);
+      b.pipeline += pipeline_bytes_per_micro_batch(sh.stage, m.rows, sh.d_model, sh.act_bytes);
   }
   b.data = data_parallel_bytes_per_step(sh);
   const int64_t shared_kv = sh.layout.tensor > sh.model_kv_heads && sh.method == PromptMethod::Deep
@@ -191,7 +196,6 @@ StepShape step_shape(const Session& s) {
   sh.layout = s.parallel->layout();
   sh.d_model = s.model.d_model;
   sh.prompt_len = s.config.prompt.length;
-  sh.examples_per_micro = s.config.train.micro_batch_size;
   sh.vocab_loss = s.task->vocab_loss();
   sh.act_bytes = int64_t(dtype_size(s.ctx->act));
   sh.stat_bytes = int64_t(dtype_size(s.ctx->stat));

@@ -218,6 +218,7 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
                  config.optim.lr, t.batch_size, t.steps);
   }
 
+  const bool generative = session.task->generative();
   auto save = [&](int64_t step, const EvalResult* eval) {
     // Replicas must agree on the prompt before one of them writes it.
     SPT_CHECK(replicas_agree(session), "the prompt differs between replicas at step ", step,
@@ -233,7 +234,7 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
     c.model_fingerprint = model.fingerprint;
     c.model_path = config.model.path;
     if (eval) {
-      c.eval_accuracy = eval->accuracy;
+      if (!generative) c.eval_accuracy = eval->accuracy;
       c.eval_loss = eval->loss;
     }
     c.task_template = config.task.template_text;
@@ -243,7 +244,26 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
   };
 
   auto run_eval = [&](int64_t step) {
-    EvalResult r = evaluate(session, session.data.eval);
+    const auto eval_start = Clock::now();
+    EvalResult r = evaluate_task(session);
+    if (generative) {
+      // Generation scores instead of accuracy; the loss is over each input's first reference.
+      metrics.write({{"step", step},
+                     {"eval_loss", r.loss},
+                     {"eval_bleu", r.text.bleu},
+                     {"eval_rouge_l", r.text.rouge_l},
+                     {"eval_exact_match", r.text.exact_match},
+                     {"eval_examples", r.examples},
+                     {"eval_time_s", seconds_since(eval_start)}});
+      if (lead)
+        std::fprintf(stderr,
+                     "sptrain: step %lld eval: loss %.4f, BLEU %.2f, ROUGE-L %.2f, exact match %.2f "
+                     "(%lld inputs, %s)\n",
+                     static_cast<long long>(step), r.loss, r.text.bleu, r.text.rouge_l,
+                     r.text.exact_match, static_cast<long long>(r.text.count),
+                     format_duration(seconds_since(eval_start)).c_str());
+      return r;
+    }
     metrics.write({{"step", step},
                    {"eval_loss", r.loss},
                    {"eval_accuracy", r.accuracy},
@@ -275,7 +295,6 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
     const double rows = double(r.text_rows + r.prompt_rows);
     nlohmann::json j = {{"step", step},
                         {"loss", r.loss},
-                        {"accuracy", r.accuracy},
                         {"lr", lr},
                         {"grad_norm", r.grad_norm},
                         {"step_time_s", step_time},
@@ -283,6 +302,11 @@ TrainSummary train(const Config& config, ProcessGrid grid) {
                         {"tokens_per_s", rows / step_time},
                         {"text_tokens", r.text_rows},
                         {"prompt_tokens", r.prompt_rows}};
+    if (generative) {
+      j["target_tokens"] = r.targets;
+    } else {
+      j["accuracy"] = r.accuracy;
+    }
     for (CommKind k : kCommKinds) {
       j["comm_bytes"][comm_kind_name(k)] = r.bytes[k];
       j["comm_bytes_job"][comm_kind_name(k)] = r.job_bytes[k];

@@ -511,6 +511,14 @@ TEST(CpuOps, AccumulateLossAndSumSquares) {
   EXPECT_NEAR(got[0], 1.5 + loss, 1e-12);
   EXPECT_EQ(got[1], 2.0 + correct);
 
+  // A generate task: N target rows (here B, read as tokens) and no labels
+  // (label logits of 0 columns): every row's loss, no count.
+  Buffer no_labels = be.allocate(F64, Shape{B, 0});
+  be.accumulate_loss(sums, mx, se, tg, no_labels, Tensor{});
+  const auto got2 = to_host(be, sums);
+  EXPECT_NEAR(got2[0], 1.5 + 2 * loss, 1e-12);
+  EXPECT_EQ(got2[1], 2.0 + correct);
+
   Buffer x = random_tensor(be, F64, Shape{4, 5}, rng);
   Buffer out = be.allocate(F64, Shape{1});
   be.sum_squares(out, x);

@@ -36,9 +36,10 @@ inline std::string minimal_plus(const std::string& extra) { return std::string(k
 // Every YAML key of a Config, written out here independently of the loader's table.
 inline const std::vector<std::string>& all_keys() {
   static const std::vector<std::string> keys = {
-      "backend", "threads", "model.path", "model.dtype", "task.train", "task.eval", "task.format",
-      "task.template", "task.labels", "task.max_length", "task.loss", "prompt.method",
-      "prompt.reparameterize", "prompt.encoder", "prompt.encoder_hidden", "prompt.length", "prompt.init",
+      "backend", "threads", "model.path", "model.dtype", "task.kind", "task.train", "task.eval",
+      "task.format", "task.template", "task.labels", "task.max_length", "task.loss",
+      "task.max_target_length", "prompt.method", "prompt.reparameterize", "prompt.encoder",
+      "prompt.encoder_hidden", "prompt.length", "prompt.init",
       "prompt.init_text", "prompt.init_range", "optim.name", "optim.lr", "optim.weight_decay",
       "optim.beta1", "optim.beta2", "optim.eps", "optim.warmup_steps", "optim.schedule",
       "optim.min_lr_ratio", "optim.clip_grad_norm", "optim.adafactor.decay_rate",

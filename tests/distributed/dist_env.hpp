@@ -81,7 +81,7 @@ inline const std::string& model_path(Family family) {
   auto it = paths.find(family);
   if (it != paths.end()) return it->second;
   const std::string path = test::temp_path(std::string("dist_") + family_label(family) + ".h5");
-  const Tokenizer tok = Tokenizer::bytes_only();
+  const Tokenizer tok = test::bytes_with_eos();  // end-of-sequence for the generate task
   write_random_model(path, model_config(family), 11, 0.2, [&](h5::File& f) { tok.save(f); });
   return paths[family] = path;
 }
@@ -94,6 +94,16 @@ inline const std::string& eval_data() {
   static const std::string path = test::sst2_subset("dev", 12, "dist_eval.tsv");
   return path;
 }
+// The generate task's lines (test::generate_data): 40 to train on, 7 inputs
+// (10 lines, some with two references) to evaluate.
+inline const std::string& generate_train_data() {
+  static const std::string path = test::generate_data(40, 0, "dist_generate_train.tsv");
+  return path;
+}
+inline const std::string& generate_eval_data() {
+  static const std::string path = test::generate_data(7, 40, "dist_generate_eval.tsv");
+  return path;
+}
 
 // Global batch 8 in micro-batches of 2: 4 micro-batches per step with one
 // replica, 2 per replica with two. 5 optimizer steps.
@@ -102,10 +112,21 @@ constexpr int kSteps = 5;
 // Relative error allowed between a layout and one rank (fp32 sums in another order).
 constexpr double kTolerance = 1e-5;
 
+// loss: labels or vocab (the classify task), or generate (the generate task).
 inline Config make_config(Family family, const std::string& loss, const std::string& schedule,
                           int tensor, int pipeline, const std::string& run_dir) {
   Config c = test::tiny_config_for(model_path(family), train_data(), eval_data(), run_dir);
   c.task.loss = loss;
+  if (loss == "generate") {
+    c.task.kind = "generate";
+    c.task.loss = "vocab";
+    c.task.labels.clear();
+    c.task.train = generate_train_data();
+    c.task.eval = generate_eval_data();
+    c.task.template_text = "Q: {text}\nA: ";
+    c.task.max_length = 24;
+    c.task.max_target_length = 12;
+  }
   c.prompt.length = 4;
   c.train.batch_size = 8;
   c.train.micro_batch_size = 2;
@@ -161,19 +182,25 @@ std::unique_ptr<Optimizer> run_steps(Session& s, OnStep&& on_step) {
   return optimizer;
 }
 
-// The rows of each of this rank's micro-batches in a step, counted here from
-// the examples' token counts: the shared prompt once, then each example's tokens.
-inline std::vector<int64_t> micro_batch_rows(const Session& s, const std::vector<int64_t>& batch) {
+// The rows and target rows of each of this rank's micro-batches in a step,
+// counted here from the examples' token counts: the shared prompt once, then
+// each example's tokens and (generate) its target's tokens but the last;
+// one target row per example (classify) or one per target token (generate).
+inline std::vector<MicroBatchSize> micro_batch_sizes(const Session& s, const std::vector<int64_t>& batch) {
   const Config& c = s.config;
   const int dp = s.parallel->coords().dp, local = s.local_batch(), per_micro = c.train.micro_batch_size;
-  std::vector<int64_t> rows;
+  std::vector<MicroBatchSize> sizes;
   for (int k = 0; k < local / per_micro; ++k) {
-    int64_t T = c.prompt.length;
-    for (int e = 0; e < per_micro; ++e)
-      T += int64_t(s.data.train[size_t(batch[size_t(dp * local + k * per_micro + e)])].tokens.size());
-    rows.push_back(T);
+    MicroBatchSize m{c.prompt.length, 0};
+    for (int e = 0; e < per_micro; ++e) {
+      const EncodedExample& ex = s.data.train[size_t(batch[size_t(dp * local + k * per_micro + e)])];
+      const int64_t target = ex.target.empty() ? 1 : int64_t(ex.target.size());
+      m.rows += int64_t(ex.tokens.size()) + target - 1;
+      m.targets += target;
+    }
+    sizes.push_back(m);
   }
-  return rows;
+  return sizes;
 }
 
 // The one-rank result for a family and loss (the schedule does not matter

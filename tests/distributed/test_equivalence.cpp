@@ -1,6 +1,7 @@
 // Every parallel layout computes what one rank computes: the same loss and
 // prompt gradient at every step and the same prompt after kSteps optimizer
-// steps, for both families, both losses and both schedules; and each step
+// steps, for both families, both losses and both schedules, and generate
+// tasks (the loss at every target token); and each step
 // sends exactly the bytes docs/parallelism.md says, by kind.
 //
 // The reference is computed in the same process with a grid of one rank.
@@ -44,17 +45,18 @@ void check_against_one_rank(const Case& k, const std::vector<int>& stage_layers)
   // on the ranks that hold the prompt, and nothing anywhere else.
   const uint64_t prompt_bytes = uint64_t(c.prompt.length) * uint64_t(s.model.d_model) * 4;
   run_steps(s, [&](int step, const std::vector<int64_t>& batch, const StepResult& r) {
-    const std::vector<int64_t> rows = micro_batch_rows(s, batch);
-    const PerKind<uint64_t> want = step_bytes(step_shape(s), rows);
+    const std::vector<MicroBatchSize> sizes = micro_batch_sizes(s, batch);
+    const PerKind<uint64_t> want = step_bytes(step_shape(s), sizes);
     EXPECT_EQ(r.bytes.tensor, want.tensor) << "tensor-parallel bytes, step " << step;
     EXPECT_EQ(r.bytes.pipeline, want.pipeline) << "pipeline bytes, step " << step;
     EXPECT_EQ(r.bytes.data, want.data) << "data-parallel bytes, step " << step;
     EXPECT_EQ(r.bytes.data, s.holds_prompt() && l.data > 1 ? prompt_bytes : 0)
         << "data-parallel bytes, step " << step;
     // The micro-batches' rows as train_step packed them.
-    int64_t total = 0;
-    for (int64_t T : rows) total += T;
+    int64_t total = 0, targets = 0;
+    for (const MicroBatchSize& m : sizes) total += m.rows, targets += m.targets;
     row_mismatches += total != s.train_batches->text_rows() + s.train_batches->prompt_rows();
+    row_mismatches += targets != s.train_batches->targets();
 
     loss_err = std::max(loss_err, relative_error(r.loss, ref.loss[size_t(step)]));
     if (s.holds_prompt()) grad_err = std::max(grad_err, relative_error(s.prompt->grad(), ref.grad[size_t(step)]));
@@ -94,7 +96,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{Family::Llama, "labels", "gpipe"}, Case{Family::Llama, "labels", "1f1b"},
                       Case{Family::Llama, "vocab", "gpipe"}, Case{Family::Llama, "vocab", "1f1b"},
                       Case{Family::Gpt, "labels", "gpipe"}, Case{Family::Gpt, "labels", "1f1b"},
-                      Case{Family::Gpt, "vocab", "gpipe"}, Case{Family::Gpt, "vocab", "1f1b"}),
+                      Case{Family::Gpt, "vocab", "gpipe"}, Case{Family::Gpt, "vocab", "1f1b"},
+                      // generate tasks: the loss at every target token
+                      Case{Family::Llama, "generate", "1f1b"}, Case{Family::Gpt, "generate", "gpipe"}),
     case_name);
 
 }  // namespace

@@ -73,7 +73,7 @@ TEST_P(MethodEquivalence, SameLossesAndPromptAsOneRankAndCountedBytes) {
   Session s(method_config(k, l.tensor, l.pipeline, test::temp_path("methods_run")), new_grid(),
             SessionMode::Train);
   const MethodRun run = train_method(s, [&](int step, const std::vector<int64_t>& batch, const StepResult& r) {
-    const PerKind<uint64_t> want = step_bytes(step_shape(s), micro_batch_rows(s, batch));
+    const PerKind<uint64_t> want = step_bytes(step_shape(s), micro_batch_sizes(s, batch));
     EXPECT_EQ(r.bytes.tensor, want.tensor) << "tensor-parallel bytes, step " << step;
     EXPECT_EQ(r.bytes.pipeline, want.pipeline) << "pipeline bytes, step " << step;
     EXPECT_EQ(r.bytes.data, want.data) << "data-parallel bytes, step " << step;
@@ -87,7 +87,13 @@ TEST_P(MethodEquivalence, SameLossesAndPromptAsOneRankAndCountedBytes) {
       norm_err = std::max(norm_err, relative_error(run.grad_norm[size_t(i)], ref.grad_norm[size_t(i)]));
   }
   EXPECT_LE(loss_err, kTolerance) << "loss";
-  EXPECT_LE(norm_err, kTolerance) << "gradient norm";
+  // The LSTM encoder's backward amplifies f32 rounding: its norm differs by
+  // up to 2.1e-5 at tp 4 (2026-11-30), while with model.dtype f64 every
+  // layout gives the one-rank norm to 1e-15: the layouts compute the same
+  // thing, in another order.
+  const double norm_tolerance = std::string(k.encoder) == "lstm" && std::string(k.method) == "p_tuning"
+                                    ? 1e-4 : kTolerance;
+  EXPECT_LE(norm_err, norm_tolerance) << "gradient norm";
 
   double prompt_err = 0;
   if (world_rank() == 0) {

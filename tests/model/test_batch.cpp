@@ -21,7 +21,8 @@ TEST(PackedBatchWriter, PromptRowsMustLieInThePrompt) {
   ex.label_token = 9;
 
   // A stack of two prompts of 4 and 3 rows (7 rows): rows 4..6 are the second.
-  PackedBatchWriter writer(be, /*max_rows=*/32, /*max_seqs=*/2, /*max_segments=*/4, /*prompt_rows=*/7);
+  PackedBatchWriter writer(be, /*max_rows=*/32, /*max_seqs=*/2, /*max_segments=*/4, /*prompt_rows=*/7,
+                           /*max_targets=*/2);
   MicroBatch mb;
   writer.begin(mb, 1);
   writer.add_segment(3 + 3, 0, 0);
@@ -62,6 +63,36 @@ TEST(BatchBuilder, EveryLayoutStaysInsideItsPrompt) {
     for (int32_t t : tokens) EXPECT_GE(t, -4) << (share ? "shared" : "per example");
     EXPECT_EQ(mb.prompt_rows, share ? 4 : 8);
   }
+}
+
+// A generate task's examples: the target's tokens but the last follow the
+// text as input rows, and every target token is read at the row before it.
+TEST(BatchBuilder, GenerateTargetsAreTeacherForced) {
+  CpuBackend be{1};
+  EncodedExample a, b;
+  a.tokens = {5, 6, 7};
+  a.target = {20, 21, 2};  // 2: end-of-sequence
+  b.tokens = {8};
+  b.target = {2};
+  BatchBuilder builder(be, /*prompt_len=*/2, /*max_rows=*/16, /*max_seqs=*/2, true, /*max_answer=*/3);
+  MicroBatch mb;
+  builder.fill(mb, {&a, &b});
+  // [prompt 0, prompt 1 | 5 6 7 20 21 | 8]
+  std::vector<int32_t> tokens(size_t(mb.seq.num_rows)), rows(size_t(mb.targets)), targets(size_t(mb.targets));
+  be.copy_to_host(tokens.data(), mb.tokens);
+  be.copy_to_host(rows.data(), mb.target_rows);
+  be.copy_to_host(targets.data(), mb.token_targets);
+  EXPECT_EQ(tokens, (std::vector<int32_t>{-1, -2, 5, 6, 7, 20, 21, 8}));
+  EXPECT_EQ(mb.targets, 4);
+  EXPECT_EQ(rows, (std::vector<int32_t>{4, 5, 6, 7}));
+  EXPECT_EQ(targets, (std::vector<int32_t>{20, 21, 2, 2}));
+  EXPECT_EQ(mb.seq.host_answer_rows, (std::vector<int32_t>{4, 7}));
+  EXPECT_EQ(mb.seq.host_positions, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 2}));
+  EXPECT_EQ(mb.text_rows, 6);
+  // More target rows than the builder was sized for is refused.
+  EncodedExample c = a;
+  c.target = {1, 2, 3, 4};
+  EXPECT_THROW(builder.fill(mb, {&c, &c}), Error);
 }
 
 }  // namespace

@@ -140,4 +140,16 @@ inline ModelConfig tiny_config(Family family) {
   return c;
 }
 
+// The message of the sptrain::Error `f` throws; fails the test if none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an sptrain::Error";
+  return "";
+}
+
 }  // namespace sptrain::test

@@ -33,6 +33,30 @@ inline std::string sst2_subset(const std::string& split, int n, const std::strin
   return path;
 }
 
+// The byte-level tokenizer with an end-of-sequence token (id 256, "<eos>"),
+// which generate tasks need.
+inline Tokenizer bytes_with_eos() {
+  TokenizerSpec s = Tokenizer::bytes_only().spec();
+  s.tokens.push_back("<eos>");
+  s.eos_id = 256;
+  return Tokenizer(std::move(s));
+}
+
+// A small generate task in a temporary file: `n` lines of a short input and
+// its target (the input's words reversed, or for every third input a second
+// line with the words upper-cased: a second reference), TSV.
+inline std::string generate_data(int n, int first, const std::string& name) {
+  static const char* const words[] = {"red", "tea", "cat", "sun", "map", "owl", "fig", "jam"};
+  const std::string path = temp_path(name);
+  std::ofstream out(path);
+  for (int i = first; i < first + n; ++i) {
+    const std::string a = words[i % 8], b = words[(i / 8 + 3 * i) % 8];
+    out << a << " " << b << "\t" << b << " " << a << "\n";
+    if (i % 3 == 0) out << a << " " << b << "\t" << b << " " << a << " !\n";
+  }
+  return path;
+}
+
 inline std::string tiny_model(Family family, const std::string& name, int layers = 2,
                               uint64_t seed = 5, int d_model = 16) {
   ModelConfig c = tiny_config(family);

@@ -54,6 +54,31 @@ struct SequenceIndex {
   int length(int s) const { return host_offsets[size_t(s) + 1] - host_offsets[size_t(s)]; }
 };
 
+// Where the new rows of one step of generation with a key/value cache lie.
+// Per layer, the cache holds the keys and values of every row computed so
+// far, one cache row each: [C, 2 * Hkv * D], the k heads then the v heads.
+// The step's Q new rows form S runs; run s (rows q_offsets[s] ..
+// q_offsets[s+1] - 1) continues sequence s, whose keys and values lie in two
+// ranges of the cache: its prefix [prefix_start[s], +prefix_len[s]) (a
+// prompt shared by several sequences, or none) and its own rows
+// [own_start[s], +own_len[s]), of which the run's new rows are the last
+// (kv_cache_store puts them there first). New row i of a run of L rows sees
+// the prefix and its own rows 0 .. own_len - L + i: causal within the run,
+// so one op serves the prompt and the input (a run of many rows) and each
+// generated token (a run of one).
+struct CacheIndex {
+  int num_seqs = 0;  // S
+  int num_rows = 0;  // Q
+  int max_keys = 0;  // most keys one new row sees (prefix + own)
+  std::vector<int32_t> host_q_offsets;     // [S+1]
+  std::vector<int32_t> host_prefix_start;  // [S]
+  std::vector<int32_t> host_prefix_len;    // [S]
+  std::vector<int32_t> host_own_start;     // [S]
+  std::vector<int32_t> host_own_len;       // [S]
+  std::vector<int32_t> host_cache_rows;    // [Q] the cache row of each new row
+  Tensor q_offsets, prefix_start, prefix_len, own_start, own_len, cache_rows;  // i32, as above
+};
+
 enum class NormKind : uint8_t { LayerNorm, RmsNorm };
 enum class Activation : uint8_t { Gelu, GeluTanh, Relu, SwiGlu };
 
@@ -229,16 +254,34 @@ class Backend {
                                       const Tensor& max, const Tensor& sumexp,
                                       const Tensor& targets, int64_t offset, float weight) = 0;
 
+  // ---- generation: attention over a key/value cache (CacheIndex) ----
+  // A back end without them fails with a message naming it.
+  // cache[cache_rows[i]] = the k and v heads of qkv row i (qkv [Q, W], cache [C, 2*Hkv*D]).
+  virtual void kv_cache_store(const Tensor& cache, const Tensor& qkv, int n_heads, int n_kv_heads,
+                              const CacheIndex& idx) {
+    (void)cache, (void)qkv, (void)n_heads, (void)n_kv_heads, (void)idx;
+    fail(name(), ": generation (a key/value cache) is not supported on this back end yet");
+  }
+  // out[Q, Hq*D]: the query heads of each new row (from qkv) attend over the
+  // keys and values its run sees in the cache, grouped-query heads as in
+  // attention_forward. Needs reserve_attention(.., max_keys >= idx.max_keys, ..).
+  virtual void attention_cached(const Tensor& out, const Tensor& qkv, const Tensor& cache,
+                                int n_heads, int n_kv_heads, const CacheIndex& idx, float scale) {
+    (void)out, (void)qkv, (void)cache, (void)n_heads, (void)n_kv_heads, (void)idx, (void)scale;
+    fail(name(), ": generation (attention over a key/value cache) is not supported on this back end yet");
+  }
+
   // ---- a training step's figures and the prompt's update, on the device ----
   // A GPU step finishes its loss, accuracy count, gradient norm and update on
   // the device, so the host waits once per step, for the step's scalars
   // (docs/cuda.md). The CPU back end keeps these on the host (train_step, optim/)
   // and implements only what tests compare the device with.
 
-  // sums (f64 [2]) += {sum over b of log(sumexp[b]) + max[b] - target[b],
-  //                    number of b whose largest label_logits[b, :] is at labels[b]}
-  // (ties: the first largest, as std::max_element). max, sumexp, target: stat [B];
-  // label_logits: stat [B, n_labels]; labels: i32 [B].
+  // sums (f64 [2]) += {sum over the N target rows n of log(sumexp[n]) + max[n] - target[n],
+  //                    number of examples b whose largest label_logits[b, :] is at labels[b]}
+  // (ties: the first largest, as std::max_element). max, sumexp, target: stat [N];
+  // label_logits: stat [B, n_labels], one row per example (a classify task: N = B;
+  // n_labels 0, a generate task: no count); labels: i32 [B].
   virtual void accumulate_loss(const Tensor& sums, const Tensor& max, const Tensor& sumexp,
                                const Tensor& target, const Tensor& label_logits,
                                const Tensor& labels) = 0;

@@ -1,6 +1,7 @@
 #pragma once
 // What each `sptrain` subcommand does, separated from how its arguments are
 // parsed (src/cli/main.cpp). Each returns the process exit code.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -94,5 +95,22 @@ struct InferOptions {
   int threads = 0;                   // CPU threads, 0 = all cores
 };
 int run_infer(const InferOptions& options);
+
+struct GenerateOptions {
+  std::string model;                 // HDF5 model file
+  std::vector<std::string> prompts;  // NAME=PATH (checkpoint or hdf5 export of a generate task)
+  std::string input = "-";           // JSONL input, "-" = standard input
+  int max_new_tokens = 0;            // 0 = the largest task.max_target_length of the prompts
+  double temperature = 0;            // 0 = greedy
+  int top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;     // stop strings
+  bool ids = false;                  // print the generated token ids too
+  int batch_size = 16;               // inputs generated together (tasks mixed)
+  int threads = 0;                   // CPU threads per rank
+  int tensor = 1, pipeline = 1;      // layout under mpirun (the ranks must be tensor x pipeline)
+};
+int run_generate(const GenerateOptions& options);
 
 }  // namespace sptrain

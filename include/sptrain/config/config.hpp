@@ -16,15 +16,18 @@ struct ModelSection {
 };
 
 struct TaskSection {
+  std::string kind = "classify";            // classify (a label word) | generate (a target text)
   std::string train;                        // training data file (TSV or JSONL)
   std::string eval;                         // evaluation data file ("" = none)
   std::string format = "auto";              // auto | tsv | jsonl (auto: by extension)
   std::string template_text = "{text}";     // YAML key: template; must contain {text}
   // label value in the data -> verbalizer word, in the order the YAML lists them;
   // that order defines the class index of each label.
+  // classify only (a generate task has none).
   std::vector<std::pair<std::string, std::string>> labels;
   int max_length = 128;                     // text tokens kept (template included), >= 1
-  std::string loss = "labels";              // labels (CE over label words) | vocab (CE over the vocabulary)
+  std::string loss = "labels";              // labels (CE over label words) | vocab (CE over the vocabulary); generate: always vocab
+  int max_target_length = 128;              // generate: most target tokens, end-of-sequence included
 
   bool operator==(const TaskSection&) const = default;
 };

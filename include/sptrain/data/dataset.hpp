@@ -10,10 +10,21 @@
 namespace sptrain {
 
 struct Example {
-  std::string text;
-  std::string label;  // as written in the data (JSON integers become decimal strings)
+  std::string text;   // the input
+  std::string label;  // the answer as written in the data: a class label (JSON integers
+                      // become decimal strings) or, for a generate task, the target text
   int line = 0;       // 1-based line in the file, for error messages
 };
+
+// What a task's lines hold: the JSONL keys of the input and the answer (the
+// names errors use for TSV too), and whether the answer may be a JSON integer.
+struct ExampleFields {
+  const char* text;
+  const char* answer;
+  bool integer_answer;
+};
+inline constexpr ExampleFields kClassifyFields{"text", "label", true};    // text<TAB>label
+inline constexpr ExampleFields kGenerateFields{"input", "target", false};  // input<TAB>target
 
 // The longest line a data file may have (bytes before its "\n"): a bound on what
 // one example can make sptrain read (an example is truncated to task.max_length
@@ -21,7 +32,8 @@ struct Example {
 inline constexpr size_t kMaxLineBytes = size_t(1) << 20;
 
 // Reads a whole dataset. format: "auto" (by extension: .tsv/.txt -> tsv,
-// .jsonl/.json -> jsonl), "tsv" or "jsonl".
+// .jsonl/.json -> jsonl), "tsv" or "jsonl". The names below are those of
+// kClassifyFields; a generate task's (kGenerateFields) are input and target.
 //
 // TSV: the LAST tab on a line separates the label, so the text may not
 // contain tabs but everything before the last tab is the text. A first line
@@ -29,11 +41,12 @@ inline constexpr size_t kMaxLineBytes = size_t(1) << 20;
 // Windows line endings and a UTF-8 byte-order mark are tolerated; blank lines
 // at the end are ignored, a blank line elsewhere is an error.
 // JSONL: one JSON object per line with a string `text` and a string or
-// integer `label`; other keys are ignored.
+// integer `label` (a target: a string); other keys are ignored.
 // Errors: missing file, unknown format, no examples, and per line (as
 // `path:LINE: ...`): longer than kMaxLineBytes, no tab, empty text, empty label, invalid UTF-8,
 // malformed JSON, missing or mistyped field.
-std::vector<Example> read_dataset(const std::string& path, const std::string& format = "auto");
+std::vector<Example> read_dataset(const std::string& path, const std::string& format = "auto",
+                                  const ExampleFields& fields = kClassifyFields);
 
 // Fails naming file, line and label when an example's label is not one of
 // `allowed`, listing the allowed labels.

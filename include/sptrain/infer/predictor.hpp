@@ -12,21 +12,10 @@
 #include <vector>
 
 #include "sptrain/comm/communicator.hpp"
+#include "sptrain/infer/task_prompts.hpp"
 #include "sptrain/model/stage.hpp"
-#include "sptrain/prompt/export.hpp"
-#include "sptrain/data/task.hpp"
 
 namespace sptrain {
-
-// One task: a name and a prompt that carries its task (template, verbalizer,
-// max_length): a checkpoint or an hdf5 export.
-struct TaskPrompt {
-  std::string name;
-  StoredPrompt prompt;
-};
-
-// "NAME=PATH": reads the prompt at PATH. Errors name the argument.
-TaskPrompt parse_task_prompt(const std::string& arg);
 
 struct Prediction {
   int task = 0;
@@ -47,11 +36,11 @@ class Predictor {
   Predictor(const std::string& model_path, std::vector<TaskPrompt> tasks, const PredictorOptions& options);
   ~Predictor();
 
-  int num_tasks() const { return int(tasks_.size()); }
-  int find_task(const std::string& name) const;  // -1 when there is none
-  const std::string& task_name(int k) const { return tasks_[size_t(k)].name; }
-  const Task& task(int k) const { return *tasks_[size_t(k)].task; }
-  std::string task_names() const;  // "a, b, c", for messages
+  int num_tasks() const { return tasks_->size(); }
+  int find_task(const std::string& name) const { return tasks_->find(name); }  // -1 when there is none
+  const std::string& task_name(int k) const { return (*tasks_)[k].name; }
+  const Task& task(int k) const { return *(*tasks_)[k].task; }
+  std::string task_names() const { return tasks_->names(); }  // "a, b, c", for messages
   int batch_size() const { return options_.batch_size; }
   const ModelConfig& model() const { return model_; }
 
@@ -62,12 +51,6 @@ class Predictor {
                                   const std::vector<int>& task_of);
 
  private:
-  struct Entry {
-    std::string name;
-    StoredPrompt prompt;
-    std::unique_ptr<Task> task;
-    std::vector<int> columns;  // the head's column of each of the task's labels
-  };
 
   PredictorOptions options_;
   SoloGroup tensor_group_{CommKind::Tensor, nullptr};  // the whole model on this rank
@@ -76,7 +59,8 @@ class Predictor {
   h5::File model_file_;
   ModelConfig model_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::vector<Entry> tasks_;
+  std::unique_ptr<TaskPrompts> tasks_;
+  std::vector<std::vector<int>> columns_;  // per task, the head's column of each of its labels
   std::unique_ptr<Stage> stage_;
   std::unique_ptr<MixedPromptBatchBuilder> builder_;
   MicroBatch mb_;

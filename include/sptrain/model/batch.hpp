@@ -14,15 +14,25 @@
 
 namespace sptrain {
 
+// The loss is computed at N target rows: each example's answer row (its
+// last text row, seq.answer_rows) and, for a generate task, the rows of its
+// target tokens but the last (teacher forcing); row r's output predicts the
+// token at row r + 1. A classify task has one target row per example (N = B).
 struct MicroBatch {
   SequenceIndex seq;
   Tensor tokens;         // i32 [T]; prompt row i holds -1 - i
   Tensor label_targets;  // i32 [B] class index
-  Tensor token_targets;  // i32 [B] vocabulary id of the label word
+  Tensor target_rows;    // i32 [N] rows whose outputs the loss reads
+  Tensor token_targets;  // i32 [N] vocabulary id each of them predicts (the label word, a target token)
   std::vector<int32_t> host_labels;  // class index per example
-  int64_t text_rows = 0;             // rows that are text
+  int64_t targets = 0;               // N
+  int64_t text_rows = 0;             // rows that are text (targets' input rows included)
   int64_t prompt_rows = 0;           // rows that are prompt (P shared, B*P unshared)
 };
+
+// The first n elements of `buf` (1-D), filled from host memory: how the
+// batch writers here and in kv_cache.hpp upload their index tensors.
+Tensor upload_prefix(Backend& backend, const Buffer& buf, int64_t n, const void* src);
 
 // What both builders below share: the device buffers of a packed
 // micro-batch, sized once for the largest one, and the host-side packing of
@@ -31,15 +41,16 @@ struct MicroBatch {
 // The device buffers of one packed micro-batch.
 struct PackedBatchBuffers {
   Buffer offsets, prefix_start, prefix_len, positions, answer_rows, prob_offsets, tokens,
-      label_targets, token_targets;
-  BufferList list(int64_t max_rows, int max_seqs, int max_segments);
+      label_targets, target_rows, token_targets;
+  BufferList list(int64_t max_rows, int max_seqs, int max_segments, int64_t max_targets);
 };
 
 class PackedBatchWriter {
  public:
   // prompt_rows: rows of the (stacked) prompt tensor that prompt tokens index.
+  // max_targets: most target rows (N) in one micro-batch.
   PackedBatchWriter(Backend& backend, int64_t max_rows, int max_seqs, int max_segments,
-                    int64_t prompt_rows);
+                    int64_t prompt_rows, int64_t max_targets);
   void begin(MicroBatch& mb, int num_examples);
   // A segment of `len` rows starting at the current row, attending to the
   // prefix_len rows from row prefix_start first.
@@ -48,7 +59,8 @@ class PackedBatchWriter {
   // Rows outside the prompt tensor are an error here, so no back end ever
   // sees a prompt token it cannot resolve.
   void add_prompt_rows(int64_t first_row, int P);
-  // The example's text rows at positions first_pos.., its answer row and targets.
+  // The example's input rows (EncodedExample::input_rows) at positions
+  // first_pos.., its answer row and target rows.
   void add_example(const EncodedExample& ex, int first_pos);
   void finish();
   int64_t row() const { return row_; }
@@ -56,27 +68,27 @@ class PackedBatchWriter {
   int max_seqs() const { return max_seqs_; }
 
  private:
-  Tensor upload(const Buffer& buf, int64_t n, const void* src);
-
   Backend& backend_;
   int64_t max_rows_;
   int max_seqs_;
   int max_segments_;
   int64_t prompt_rows_;
+  int64_t max_targets_;
   PackedBatchBuffers buf_;
-  std::vector<int32_t> host_tokens_, host_token_targets_;
+  std::vector<int32_t> host_tokens_, host_target_rows_, host_token_targets_;
   MicroBatch* mb_ = nullptr;  // the batch being filled
   int64_t row_ = 0, probs_ = 0;
 };
 
 class BatchBuilder {
  public:
-  // Rows a micro-batch of `examples` examples of at most `max_tokens` tokens needs.
+  // Rows a micro-batch of `examples` examples of at most `max_tokens` input rows needs.
   static int64_t rows_needed(int prompt_len, int examples, int64_t max_tokens, bool share_prompt) {
     return share_prompt ? prompt_len + examples * max_tokens : examples * (prompt_len + max_tokens);
   }
+  // max_answer: most answer tokens of one example (1 for a classify task).
   BatchBuilder(Backend& backend, int prompt_len, int64_t max_rows, int max_seqs,
-               bool share_prompt = true);
+               bool share_prompt = true, int64_t max_answer = 1);
   // Packs the examples into mb (whose tensors point into this builder's buffers).
   void fill(MicroBatch& mb, const std::vector<const EncodedExample*>& examples);
   int64_t max_rows() const { return writer_.max_rows(); }
@@ -94,9 +106,11 @@ class BatchBuilder {
 // fill only copies.
 class MicroBatchSet {
  public:
-  MicroBatchSet(Backend& backend, int prompt_len, int64_t max_rows, int per_micro, int count);
+  // max_answer: most answer tokens of one example (1 for a classify task).
+  MicroBatchSet(Backend& backend, int prompt_len, int64_t max_rows, int per_micro, int count,
+                int64_t max_answer = 1);
   // The bytes of the device buffers such a set allocates.
-  static int64_t device_bytes(int64_t max_rows, int per_micro, int count);
+  static int64_t device_bytes(int64_t max_rows, int per_micro, int count, int64_t max_answer = 1);
   // Packs `examples`, in order, into consecutive micro-batches of per_micro
   // examples (the last may hold fewer).
   void fill(const std::vector<const EncodedExample*>& examples);
@@ -105,6 +119,7 @@ class MicroBatchSet {
   // Rows of the latest fill, all micro-batches together.
   int64_t text_rows() const { return text_rows_; }
   int64_t prompt_rows() const { return prompt_rows_; }
+  int64_t targets() const { return targets_; }
   int per_micro() const { return per_micro_; }
 
  private:
@@ -113,7 +128,7 @@ class MicroBatchSet {
   std::vector<MicroBatch> batches_;
   std::vector<MicroBatch*> used_;
   std::vector<const EncodedExample*> part_;
-  int64_t text_rows_ = 0, prompt_rows_ = 0;
+  int64_t text_rows_ = 0, prompt_rows_ = 0, targets_ = 0;
 };
 
 // A micro-batch whose examples use different prompts (several tasks served

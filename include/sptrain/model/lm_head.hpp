@@ -1,8 +1,10 @@
 #pragma once
-// Last stage: final norm and the LM head, applied only at each sequence's
-// answer row, then cross-entropy either over the label words or over the
+// Last stage: final norm and the LM head, applied only at the micro-batch's
+// target rows (each example's answer row; for a generate task also its
+// target's rows), then cross-entropy either over the label words or over the
 // whole vocabulary (split over tensor-parallel ranks: no rank ever holds the
-// full-vocabulary logits).
+// full-vocabulary logits of a training step). For generation, the logits of
+// the next token over the whole vocabulary.
 #include <vector>
 
 #include "sptrain/model/batch.hpp"
@@ -15,13 +17,13 @@ enum class LossKind : uint8_t { Labels, Vocab };
 
 struct HeadSpec {
   LossKind loss = LossKind::Labels;
-  std::vector<int32_t> label_tokens;  // vocabulary id of each label word, class order
+  std::vector<int32_t> label_tokens;  // vocabulary id of each label word, class order (none: generate)
 };
 
 // Per micro-batch results, on the host.
 struct HeadOutput {
-  std::vector<double> loss;          // [B] cross-entropy of each example
-  std::vector<double> label_scores;  // [B, n_labels] logits of the label words
+  std::vector<double> loss;          // [N] cross-entropy at each target row (one per example: classify)
+  std::vector<double> label_scores;  // [B, n_labels] logits of the label words (classify)
 };
 
 struct LmHead {
@@ -36,7 +38,7 @@ struct LmHead {
   LossKind loss = LossKind::Labels;
   int n_labels = 0;
 
-  // What forward keeps for backward, for up to max_seqs answer rows: one set
+  // What forward keeps for backward, for up to max_targets target rows: one set
   // per activation slot of the stage, since a schedule may run several
   // forwards before their backwards (gpipe runs them all first).
   struct Saved {
@@ -52,26 +54,33 @@ struct LmHead {
   // HeadOutput empty, so a GPU step does not wait for them (train_step).
   Tensor device_sums;
 
-  // The saved sets (kept) and the workspace (scratch) for up to max_seqs
-  // answer rows and `slots` sets, once loss, n_labels and vocab are set:
+  // The saved sets (kept) and the workspace (scratch) for up to max_targets
+  // target rows and `slots` sets, once loss, n_labels and vocab are set:
   // load() allocates them.
-  void list_buffers(const ModelConfig& c, int max_seqs, int slots, BufferList& kept,
+  void list_buffers(const ModelConfig& c, int64_t max_targets, int slots, BufferList& kept,
                     BufferList& scratch);
 
   // tied_table: the embedding's rows of this rank when this stage holds them
   // and the model ties the head to them (empty otherwise); it must outlive the head.
   void load(const ModelContext& ctx, WeightLoader& loader, const ModelConfig& c,
-            const LocalDims& dims, const HeadSpec& spec, int max_seqs, int slots,
+            const LocalDims& dims, const HeadSpec& spec, int64_t max_targets, int slots,
             const Tensor& tied_table = Tensor{});
 
   // x: [T,d] the last layer's output. Fills out (host; or device_sums). Keeps what backward
   // needs in set `slot`; slot -1 (evaluation, no backward) uses set 0.
   void forward(const ModelContext& ctx, const MicroBatch& mb, const Tensor& x, HeadOutput& out,
                int slot);
-  // dx[T,d] (overwrites) = d(weight * sum of losses)/dx; zero except at answer
+  // dx[T,d] (overwrites) = d(weight * sum of losses)/dx; zero except at target
   // rows. mb and slot are those of the micro-batch's forward.
   void backward(const ModelContext& ctx, const MicroBatch& mb, float weight, const Tensor& dx,
                 int slot);
+
+  // Generation (loss vocab): full[V, S] (stat; note the layout, one column
+  // per sequence) = the logits of the token after row rows[s] of x[Q,d], over
+  // the whole vocabulary, on every tensor-parallel rank. S must not exceed
+  // max_targets.
+  void next_token_logits(const ModelContext& ctx, const Tensor& x, const Tensor& rows,
+                         const Tensor& full);
 
  private:
   const Tensor& targets(const MicroBatch& mb) const {

@@ -2,6 +2,7 @@
 // One pipeline stage of the frozen model on one tensor-parallel rank: the
 // embedding and soft prompt (first stage), a run of transformer layers, the
 // final norm, LM head and loss (last stage). With one stage it is the whole model.
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -42,8 +43,16 @@ struct StageShape {
   Capacity train;         // largest training micro-batch
   int train_seqs = 1;     // most examples in one training micro-batch
   int activation_sets = 1;  // micro-batches in flight (kept for backward)
-  Capacity eval;          // largest evaluation micro-batch
+  Capacity eval;          // largest evaluation micro-batch (or cached generation step)
   int eval_seqs = 1;
+  // Most target rows (MicroBatch::targets) in one micro-batch, training and
+  // evaluation; 0: one per example (a classify task).
+  int64_t train_targets = 0, eval_targets = 0;
+  // Rows the LM head is sized for: the most target rows of either.
+  int64_t head_rows() const {
+    return std::max(train_targets > 0 ? train_targets : int64_t(train_seqs),
+                    eval_targets > 0 ? eval_targets : int64_t(eval_seqs));
+  }
 };
 
 // The bytes a stage holds, by kind: what its constructor allocates (from
@@ -69,13 +78,14 @@ class Stage {
                             const AttentionSavedSizeFn& saved);
 
   const StageSpec& spec() const { return spec_; }
+  const ModelContext& context() const { return ctx_; }
   const LocalDims& dims() const { return dims_; }
   const ModelConfig& config() const { return config_; }
   int64_t weight_bytes() const { return weight_bytes_; }
   // Floating-point operations this rank does for one micro-batch, counted
   // as docs/performance.md writes out: 2 per multiply-add of every matrix
   // product, attention only over the keys a query sees (causal), the head
-  // only at answer rows. Backward is input gradients only.
+  // only at target rows. Backward is input gradients only.
   struct Work {
     double forward = 0, backward = 0;
     double attention = 0;  // the part of both that is attention's products
@@ -83,9 +93,10 @@ class Stage {
   Work work(const MicroBatch& mb) const;
   // The same for a stage of `layers` layers on tensor rank dims; head_cols:
   // the LM head's columns on the last stage (label words, or the vocabulary
-  // shard), 0 elsewhere. Reads only the host side of seq.
+  // shard), 0 elsewhere; targets: the micro-batch's target rows
+  // (MicroBatch::targets). Reads only the host side of seq.
   static Work work(const ModelConfig& config, const LocalDims& dims, int layers, double head_cols,
-                   const SequenceIndex& seq);
+                   int64_t targets, const SequenceIndex& seq);
 
   // Every frozen weight this stage holds, by name: for checks that training
   // never changes them.
@@ -113,6 +124,19 @@ class Stage {
     SPT_CHECK(!logits.empty(), "vocab logits exist only with loss: vocab");
     return logits.view().slice_rows(0, examples);
   }
+
+  // Generation with a key/value cache (model/kv_cache.hpp): the new rows of
+  // `step` through this stage's layers, whose keys and values extend `cache`
+  // (from make_kv_cache). The first stage embeds step.tokens (prompt rows from
+  // `prompt`); the others read their input from input(-1, Q). The output is
+  // output(-1, Q). A step holds at most the evaluation capacity's rows.
+  void forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache);
+  KvCache make_kv_cache(int64_t rows) const;
+  // Last stage, after forward_cached: full [V, S] (stat) = the logits of the
+  // next token after each run's last row, over the whole vocabulary, on
+  // every tensor-parallel rank (loss vocab only).
+  void next_token_logits(const CachedStep& step, const Tensor& full);
+  int64_t eval_rows() const { return buffers_.eval_set.layers.front().x_in.view().rows(); }
 
   // Last stage: starts from the loss, scaled by loss_weight. Other stages:
   // grad(T) must hold the gradient w.r.t. this stage's output. On return

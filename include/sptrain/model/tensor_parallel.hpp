@@ -39,22 +39,36 @@ void sum_prefix_trunk_grad(const ModelContext& ctx, const Tensor& partial);
 uint64_t prompt_bytes_per_step(int tensor_size, int64_t shared_kv_elems, int64_t trunk_elems,
                                int64_t stat_bytes);
 
+// Generation: every rank has written its vocabulary rows of `full` [V, S]
+// (the next-token logits, transposed) and zeroed the others; afterwards
+// every rank holds all of them (an all-reduce: a sum with one term per row).
+void gather_vocab_shards(const ModelContext& ctx, const Tensor& full);
+
 // What one rank's stage holds, for counting.
 struct StageParts {
   bool embedding = false;  // first pipeline stage
   int layers = 0;
-  bool vocab_head = false;  // last stage with the loss over the whole vocabulary
+  bool vocab_head = false;  // last stage with the loss over the whole vocabulary (always when generating)
 };
 
 // Bytes this rank sends through the mappings above for one micro-batch of
-// `rows` rows and `examples` answer rows, forward and backward together
-// (docs/parallelism.md, "Tensor parallel"): the embedding's reduce (rows x d),
-// per layer two reduces forward (o, down) and two backward (up, qkv) of
-// rows x d each, and with a vocabulary head three [examples] statistics
-// forward and the head's input gradient [examples, d] backward. act_bytes /
-// stat_bytes: the element sizes of activations and statistics.
+// `rows` rows and `targets` target rows (one per example for a classify
+// task), forward and backward together (docs/parallelism.md, "Tensor
+// parallel"): the embedding's reduce (rows x d), per layer two reduces
+// forward (o, down) and two backward (up, qkv) of rows x d each, and with a
+// vocabulary head three [targets] statistics forward and the head's input
+// gradient [targets, d] backward. act_bytes / stat_bytes: the element sizes
+// of activations and statistics.
 uint64_t bytes_per_micro_batch(const StageParts& stage, int tensor_size, int64_t rows,
-                               int64_t examples, int64_t d_model, int64_t act_bytes,
+                               int64_t targets, int64_t d_model, int64_t act_bytes,
+                               int64_t stat_bytes);
+
+// Bytes this rank sends for one cached generation step of `rows` new rows
+// and `seqs` sequences (forward only): the embedding's reduce (rows x d),
+// per layer the two forward reduces (rows x d each), and on a stage with the
+// head gather_vocab_shards ([vocab, seqs] statistics).
+uint64_t bytes_per_cached_step(const StageParts& stage, int tensor_size, int64_t rows,
+                               int64_t seqs, int64_t d_model, int64_t vocab, int64_t act_bytes,
                                int64_t stat_bytes);
 // The all-reduces those bytes take, for the latency of each call: the same
 // terms, one call each.

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sptrain/model/buffer_list.hpp"
+#include "sptrain/model/kv_cache.hpp"
 #include "sptrain/model/model_config.hpp"
 #include "sptrain/model/norm.hpp"
 #include "sptrain/model/parallel_linear.hpp"
@@ -92,6 +93,20 @@ struct TransformerLayer {
   void backward(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& rope_table,
                 const LayerActivations& acts, const LayerWorkspace& ws, const Tensor& dx,
                 const LayerPrefix& dprefix = {}) const;
+  // Generation: forward of a step's new rows, whose keys and values go into
+  // this layer's cache [C, 2*kv_heads*head_dim] and whose attention reads it
+  // (model/kv_cache.hpp). acts.x_in holds the input, x_out receives the output.
+  void forward_cached(const ModelContext& ctx, const CachedStep& step, const Tensor& rope_table,
+                      const LayerActivations& acts, const LayerWorkspace& ws, const Tensor& cache,
+                      const Tensor& x_out) const;
+
+ private:
+  // The two halves of forward around the attention: norm, QKV and RoPE into
+  // acts.qkv; then the output projection, the residual and the MLP block.
+  void attention_input(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& rope_table,
+                       const LayerActivations& acts, const LayerWorkspace& ws) const;
+  void attention_output_and_mlp(const ModelContext& ctx, int64_t rows, const LayerActivations& acts,
+                                const LayerWorkspace& ws, const Tensor& x_out) const;
 };
 
 }  // namespace sptrain

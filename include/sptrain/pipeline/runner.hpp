@@ -22,6 +22,17 @@ inline uint64_t pipeline_bytes_per_micro_batch(const StageSpec& stage, int64_t r
   return uint64_t(sends * rows * d_model * act_bytes);
 }
 
+// Bytes this rank sends over the pipeline group for one cached generation
+// step of `rows` new rows and `seqs` sequences: its output to the next
+// stage (rows x d_model), and the tokens the last stage chose (seqs i32,
+// one broadcast, which counts its payload on every rank; none after a step
+// whose logits are not read: tokens_chosen false).
+inline uint64_t pipeline_bytes_per_cached_step(const StageSpec& stage, int64_t rows, int64_t seqs,
+                                               bool tokens_chosen, int64_t d_model, int64_t act_bytes) {
+  if (stage.count <= 1) return 0;
+  return uint64_t((stage.last() ? 0 : rows * d_model * act_bytes) + (tokens_chosen ? seqs * 4 : 0));
+}
+
 class PipelineRunner {
  public:
   // Told, on the last stage, each micro-batch's loss and label scores right
@@ -51,6 +62,9 @@ class PipelineRunner {
   // Forward only (evaluation), nothing kept for a backward.
   void evaluate(const std::vector<MicroBatch*>& mbs, const PromptInputs& prompt,
                 OutputSink& sink);
+  // Generation: one cached step's new rows through every stage in turn
+  // (forward only); the last stage's output(-1, Q) holds them at the end.
+  void forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache);
 
  private:
   int prev() const { return stage_.spec().index - 1; }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "sptrain/config/config.hpp"
 #include "sptrain/io/checkpoint.hpp"
 #include "sptrain/model/model_config.hpp"
 
@@ -32,8 +33,14 @@ struct StoredPrompt : PromptMetadata {
   bool deep() const { return prefix_layers > 0; }
   // The task the prompt was trained for; has_task is false for npy and PEFT.
   bool has_task = false;
+  std::string task_kind = "classify";  // classify | generate
   int task_max_length = 0;
+  int task_max_target_length = 0;  // generate
 };
+
+// The task section a stored prompt's task describes (has_task must hold):
+// kind, template, labels, max_length and max_target_length.
+TaskSection task_section_of(const StoredPrompt& prompt);
 
 // Reads a prompt from a checkpoint, an hdf5 export, a .npy file, a PEFT folder
 // or its adapter_model.safetensors. The format is told by the file's content
@@ -54,10 +61,13 @@ StoredPrompt stored_prompt_of(const Checkpoint& ckpt, const std::string& path);
 void check_prompt_matches_model(const StoredPrompt& prompt, const ModelConfig& model,
                                 const std::string& model_path);
 
-// Fails, naming the prompt's file, unless it holds rows x cols >= 1 values,
-// all finite (a deep prompt fails: its export is not written yet): every
-// reader checks what it read, every exporter what it writes.
+// Fails, naming the prompt's file, unless it holds rows x cols >= 1 values
+// (a deep prompt: layers x rows x prefix_cols), all finite: every reader
+// checks what it read.
 void check_prompt_values(const StoredPrompt& prompt);
+// check_prompt_values, and fails for a deep prompt (its export is not
+// written yet): every exporter checks this first.
+void check_prompt_exportable(const StoredPrompt& prompt);
 
 // What an export wrote.
 struct ExportResult {

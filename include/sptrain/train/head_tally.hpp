@@ -1,7 +1,7 @@
 #pragma once
-// Adds up the loss, correct predictions and confusion matrix of the examples
-// the last stage scores, micro-batch by micro-batch, as the pipeline runner
-// hands over its outputs.
+// Adds up the loss (over target rows), correct predictions and confusion
+// matrix (classify tasks) of the examples the last stage scores,
+// micro-batch by micro-batch, as the pipeline runner hands over its outputs.
 #include <vector>
 
 #include "sptrain/pipeline/runner.hpp"
@@ -10,9 +10,9 @@ namespace sptrain {
 
 struct HeadTally final : PipelineRunner::OutputSink {
   const std::vector<MicroBatch*>* batches = nullptr;
-  int n_labels = 0;
+  int n_labels = 0;  // 0: a generate task (no predictions to count)
   double loss_sum = 0;
-  int64_t correct = 0, examples = 0;
+  int64_t correct = 0, examples = 0, targets = 0;
   std::vector<int64_t> confusion;  // [true label][predicted label]
 
   // Starts over for a new set of micro-batches; reserves, so that later resets do not allocate.

@@ -10,6 +10,7 @@
 #include "sptrain/comm/parallel_state.hpp"
 #include "sptrain/config/config.hpp"
 #include "sptrain/data/task_data.hpp"
+#include "sptrain/generate/decoder.hpp"
 #include "sptrain/model/stage.hpp"
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/pipeline/runner.hpp"
@@ -46,6 +47,9 @@ struct Session {
   // Deep prompts with fewer kv heads than tensor ranks: [n_kv, this rank's
   // prefix gradient] for summing each head's gradient over the ranks sharing it.
   Buffer kv_grad_scratch;
+  // Generate tasks with evaluation inputs, on the CPU back end: greedy
+  // generation for the scores (other back ends lack the cache ops yet).
+  std::unique_ptr<Decoder> decoder;
   // On a GPU the step finishes on the device (docs/cuda.md): the loss sum,
   // correct count and the gradient's squared norm gather here (f64 [3]) and
   // come back in the step's one copy to the host. Empty on the CPU.

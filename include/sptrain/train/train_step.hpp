@@ -25,8 +25,9 @@ struct StepTimes {
 
 struct StepResult {
   // The whole job's, the same on every rank.
-  double loss = 0;            // mean cross-entropy over the global batch
-  double accuracy = 0;        // share of the global batch predicted right
+  double loss = 0;            // mean cross-entropy over the global batch's target tokens
+  double accuracy = 0;        // share of the global batch predicted right (classify)
+  int64_t targets = 0;        // target tokens of the global batch (its examples: classify)
   int64_t text_rows = 0;      // text rows computed (one per token)
   int64_t prompt_rows = 0;    // prompt rows computed (once per micro-batch)
   double grad_norm = 0;       // the prompt gradient's norm before clipping
@@ -53,7 +54,6 @@ struct StepShape {
   GridLayout layout;
   int64_t d_model = 0;
   int prompt_len = 0;
-  int examples_per_micro = 0;
   bool vocab_loss = false;
   int64_t act_bytes = 4, stat_bytes = 4;
   PromptMethod method = PromptMethod::PromptTuning;
@@ -62,13 +62,17 @@ struct StepShape {
   int head_dim = 0;
   int64_t trunk_elems = 0;  // deep + mlp: the trunk's gradient, P x h
 };
+// One of this rank's micro-batches: its rows and target rows (MicroBatch::targets).
+struct MicroBatchSize {
+  int64_t rows = 0, targets = 0;
+};
 // Data parallel: what the model read of the prompt on this rank, its
 // gradient once per step: the input rows [P, d] on the first stage, or a deep
 // prompt's keys and values of this rank's layers and kv heads.
 uint64_t data_parallel_bytes_per_step(const StepShape& shape);
 // Pipeline parallel, prefix tuning's MLP: the trunk's gradient, summed over the stages.
 uint64_t prompt_pipeline_bytes_per_step(const StepShape& shape);
-PerKind<uint64_t> step_bytes(const StepShape& shape, const std::vector<int64_t>& micro_batch_rows);
+PerKind<uint64_t> step_bytes(const StepShape& shape, const std::vector<MicroBatchSize>& micro_batches);
 // The shape of the session's steps on this rank.
 StepShape step_shape(const Session& s);
 

@@ -121,20 +121,7 @@ void CpuBackend::attention_forward(const Tensor& out, const Tensor& probs, const
       F* sc = pr + seq.host_prob_offsets[size_t(s)] * n_heads + int64_t(h) * L * keys;
       if (p > 0) gemm(false, true, L, p, int(D), F(scale), q, int(W), x + p0 * W + k_col, int(W), F(0), sc, keys);
       gemm(false, true, L, L, int(D), F(scale), q, int(W), x + r0 * W + k_col, int(W), F(0), sc + p, keys);
-      for (int i = 0; i < L; ++i) {
-        F* row = sc + int64_t(i) * keys;
-        const int seen = p + i + 1;
-        F mx = -std::numeric_limits<F>::infinity();
-        for (int j = 0; j < seen; ++j) mx = std::max(mx, row[j]);
-        F sum = 0;
-        for (int j = 0; j < seen; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
-        }
-        const F inv = F(1) / sum;
-        for (int j = 0; j < seen; ++j) row[j] *= inv;
-        for (int j = seen; j < keys; ++j) row[j] = F(0);
-      }
+      cpu::causal_softmax_rows(sc, L, keys, p + 1);
       F* oh = o + r0 * OW + h * D;
       if (p > 0) gemm(false, false, L, int(D), p, F(1), sc, keys, x + p0 * W + v_col, int(W), F(0), oh, int(OW));
       gemm(false, false, L, int(D), L, F(1), sc + p, keys, x + r0 * W + v_col, int(W), p > 0 ? F(1) : F(0), oh, int(OW));

@@ -3,6 +3,10 @@
 // type. On the CPU the statistics dtype equals the activation dtype.
 #include <cblas.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 #include "sptrain/core/tensor.hpp"
 
 namespace sptrain::cpu {
@@ -34,6 +38,26 @@ inline void gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, 
 // operations a parallel region's start and barrier cost more than they save
 // (and far more when the cores are shared with other processes).
 inline bool worth_threads(int64_t work) { return work >= (int64_t(1) << 16); }
+
+// Softmax in place over each of L rows of `keys` scores, row i over its first
+// seen0 + i keys (causal), the rest set to 0: attention's probabilities.
+template <typename F>
+void causal_softmax_rows(F* scores, int L, int keys, int seen0) {
+  for (int i = 0; i < L; ++i) {
+    F* row = scores + int64_t(i) * keys;
+    const int seen = seen0 + i;
+    F mx = -std::numeric_limits<F>::infinity();
+    for (int j = 0; j < seen; ++j) mx = std::max(mx, row[j]);
+    F sum = 0;
+    for (int j = 0; j < seen; ++j) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    const F inv = F(1) / sum;
+    for (int j = 0; j < seen; ++j) row[j] *= inv;
+    for (int j = seen; j < keys; ++j) row[j] = F(0);
+  }
+}
 
 inline void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   if (!(a.shape == b.shape))

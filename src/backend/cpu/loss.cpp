@@ -80,14 +80,15 @@ void CpuBackend::accumulate_loss(const Tensor& sums, const Tensor& max, const Te
                                  const Tensor& target, const Tensor& label_logits,
                                  const Tensor& labels) {
   SPT_ASSERT(sums.dtype == DType::F64 && sums.numel() >= 2);
-  const int64_t B = max.numel(), L = label_logits.cols();
-  const int32_t* truth = labels.ptr<int32_t>();
+  const int64_t N = max.numel(), L = label_logits.cols();
+  const int64_t B = L > 0 ? label_logits.rows() : 0;
+  const int32_t* truth = B > 0 ? labels.ptr<int32_t>() : nullptr;
   double* out = sums.ptr<double>();
   dispatch_float(max.dtype, [&](auto tag) {
     using F = decltype(tag);
     const F *m = max.ptr<F>(), *se = sumexp.ptr<F>(), *tg = target.ptr<F>(), *z = label_logits.ptr<F>();
+    for (int64_t n = 0; n < N; ++n) out[0] += std::log(double(se[n])) + double(m[n]) - double(tg[n]);
     for (int64_t b = 0; b < B; ++b) {
-      out[0] += std::log(double(se[b])) + double(m[b]) - double(tg[b]);
       const F* row = z + b * L;
       out[1] += (std::max_element(row, row + L) - row) == truth[b] ? 1.0 : 0.0;
     }

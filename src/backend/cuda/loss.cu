@@ -63,11 +63,11 @@ __global__ void cross_entropy_backward_kernel(D* dlogits, const T* logits, const
 // makes from the same f32 statistics (train/head_tally.cpp), bit for bit.
 __global__ void accumulate_loss_kernel(double* sums, const float* max, const float* sumexp,
                                        const float* target, const float* label_logits,
-                                       const int32_t* labels, int64_t B, int64_t L) {
+                                       const int32_t* labels, int64_t N, int64_t B, int64_t L) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   double loss = 0, correct = 0;
+  for (int64_t n = 0; n < N; ++n) loss += log(double(sumexp[n])) + double(max[n]) - double(target[n]);
   for (int64_t b = 0; b < B; ++b) {
-    loss += log(double(sumexp[b])) + double(max[b]) - double(target[b]);
     int64_t best = 0;
     for (int64_t l = 1; l < L; ++l)
       if (label_logits[b * L + l] > label_logits[b * L + best]) best = l;
@@ -161,24 +161,28 @@ void CudaBackend::accumulate_loss(const Tensor& sums, const Tensor& max, const T
                                   const Tensor& target, const Tensor& label_logits,
                                   const Tensor& labels) {
   const char* op = "accumulate_loss";
-  const int64_t B = max.numel(), L = label_logits.cols();
+  // N target rows' losses; B examples' label predictions (none without labels).
+  const int64_t N = max.numel(), L = label_logits.cols();
+  const int64_t B = L > 0 ? label_logits.rows() : 0;
   cuda::expect_device(sums, op, "sums");
   cuda::expect_dtype(sums, DType::F64, op, "sums");
   SPT_ASSERT(sums.numel() >= 2);
-  check_stat(max, B, op, "max");
-  check_stat(sumexp, B, op, "sumexp");
-  check_stat(target, B, op, "target");
-  check_stat(label_logits, B * L, op, "label_logits");
-  cuda::expect_device(labels, op, "labels");
-  cuda::expect_dtype(labels, DType::I32, op, "labels");
-  if (B == 0) return;
-  // One warp of which thread 0 adds the B rows up in order (deterministic; B
+  check_stat(max, N, op, "max");
+  check_stat(sumexp, N, op, "sumexp");
+  check_stat(target, N, op, "target");
+  if (B > 0) {
+    check_stat(label_logits, B * L, op, "label_logits");
+    cuda::expect_device(labels, op, "labels");
+    cuda::expect_dtype(labels, DType::I32, op, "labels");
+  }
+  if (N == 0) return;
+  // One warp of which thread 0 adds the rows up in order (deterministic; B
   // is one micro-batch). A whole warp, not one thread: the emulator
   // (tests/backend_cuda/emu) runs warps of 32.
   accumulate_loss_kernel<<<1, 32, 0, impl_->stream>>>(
       static_cast<double*>(sums.data), static_cast<const float*>(max.data),
       static_cast<const float*>(sumexp.data), static_cast<const float*>(target.data),
-      static_cast<const float*>(label_logits.data), static_cast<const int32_t*>(labels.data), B, L);
+      static_cast<const float*>(label_logits.data), static_cast<const int32_t*>(labels.data), N, B, L);
   SPT_CUDA_LAUNCHED(impl_->where, impl_->stream, "accumulate_loss_kernel");
 }
 

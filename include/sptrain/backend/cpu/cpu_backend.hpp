@@ -64,6 +64,10 @@ class CpuBackend final : public Backend {
   void reserve_attention(int64_t max_rows, int max_keys, int n_heads, int qkv_width) override;
   // Bytes of the scratch reserve_attention keeps on each thread (memory plans).
   static int64_t attention_scratch_bytes_per_thread(int64_t max_rows, int max_keys, int qkv_width);
+  void kv_cache_store(const Tensor& cache, const Tensor& qkv, int n_heads, int n_kv_heads,
+                      const CacheIndex& idx) override;
+  void attention_cached(const Tensor& out, const Tensor& qkv, const Tensor& cache, int n_heads,
+                        int n_kv_heads, const CacheIndex& idx, float scale) override;
 
   void embed_forward(const Tensor& x, const Tensor& tokens, const Tensor& table,
                      int64_t vocab_start, const Tensor& prompt, const SequenceIndex& seq) override;

@@ -1,0 +1,51 @@
+#pragma once
+// The tasks of a multi-task command (`sptrain infer`, `sptrain generate`):
+// each a name and a trained prompt that carries its task (a checkpoint or an
+// hdf5 export), checked against the one frozen model they share.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sptrain/data/task.hpp"
+#include "sptrain/prompt/export.hpp"
+
+namespace sptrain {
+
+// One task: a name and a prompt that carries its task (template, verbalizer or
+// target length, max_length): a checkpoint or an hdf5 export.
+struct TaskPrompt {
+  std::string name;
+  StoredPrompt prompt;
+};
+
+// "NAME=PATH": reads the prompt at PATH. Errors name the argument.
+TaskPrompt parse_task_prompt(const std::string& arg);
+
+struct TaskEntry {
+  std::string name;
+  StoredPrompt prompt;
+  std::unique_ptr<Task> task;
+};
+
+class TaskPrompts {
+ public:
+  // Checks that the names differ, that every prompt belongs to the model
+  // (d_model, fingerprint) and is a `kind` task's (else the error says
+  // `other_kind`, what to use instead), and builds each task with the
+  // model's tokenizer. Errors name the task and its file.
+  TaskPrompts(std::vector<TaskPrompt> tasks, const std::string& kind, const std::string& other_kind,
+              const ModelConfig& model, const std::string& model_path, const Tokenizer& tokenizer);
+
+  int size() const { return int(entries_.size()); }
+  const TaskEntry& operator[](int k) const { return entries_[size_t(k)]; }
+  int find(const std::string& name) const;  // -1 when there is none
+  std::string names() const;                // "a, b, c", for messages
+  std::vector<int> prompt_lens() const;
+  // Every task's prompt, stacked in task order: [sum of P_k, d] fp32.
+  std::vector<float> stacked_values() const;
+
+ private:
+  std::vector<TaskEntry> entries_;
+};
+
+}  // namespace sptrain
