@@ -137,7 +137,9 @@ TEST_F(GpuTest, ANonFiniteGradientSkipsTheUpdateOnTheDevice) {
   EXPECT_FALSE(std::isfinite(run.steps[1].grad_norm));
   // Everything but the NaN value is what the first step left.
   for (size_t i = 0; i < run.prompt.size(); ++i)
-    if (i != 5) ASSERT_EQ(run.prompt[i], before.prompt[i]) << "value " << i << " changed";
+    if (i != 5) {
+      ASSERT_EQ(run.prompt[i], before.prompt[i]) << "value " << i << " changed";
+    }
   EXPECT_EQ(run.state[0].values, before.state[0].values) << "the optimizer state moved";
 }
 

@@ -139,7 +139,9 @@ TEST(Training, ANonFiniteGradientSkipsTheUpdate) {
   EXPECT_EQ(optimizer->step_count(), 2);
   const std::vector<float>& after = session.prompt->values();
   for (size_t i = 0; i < after.size(); ++i)
-    if (i != 3) ASSERT_EQ(after[i], before[i]) << "value " << i << " changed on a skipped step";
+    if (i != 3) {
+      ASSERT_EQ(after[i], before[i]) << "value " << i << " changed on a skipped step";
+    }
 }
 
 TEST(Training, AStepAllocatesNothing) {
