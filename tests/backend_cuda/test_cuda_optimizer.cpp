@@ -177,6 +177,43 @@ TEST_F(CudaOptimizer, NormClipAndSkipMatchTheHost) {
   expect_close(get(gpu(), grow), std::vector<double>(size_t(R), 0.0), 0.0, "adafactor row after a skip");
 }
 
+// The step's loss sum and correct count on the device against the CPU back
+// end's (itself checked against a direct computation, test_cpu_ops.cpp): a
+// classify micro-batch (N = B target rows with label logits, ties included)
+// and a generate one (N target rows, no labels: no count). Both add in
+// double in the same order: equal to 1e-12.
+TEST_F(CudaOptimizer, AccumulateLossMatchesTheCpu) {
+  for (const bool generate : {false, true}) {
+    const int B = random_int(rng_, 1, 9), L = generate ? 0 : random_int(rng_, 2, 5);
+    const int N = generate ? B + random_int(rng_, 0, 20) : B;
+    SCOPED_TRACE(str("B=", B, " L=", L, " N=", N));
+    const auto stats = [&](double scale) { return to_f64(to_f32(random_values(rng_, N, scale))); };
+    const std::vector<double> mx = stats(1.0), tg = stats(1.0);
+    std::vector<double> se = stats(1.0);
+    for (double& v : se) v = 1.0 + std::fabs(v);  // a sum of exponentials is >= 1
+    auto z = to_f64(to_f32(random_values(rng_, int64_t(B) * L, 1.0)));
+    if (L > 1) z[1] = z[0];  // a tie in example 0: the first wins
+    std::vector<int32_t> labels(static_cast<size_t>(B), 0);
+    for (int32_t& l : labels) l = L > 0 ? random_int(rng_, 0, L - 1) : 0;
+    const double start[2] = {0.25, 3.0};  // it adds to what is there
+    double got[2], want[2];
+    for (Backend* be : {static_cast<Backend*>(&gpu()), static_cast<Backend*>(&cpu_)}) {
+      Buffer sums = be->allocate(DType::F64, Shape{2});
+      be->copy_from_host(sums, start);
+      const Buffer m = put(*be, DType::F32, Shape{N}, mx), s = put(*be, DType::F32, Shape{N}, se),
+                   t = put(*be, DType::F32, Shape{N}, tg);
+      const Buffer logits = L > 0 ? put(*be, DType::F32, Shape{B, L}, z) : be->allocate(DType::F32, Shape{B, 0});
+      const Buffer lab = be->allocate(DType::I32, Shape{B});
+      be->copy_from_host(lab, labels.data());
+      be->accumulate_loss(sums, m, s, t, logits, lab);
+      be->copy_to_host(be == &cpu_ ? want : got, sums);
+    }
+    EXPECT_NEAR(got[0], want[0], 1e-12 * std::fabs(want[0]));
+    EXPECT_EQ(got[1], want[1]);
+    if (generate) EXPECT_EQ(got[1], start[1]) << "a generate micro-batch counts no label";
+  }
+}
+
 TEST_F(CudaOptimizer, BadArgumentsAreErrors) {
   Buffer p = gpu().allocate(DType::F32, Shape{2, 3}), g = gpu().allocate(DType::F32, Shape{2, 3});
   Buffer m = gpu().allocate(DType::F32, Shape{2, 3}), wrong = gpu().allocate(DType::F32, Shape{5});

@@ -8,7 +8,8 @@
 
 #include "../support/train_env.hpp"
 #include "cuda_test_util.hpp"
-#include "sptrain/prompt/prompt_init.hpp"
+#include "sptrain/model/random_model.hpp"
+#include "sptrain/train/prompt_state.hpp"
 #include "sptrain/train/sampler.hpp"
 #include "sptrain/train/train_step.hpp"
 #ifdef SPTRAIN_CUDA_EMULATED
@@ -49,7 +50,7 @@ Config step_config(const std::string& backend, const std::string& optimizer, con
 StepsRun run_steps(const Config& c, int steps, int nan_step = 0) {
   Session s(c, make_solo_grid(), SessionMode::Train);
   Rng rng(c.train.seed);
-  s.prompt->values() = init_prompt(c.prompt, s.model, s.model_file, *s.tokenizer, *s.task, rng);
+  start_prompt(s, rng);
   auto optimizer = make_prompt_optimizer(s);
   DataSampler sampler(int64_t(s.data.train.size()), c.train.seed, c.train.shuffle);
   auto* gpu = dynamic_cast<CudaBackend*>(s.backend.get());
@@ -126,6 +127,74 @@ TEST_P(CudaStep, WaitsOnceAndMatchesTheCpu) {
 INSTANTIATE_TEST_SUITE_P(Optimizers, CudaStep,
                          ::testing::Values(std::make_pair("adamw", "labels"),
                                            std::make_pair("adafactor", "vocab")));
+
+// The other prompt methods keep the loss on the device and update on the
+// host (docs/cuda.md), and a generate task's loss covers every target
+// token: the same steps on the GPU and the CPU, with the bounds above.
+struct Variant {
+  const char* name;
+  const char* method;
+  const char* encoder;
+  bool generate;
+};
+
+Config variant_config(const std::string& backend, const Variant& v) {
+  Config c = step_config(backend, "adamw", "labels");
+  c.prompt.method = v.method;
+  c.prompt.encoder = v.encoder;
+  c.prompt.encoder_hidden = 16;
+  if (v.generate) {
+    // A model whose vocabulary has an end-of-sequence token.
+    static const std::string model = [] {
+      ModelConfig m = test::tiny_config(Family::Llama);
+      m.d_model = 32;
+      m.head_dim = 32 / m.n_heads;
+      m.d_ffn = 64;
+      m.vocab_size = 257;
+      m.max_positions = 128;
+      const std::string path = test::temp_path("step_generate_model.h5");
+      const Tokenizer tok = test::bytes_with_eos();
+      write_random_model(path, m, 7, 0.2, [&](h5::File& f) { tok.save(f); });
+      return path;
+    }();
+    c.model.path = model;
+    c.task.kind = "generate";
+    c.task.loss = "vocab";
+    c.task.labels.clear();
+    c.task.train = test::generate_data(24, 0, "step_generate_train.tsv");
+    c.task.template_text = "Q: {text}\nA: ";
+    c.task.max_length = 24;
+    c.task.max_target_length = 12;
+  }
+  validate_config(c);
+  return c;
+}
+
+class CudaMethodStep : public GpuTest, public ::testing::WithParamInterface<Variant> {};
+
+TEST_P(CudaMethodStep, MatchesTheCpu) {
+  const Variant& v = GetParam();
+  constexpr int kSteps = 3;
+  const StepsRun gpu = run_steps(variant_config("cuda", v), kSteps);
+  const StepsRun cpu = run_steps(variant_config("cpu", v), kSteps);
+  for (int k = 0; k < kSteps; ++k) {
+    const StepResult &g = gpu.steps[size_t(k)], &c = cpu.steps[size_t(k)];
+    SCOPED_TRACE(str(v.name, " step ", k + 1));
+    EXPECT_EQ(g.targets, c.targets);
+    EXPECT_NEAR(g.loss, c.loss, 2e-2 * c.loss);
+    EXPECT_NEAR(g.grad_norm, c.grad_norm, 1.5e-1 * c.grad_norm);
+    EXPECT_FALSE(g.skipped);
+    std::printf("[ measured ] %s step %d: loss %.3e, grad norm %.3e relative difference\n", v.name,
+                k + 1, std::abs(g.loss - c.loss) / c.loss, std::abs(g.grad_norm - c.grad_norm) / c.grad_norm);
+  }
+  EXPECT_LT(relative(gpu.prompt, cpu.prompt), 1e-1) << "parameters after " << kSteps << " steps";
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, CudaMethodStep,
+                         ::testing::Values(Variant{"p_tuning_lstm", "p_tuning", "lstm", false},
+                                           Variant{"deep", "deep", "mlp", false},
+                                           Variant{"generate", "prompt_tuning", "mlp", true}),
+                         [](const ::testing::TestParamInfo<Variant>& i) { return std::string(i.param.name); });
 
 TEST_F(GpuTest, ANonFiniteGradientSkipsTheUpdateOnTheDevice) {
   const Config c = step_config("cuda", "adamw", "labels");
