@@ -122,10 +122,6 @@ void validate(const Config& c, const Origins& origins) {
   if (c.prompt.reparameterize != "none" && c.prompt.method != "deep")
     check.error("prompt.reparameterize", "applies to prompt.method deep only (got method " +
                                              c.prompt.method + ")", {"prompt.method"});
-  if (c.prompt.method == "deep" && c.task.kind == "generate")
-    check.error("prompt.method", "deep prompts do not run with task.kind generate yet: generation's "
-                                 "key/value cache does not take a deep prompt's keys and values "
-                                 "(use prompt_tuning or p_tuning)", {"task.kind"});
   check.one_of("prompt.encoder", c.prompt.encoder, {"mlp", "lstm"});
   check.at_least("prompt.encoder_hidden", c.prompt.encoder_hidden, 0LL);
   check.at_least("prompt.length", c.prompt.length, 0LL);  // 0: the template alone (zero-shot eval); training checks >= 1

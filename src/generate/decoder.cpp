@@ -55,7 +55,7 @@ Decoder::Decoder(Stage& stage, PipelineRunner& runner, Group& pipeline, const To
   chosen_ = ctx.backend.allocate(DType::I32, Shape{shape_.max_batch});
 }
 
-void Decoder::run_step(const Tensor& prompts, bool choose, std::vector<Sequence>& seqs,
+void Decoder::run_step(const PromptInputs& prompts, bool choose, std::vector<Sequence>& seqs,
                        const std::vector<int>& runs, const DecodeOptions& o) {
   runner_.forward_cached(step_, prompts, cache_);
   steps_.push_back({step_.seq.num_rows, step_.index.num_seqs, choose});
@@ -118,7 +118,7 @@ void Decoder::run_step(const Tensor& prompts, bool choose, std::vector<Sequence>
 }
 
 std::vector<Generation> Decoder::generate(const std::vector<const GenerationRequest*>& requests,
-                                          const Tensor& prompts, const DecodeOptions& o) {
+                                          const PromptInputs& prompts, const DecodeOptions& o) {
   const int B = int(requests.size());
   SPT_CHECK(B >= 1 && B <= shape_.max_batch, "internal error: ", B, " requests for a decoder of ",
             shape_.max_batch);

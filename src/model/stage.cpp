@@ -235,17 +235,18 @@ void Stage::forward(int slot, const MicroBatch& mb, const PromptInputs& prompt) 
   if (spec_.last()) head_.forward(ctx_, mb, output(slot, T), head_out_, slot);
 }
 
-void Stage::forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache) {
+void Stage::forward_cached(const CachedStep& step, const PromptInputs& prompt, KvCache& cache) {
   const int64_t Q = step.seq.num_rows;
   SPT_CHECK(Q <= eval_rows(), "internal error: a cached step of ", Q, " rows, capacity ", eval_rows());
   SPT_ASSERT(cache.layers.size() == layers_.size());
   const Tensor x = input(-1, Q);
-  if (spec_.first()) embedding_.forward(ctx_, step.seq, step.tokens, prompt, x);
+  if (spec_.first()) embedding_.forward(ctx_, step.seq, step.tokens, prompt.prompt, x);
   const Tensor rope = buffers_.rope_table.empty() ? Tensor{} : buffers_.rope_table.view();
   // Like evaluation: one set of buffers, each layer's output over its input.
   for (size_t i = 0; i < layers_.size(); ++i)
     layers_[i].forward_cached(ctx_, step, rope, buffers_.eval_set.layers.front(), buffers_.workspace,
-                              cache.layers[i].view(), x);
+                              cache.layers[i].view(), x,
+                              LayerPrefix{prompt.layer_prefix(int(i)), step.tokens, false});
 }
 
 KvCache Stage::make_kv_cache(int64_t rows) const {

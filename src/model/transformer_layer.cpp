@@ -133,14 +133,7 @@ void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq
   Backend& be = ctx.backend;
   const int64_t T = seq.num_rows;
   const Tensor qkv_t = rows(a.qkv, T);
-  attention_input(ctx, seq, rope_table, a, w);
-  if (!prefix.kv.empty()) {
-    const int64_t col = int64_t(dims.heads) * dims.head_dim;
-    // Capture: gather the rows' keys and values into kv (zero on entry),
-    // which clears them in qkv, then put them back.
-    if (prefix.capture) be.prefix_kv_backward(prefix.kv, qkv_t, col, prefix.tokens, seq);
-    be.prefix_kv_forward(qkv_t, col, prefix.kv, prefix.tokens, seq);
-  }
+  attention_input(ctx, seq, rope_table, a, w, prefix);
   be.attention_forward(rows(w.attn_out, T), a.attn_saved, qkv_t, dims.heads, dims.kv_heads, seq,
                        attn_scale);
   attention_output_and_mlp(ctx, T, a, w, x_out);
@@ -149,11 +142,11 @@ void TransformerLayer::forward(const ModelContext& ctx, const SequenceIndex& seq
 void TransformerLayer::forward_cached(const ModelContext& ctx, const CachedStep& step,
                                       const Tensor& rope_table, const LayerActivations& a,
                                       const LayerWorkspace& w, const Tensor& cache,
-                                      const Tensor& x_out) const {
+                                      const Tensor& x_out, const LayerPrefix& prefix) const {
   Backend& be = ctx.backend;
   const int64_t Q = step.seq.num_rows;
   const Tensor qkv_t = rows(a.qkv, Q);
-  attention_input(ctx, step.seq, rope_table, a, w);
+  attention_input(ctx, step.seq, rope_table, a, w, prefix);
   be.kv_cache_store(cache, qkv_t, dims.heads, dims.kv_heads, step.index);
   be.attention_cached(rows(w.attn_out, Q), qkv_t, cache, dims.heads, dims.kv_heads, step.index,
                       attn_scale);
@@ -162,14 +155,22 @@ void TransformerLayer::forward_cached(const ModelContext& ctx, const CachedStep&
 
 void TransformerLayer::attention_input(const ModelContext& ctx, const SequenceIndex& seq,
                                        const Tensor& rope_table, const LayerActivations& a,
-                                       const LayerWorkspace& w) const {
+                                       const LayerWorkspace& w, const LayerPrefix& prefix) const {
+  Backend& be = ctx.backend;
   const int64_t T = seq.num_rows;
   const Tensor norm_out = rows(w.norm_out, T), qkv_t = rows(a.qkv, T);
   const Tensor a_mean = a.attn_mean.empty() ? Tensor{} : rows(a.attn_mean, T);
   attn_norm.forward(ctx, norm_out, rows(a.x_in, T), a_mean, rows(a.attn_rstd, T));
   qkv.forward(ctx, qkv_t, norm_out);
   if (!rope_table.empty())
-    ctx.backend.rope(qkv_t, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, false);
+    be.rope(qkv_t, dims.heads + dims.kv_heads, dims.head_dim, seq, rope_table, false);
+  if (!prefix.kv.empty()) {
+    const int64_t col = int64_t(dims.heads) * dims.head_dim;
+    // Capture: gather the rows' keys and values into kv (zero on entry),
+    // which clears them in qkv, then put them back.
+    if (prefix.capture) be.prefix_kv_backward(prefix.kv, qkv_t, col, prefix.tokens, seq);
+    be.prefix_kv_forward(qkv_t, col, prefix.kv, prefix.tokens, seq);
+  }
 }
 
 void TransformerLayer::attention_output_and_mlp(const ModelContext& ctx, int64_t T,

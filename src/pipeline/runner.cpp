@@ -90,7 +90,7 @@ void PipelineRunner::evaluate(const std::vector<MicroBatch*>& mbs, const PromptI
   }
 }
 
-void PipelineRunner::forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache) {
+void PipelineRunner::forward_cached(const CachedStep& step, const PromptInputs& prompt, KvCache& cache) {
   const StageSpec& s = stage_.spec();
   const int64_t Q = step.seq.num_rows;
   if (!s.first()) pipe_.recv(stage_.input(-1, Q), prev());

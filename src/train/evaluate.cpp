@@ -59,7 +59,7 @@ TextScores evaluate_generation(Session& s, const std::vector<ReferencedInput>& i
     for (int64_t i = begin; i < end; ++i) requests.push_back({inputs[size_t(i)].tokens, 0, uint64_t(i)});
     batch.clear();
     for (const GenerationRequest& r : requests) batch.push_back(&r);
-    const std::vector<Generation> out = s.decoder->generate(batch, s.prompt->device().prompt, options);  // device(): the newest values
+    const std::vector<Generation> out = s.decoder->generate(batch, s.prompt->device(), options);  // device(): the newest values
     for (int64_t i = begin; i < end; ++i) {
       const std::string& text = out[size_t(i - begin)].text;
       sums.add(text, inputs[size_t(i)].references);

@@ -66,7 +66,7 @@ TEST_P(GenerateLayout, SameGreedyTextsAndScoresAsOneRankAndCountedBytes) {
   DecodeOptions options;
   options.max_new_tokens = c.task.max_target_length;
   const ByteCounter before = ps.bytes();
-  s.decoder->generate(batch, s.prompt->device().prompt, options);
+  s.decoder->generate(batch, s.prompt->device(), options);
   const PerKind<uint64_t> sent = ps.bytes().bytes_since(before);
   const StageSpec& stage = s.stage->spec();
   uint64_t tensor = 0, pipeline = 0;

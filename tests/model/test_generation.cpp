@@ -114,7 +114,7 @@ class CachedGeneration : public ::testing::TestWithParam<Family> {};
 
 // Greedy tokens without a cache: the whole sequence recomputed for every
 // token (the vocabulary logits at its last row), its prompt in front.
-std::vector<int32_t> greedy_without_cache(TinyGenModel& m, const Tensor& prompts, int prompt_offset,
+std::vector<int32_t> greedy_without_cache(TinyGenModel& m, const PromptInputs& prompts, int prompt_offset,
                                           int P, std::vector<int32_t> tokens, int n, int64_t choosable) {
   std::vector<int32_t> out;
   const int64_t V = m.config.vocab_size;
@@ -158,23 +158,53 @@ TEST_P(CachedGeneration, GreedyTokensEqualRecomputingEverySequence) {
   Decoder dec(*m.stage, *m.runner, m.pipe, tok, DecoderShape{lens, 4, 8, n});
   DecodeOptions o;
   o.max_new_tokens = n;
-  const std::vector<Generation> got = dec.generate(batch, prompts, o);
+  const std::vector<Generation> got = dec.generate(batch, prompts.view(), o);
   ASSERT_EQ(got.size(), reqs.size());
   for (size_t b = 0; b < reqs.size(); ++b) {
     const int k = reqs[b].prompt;
     const std::vector<int32_t> want =
-        greedy_without_cache(m, prompts, k == 0 ? 0 : lens[0], lens[size_t(k)], reqs[b].tokens, n, 256);
+        greedy_without_cache(m, prompts.view(), k == 0 ? 0 : lens[0], lens[size_t(k)], reqs[b].tokens, n, 256);
     EXPECT_EQ(got[b].tokens, want) << "request " << b;
     EXPECT_EQ(got[b].finish, "length");
     EXPECT_EQ(got[b].text, tok.decode(want));
   }
   // Each request alone gives what it gave in the mixed batch.
   for (size_t b = 0; b < reqs.size(); ++b) {
-    const std::vector<Generation> alone = dec.generate({&reqs[b]}, prompts, o);
+    const std::vector<Generation> alone = dec.generate({&reqs[b]}, prompts.view(), o);
     EXPECT_EQ(alone[0].tokens, got[b].tokens) << "request " << b << " alone";
   }
   // Steps: the prompts, the inputs, then one token per sequence (n - 1 more).
   EXPECT_EQ(dec.steps().size(), size_t(2 + n - 1));
+}
+
+// A deep prompt (prompt.method deep): its keys and values replace the
+// prompt rows' at every layer in the cache too, so the cached tokens are the
+// recomputed ones; and they differ from those with a zero prefix.
+TEST_P(CachedGeneration, DeepPromptGreedyTokensEqualRecomputingEverySequence) {
+  TinyGenModel m(GetParam(), DType::F64, 64, 16);
+  const Tokenizer tok = tokenizer_with_eos(-1);
+  const int P = 3;
+  const ModelConfig& c = m.config;
+  Rng rng(12);
+  Buffer prefix = test::random_tensor(m.be, DType::F64, Shape{c.n_layers, P, 2 * c.n_kv_heads * c.head_dim},
+                                      rng, 1.0);
+  const PromptInputs deep(Tensor{}, prefix.view());
+  const std::vector<GenerationRequest> reqs = {{{72, 101, 108, 108, 111}, 0, 0}, {{32, 33}, 0, 1}};
+  std::vector<const GenerationRequest*> batch;
+  for (const auto& r : reqs) batch.push_back(&r);
+  const int n = 5;
+  Decoder dec(*m.stage, *m.runner, m.pipe, tok, DecoderShape{{P}, 2, 8, n});
+  DecodeOptions o;
+  o.max_new_tokens = n;
+  const std::vector<Generation> got = dec.generate(batch, deep, o);
+  Buffer zero = m.be.allocate(DType::F64, prefix.shape());
+  const std::vector<Generation> plain = dec.generate(batch, PromptInputs(Tensor{}, zero.view()), o);
+  bool differs = false;
+  for (size_t b = 0; b < reqs.size(); ++b) {
+    EXPECT_EQ(got[b].tokens, greedy_without_cache(m, deep, 0, P, reqs[b].tokens, n, 256)) << "request " << b;
+    differs = differs || got[b].tokens != plain[b].tokens;
+  }
+  EXPECT_TRUE(differs) << "the deep prompt changed no generated token";
 }
 
 TEST_P(CachedGeneration, StopsAtEndOfSequenceAndAtStopStrings) {
@@ -188,14 +218,14 @@ TEST_P(CachedGeneration, StopsAtEndOfSequenceAndAtStopStrings) {
   {
     const Tokenizer tok = tokenizer_with_eos(-1);
     Decoder dec(*m.stage, *m.runner, m.pipe, tok, DecoderShape{{3}, 1, 3, 6});
-    free_run = dec.generate({&req}, prompts, o)[0].tokens;
+    free_run = dec.generate({&req}, prompts.view(), o)[0].tokens;
   }
   ASSERT_EQ(free_run.size(), 6u);
   // The third token as end-of-sequence: two tokens, finish eos.
   {
     const Tokenizer tok = tokenizer_with_eos(free_run[2]);
     Decoder dec(*m.stage, *m.runner, m.pipe, tok, DecoderShape{{3}, 1, 3, 6});
-    const Generation g = dec.generate({&req}, prompts, o)[0];
+    const Generation g = dec.generate({&req}, prompts.view(), o)[0];
     const size_t first = size_t(std::find(free_run.begin(), free_run.end(), free_run[2]) - free_run.begin());
     EXPECT_EQ(g.tokens, std::vector<int32_t>(free_run.begin(), free_run.begin() + long(first)));
     EXPECT_EQ(g.finish, "eos");
@@ -205,7 +235,7 @@ TEST_P(CachedGeneration, StopsAtEndOfSequenceAndAtStopStrings) {
     const Tokenizer tok = tokenizer_with_eos(-1);
     Decoder dec(*m.stage, *m.runner, m.pipe, tok, DecoderShape{{3}, 1, 3, 6});
     o.stop = {tok.decode({free_run[3], free_run[4]})};
-    const Generation g = dec.generate({&req}, prompts, o)[0];
+    const Generation g = dec.generate({&req}, prompts.view(), o)[0];
     const std::string all = tok.decode(free_run);
     EXPECT_EQ(g.finish, "stop");
     EXPECT_EQ(g.text, all.substr(0, all.find(o.stop[0])));

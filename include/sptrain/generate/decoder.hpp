@@ -55,9 +55,10 @@ class Decoder {
   Decoder(Stage& stage, PipelineRunner& runner, Group& pipeline, const Tokenizer& tokenizer,
           DecoderShape shape);
   // Up to max_batch requests; prompts: the stacked prompts [sum P, d] (stat)
-  // on the first stage (ignored elsewhere). Results in request order.
+  // on the first stage (ignored elsewhere), or one deep prompt's keys and
+  // values of this stage's layers (PromptInputs::prefix). Results in request order.
   std::vector<Generation> generate(const std::vector<const GenerationRequest*>& requests,
-                                   const Tensor& prompts, const DecodeOptions& options);
+                                   const PromptInputs& prompts, const DecodeOptions& options);
   // The cached steps the latest generate() ran: (new rows, runs, whether their
   // tokens were chosen), for the byte counts (pipeline_bytes_per_cached_step).
   struct StepRecord {
@@ -68,7 +69,7 @@ class Decoder {
 
  private:
   struct Sequence;
-  void run_step(const Tensor& prompts, bool choose, std::vector<Sequence>& seqs,
+  void run_step(const PromptInputs& prompts, bool choose, std::vector<Sequence>& seqs,
                 const std::vector<int>& runs, const DecodeOptions& o);
   int64_t prompt_start(int k) const { return prompt_offsets_[size_t(k)]; }
   int64_t sequence_start(int slot) const {

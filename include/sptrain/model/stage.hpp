@@ -128,9 +128,10 @@ class Stage {
   // Generation with a key/value cache (model/kv_cache.hpp): the new rows of
   // `step` through this stage's layers, whose keys and values extend `cache`
   // (from make_kv_cache). The first stage embeds step.tokens (prompt rows from
-  // `prompt`); the others read their input from input(-1, Q). The output is
-  // output(-1, Q). A step holds at most the evaluation capacity's rows.
-  void forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache);
+  // prompt.prompt); the others read their input from input(-1, Q); a deep
+  // prompt's keys and values (prompt.prefix) replace the prompt rows'. The
+  // output is output(-1, Q). A step holds at most the evaluation capacity's rows.
+  void forward_cached(const CachedStep& step, const PromptInputs& prompt, KvCache& cache);
   KvCache make_kv_cache(int64_t rows) const;
   // Last stage, after forward_cached: full [V, S] (stat) = the logits of the
   // next token after each run's last row, over the whole vocabulary, on

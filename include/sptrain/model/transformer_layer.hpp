@@ -96,15 +96,18 @@ struct TransformerLayer {
   // Generation: forward of a step's new rows, whose keys and values go into
   // this layer's cache [C, 2*kv_heads*head_dim] and whose attention reads it
   // (model/kv_cache.hpp). acts.x_in holds the input, x_out receives the output.
+  // A deep prompt's keys and values replace those of the prompt rows, as in forward.
   void forward_cached(const ModelContext& ctx, const CachedStep& step, const Tensor& rope_table,
                       const LayerActivations& acts, const LayerWorkspace& ws, const Tensor& cache,
-                      const Tensor& x_out) const;
+                      const Tensor& x_out, const LayerPrefix& prefix = {}) const;
 
  private:
-  // The two halves of forward around the attention: norm, QKV and RoPE into
-  // acts.qkv; then the output projection, the residual and the MLP block.
+  // The two halves of forward around the attention: norm, QKV, RoPE and a
+  // deep prompt's keys and values into acts.qkv; then the output projection,
+  // the residual and the MLP block.
   void attention_input(const ModelContext& ctx, const SequenceIndex& seq, const Tensor& rope_table,
-                       const LayerActivations& acts, const LayerWorkspace& ws) const;
+                       const LayerActivations& acts, const LayerWorkspace& ws,
+                       const LayerPrefix& prefix) const;
   void attention_output_and_mlp(const ModelContext& ctx, int64_t rows, const LayerActivations& acts,
                                 const LayerWorkspace& ws, const Tensor& x_out) const;
 };

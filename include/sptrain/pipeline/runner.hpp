@@ -64,7 +64,7 @@ class PipelineRunner {
                 OutputSink& sink);
   // Generation: one cached step's new rows through every stage in turn
   // (forward only); the last stage's output(-1, Q) holds them at the end.
-  void forward_cached(const CachedStep& step, const Tensor& prompt, KvCache& cache);
+  void forward_cached(const CachedStep& step, const PromptInputs& prompt, KvCache& cache);
 
  private:
   int prev() const { return stage_.spec().index - 1; }
