@@ -13,6 +13,9 @@ void HeadTally::reset(const std::vector<MicroBatch*>* mbs, int labels) {
 }
 
 void HeadTally::on_output(int micro_batch, const HeadOutput& out) {
+  // A GPU step adds the loss and the counts up on the device
+  // (LmHead::device_sums): its outputs are empty and there is nothing here.
+  if (out.loss.empty()) return;
   const MicroBatch& mb = *(*batches)[size_t(micro_batch)];
   for (double loss : out.loss) loss_sum += loss;
   targets += int64_t(out.loss.size());

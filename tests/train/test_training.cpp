@@ -16,6 +16,7 @@
 #include "sptrain/io/fingerprint.hpp"
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
+#include "sptrain/train/head_tally.hpp"
 #include "sptrain/train/sampler.hpp"
 #include "sptrain/train/train_step.hpp"
 #include "sptrain/train/trainer.hpp"
@@ -187,4 +188,28 @@ TEST(Sampler, SameOrderForSameSeedAndSeekContinuesExactly) {
 }
 
 }  // namespace
+// A GPU step's last stage hands the tally empty outputs (its loss and counts
+// add up on the device): the tally adds nothing and reads no label scores
+// (it crashed on every GPU classify step before). A host output counts.
+TEST(HeadTally, AnEmptyOutputAddsNothing) {
+  MicroBatch mb;
+  mb.seq.num_examples = 3;
+  mb.host_labels = {0, 1, 0};
+  std::vector<MicroBatch*> mbs{&mb};
+  HeadTally tally;
+  tally.reset(&mbs, 2);
+  tally.on_output(0, HeadOutput{});
+  EXPECT_EQ(tally.examples, 0);
+  EXPECT_EQ(tally.targets, 0);
+  EXPECT_EQ(tally.correct, 0);
+  EXPECT_EQ(tally.loss_sum, 0.0);
+  HeadOutput out;
+  out.loss = {0.5, 1.0, 2.0};
+  out.label_scores = {1, 0, 0, 1, 0, 1};  // predicts 0, 1, 1
+  tally.on_output(0, out);
+  EXPECT_EQ(tally.examples, 3);
+  EXPECT_EQ(tally.correct, 2);
+  EXPECT_EQ(tally.loss_sum, 3.5);
+}
+
 }  // namespace sptrain

@@ -17,6 +17,7 @@ struct HeadTally final : PipelineRunner::OutputSink {
 
   // Starts over for a new set of micro-batches; reserves, so that later resets do not allocate.
   void reset(const std::vector<MicroBatch*>* mbs, int labels);
+  // An empty output (a GPU step's, whose sums stay on the device) adds nothing.
   void on_output(int micro_batch, const HeadOutput& out) override;
 };
 
