@@ -18,6 +18,15 @@ using nlohmann::json;
 
 namespace {
 
+// A token id from JSON: an integer from 0 to 2^31 - 1 (a float, a string or a
+// huge number would otherwise be converted with undefined behaviour).
+int64_t token_id(const json& v, const std::string& path, const std::string& what) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX)) ||
+      v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+    fail(path, ": ", what, " has id ", v.dump(), " (expected an integer from 0 to ", INT32_MAX, ")");
+  return v.get<int64_t>();
+}
+
 // llama.cpp's regexes for its `tokenizer.ggml.pre` names (llama-vocab.cpp).
 // Where llama.cpp rewrote a Hugging Face regex for its own engine, the
 // original from tokenizer.json is used: PCRE2 runs it as it is.
@@ -250,16 +259,15 @@ Tokenizer Tokenizer::from_hf_json(const std::string& path) {
     // Vocabulary: model.vocab plus added_tokens (which may extend it).
     std::map<int64_t, std::string> by_id;
     for (auto it = model.at("vocab").begin(); it != model.at("vocab").end(); ++it) {
-      int64_t id = it.value().get<int64_t>();
-      if (id < 0) fail(path, ": token '", it.key(), "' has negative id ", id);
+      const int64_t id = token_id(it.value(), path, "token '" + it.key() + "'");
       if (!by_id.emplace(id, it.key()).second)
         fail(path, ": id ", id, " is used by both '", by_id[id], "' and '", it.key(), "'");
     }
     std::map<int64_t, TokenType> added_type;
     if (j.contains("added_tokens")) {
       for (const json& a : j["added_tokens"]) {
-        int64_t id = a.at("id").get<int64_t>();
         std::string content = a.at("content").get<std::string>();
+        const int64_t id = token_id(a.at("id"), path, "added token '" + content + "'");
         for (const char* k : {"lstrip", "rstrip", "single_word"})
           if (a.value(k, false))
             fail(path, ": added token '", content, "' has ", k, " = true; not supported");
@@ -328,7 +336,8 @@ Tokenizer Tokenizer::from_hf_folder(const std::string& dir) {
   try {
     json v = read_json(vocab.string());
     std::map<int64_t, std::string> by_id;
-    for (auto it = v.begin(); it != v.end(); ++it) by_id[it.value().get<int64_t>()] = it.key();
+    for (auto it = v.begin(); it != v.end(); ++it)
+      by_id[token_id(it.value(), vocab.string(), "token '" + it.key() + "'")] = it.key();
     json config = fs::exists(d / "tokenizer_config.json") ? read_json((d / "tokenizer_config.json").string())
                                                           : json::object();
     if (config.contains("added_tokens_decoder"))

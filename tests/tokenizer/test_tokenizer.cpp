@@ -295,6 +295,23 @@ TEST(TokenizerJson, HostileFilesAreErrorsNamingTheFile) {
   fs::create_directory(dir / "tokenizer.json");
   EXPECT_THAT(error_of([&] { Tokenizer::from_hf_folder(dir.string()); }), HasSubstr(path + ": is a folder, not a tokenizer file"));
   fs::remove(dir / "tokenizer.json");
+  // Token ids that are not integers of int32 range (a fuzz find: 1.6e98 was
+  // converted to int64 with undefined behaviour), in the vocabulary and in
+  // added_tokens.
+  using nlohmann::json;
+  for (const auto& bad : {json(1.6e98), json(2.5), json(-3), json(uint64_t(1) << 40), json("7")}) {
+    j = tiny_tokenizer_json(false);
+    j["model"]["vocab"]["zz"] = bad;
+    std::ofstream(dir / "tokenizer.json") << j.dump();
+    EXPECT_THAT(error_of([&] { Tokenizer::from_hf_json(path); }),
+                HasSubstr(path + ": token 'zz' has id " + bad.dump())) << bad.dump();
+    j = tiny_tokenizer_json(false);
+    j["added_tokens"] = json::array({{{"id", bad}, {"content", "<x>"}}});
+    std::ofstream(dir / "tokenizer.json") << j.dump();
+    EXPECT_THAT(error_of([&] { Tokenizer::from_hf_json(path); }),
+                HasSubstr(path + ": added token '<x>' has id " + bad.dump())) << bad.dump();
+  }
+  fs::remove(dir / "tokenizer.json");
   // GPT-2 slow files whose tokenizer_config.json names an id that is not a number.
   std::ofstream(dir / "vocab.json") << R"({"a": 0, "b": 1})";
   std::ofstream(dir / "merges.txt") << "#version: 0.2\n";
