@@ -38,7 +38,7 @@ PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max
   // Every fill uploads these without waiting: staging space for all of them.
   int64_t bytes = 0;
   for (const BufferSpec& b : buffers) bytes += int64_t(b.target->view().bytes());
-  backend.reserve_staging(bytes);
+  backend.reserve_staging(bytes, int64_t(buffers.size()));
 }
 
 void PackedBatchWriter::begin(MicroBatch& mb, int num_examples) {

@@ -25,11 +25,13 @@ CachedStepWriter::CachedStepWriter(Backend& backend, int64_t max_rows, int max_s
   positions_ = backend.allocate(DType::I32, Shape{max_rows});
   tokens_ = backend.allocate(DType::I32, Shape{max_rows});
   // finish() uploads them all without waiting: staging space for all of them.
-  int64_t bytes = 0;
+  int64_t bytes = 0, copies = 0;
   for (const Buffer* b : {&q_offsets_, &prefix_start_, &prefix_len_, &own_start_, &own_len_,
-                          &last_rows_, &cache_rows_, &positions_, &tokens_})
+                          &last_rows_, &cache_rows_, &positions_, &tokens_}) {
     bytes += int64_t(b->view().bytes());
-  backend.reserve_staging(bytes);
+    ++copies;
+  }
+  backend.reserve_staging(bytes, copies);
 }
 
 void CachedStepWriter::begin(CachedStep& step) {

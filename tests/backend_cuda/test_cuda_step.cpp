@@ -42,6 +42,14 @@ Config step_config(const std::string& backend, const std::string& optimizer, con
   c.task.loss = loss;
   c.train.batch_size = 8;
   c.train.micro_batch_size = 4;
+#ifdef SPTRAIN_CUDA_EMULATED
+  // The emulator runs blocks one at a time: short rows and a small batch keep
+  // a step to seconds there, through the same code.
+  c.task.template_text = "{text}:";
+  c.task.max_length = 12;
+  c.train.batch_size = 4;
+  c.train.micro_batch_size = 2;
+#endif
   validate_config(c);
   return c;
 }

@@ -131,7 +131,9 @@ class Backend {
   // reused at once. The CPU back end copies; CUDA copies src into pinned
   // staging memory (reserve_staging(), at setup) and enqueues the rest.
   virtual void copy_from_host_async(const Tensor& dst, const void* src) { copy_from_host(dst, src); }
-  virtual void reserve_staging(int64_t bytes) { (void)bytes; }
+  // Room for `copies` uploads of `bytes` in all between two host waits (each
+  // writer of batch buffers reserves for its buffers, at setup).
+  virtual void reserve_staging(int64_t bytes, int64_t copies) { (void)bytes, (void)copies; }
   // dst = src, converting between float dtypes (f64/f32/bf16) when they differ.
   virtual void convert(const Tensor& dst, const Tensor& src) = 0;
   virtual void fill(const Tensor& t, double value) = 0;

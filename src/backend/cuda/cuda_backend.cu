@@ -66,6 +66,7 @@ CudaBackend::Impl::~Impl() {
   if (stream) cudaStreamSynchronize(stream);
   plans.clear();
   if (staging) cudaFreeHost(staging);
+  if (readback) cudaFreeHost(readback);
   if (workspace) cudaFree(workspace);
   if (lt) cublasLtDestroy(lt);
   if (stream) cudaStreamDestroy(stream);
@@ -92,6 +93,7 @@ CudaBackend::CudaBackend(int device, int rank) : impl_(std::make_unique<Impl>())
   SPT_CUDA(s.where, cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
   SPT_CUBLASLT(s.where, cublasLtCreate(&s.lt));
   SPT_CUDA(s.where, cudaMalloc(&s.workspace, s.workspace_bytes));
+  SPT_CUDA(s.where, cudaHostAlloc(&s.readback, Impl::kReadbackBytes, cudaHostAllocDefault));
 }
 
 CudaBackend::~CudaBackend() = default;
@@ -163,10 +165,15 @@ void CudaBackend::copy_from_host(const Tensor& dst, const void* src) {
 
 void CudaBackend::copy_to_host(void* dst, const Tensor& src) {
   cuda::expect_device(src, "copy_to_host", "src");
-  if (src.bytes() == 0) return;
-  SPT_CUDA(impl_->where, cudaMemcpyAsync(dst, src.data, src.bytes(), cudaMemcpyDeviceToHost,
-                                         impl_->stream));
-  impl_->wait();
+  const size_t n = src.bytes();
+  if (n == 0) return;
+  Impl& s = *impl_;
+  // Small copies through pinned memory: one wait (the stream's), not two.
+  const bool small = n <= Impl::kReadbackBytes;
+  SPT_CUDA(s.where, cudaMemcpyAsync(small ? s.readback : dst, src.data, n, cudaMemcpyDeviceToHost,
+                                    s.stream));
+  s.wait();
+  if (small) std::memcpy(dst, s.readback, n);
 }
 
 namespace {
@@ -174,9 +181,11 @@ constexpr size_t kStagingAlign = 256;
 size_t staging_round(size_t n) { return (n + kStagingAlign - 1) / kStagingAlign * kStagingAlign; }
 }  // namespace
 
-void CudaBackend::reserve_staging(int64_t bytes) {
+void CudaBackend::reserve_staging(int64_t bytes, int64_t copies) {
   Impl& s = *impl_;
-  const size_t want = s.staging_bytes + staging_round(size_t(std::max<int64_t>(bytes, 0)));
+  // Each copy starts on an aligned address: up to one alignment more per copy.
+  const size_t want = s.staging_bytes + staging_round(size_t(std::max<int64_t>(bytes, 0))) +
+                      size_t(std::max<int64_t>(copies, 0)) * kStagingAlign;
   if (s.staged > 0) s.wait();  // the old space may still be read by pending copies
   void* p = nullptr;
   SPT_CUDA(s.where, cudaHostAlloc(&p, want, cudaHostAllocDefault));

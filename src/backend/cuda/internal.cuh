@@ -253,6 +253,10 @@ struct CudaBackend::Impl {
   // bytes of it are in use by copies the device may not have made yet.
   void* staging = nullptr;
   size_t staging_bytes = 0, staged = 0;
+  // Pinned memory small copies to the host land in first (a step's scalars):
+  // a copy into pageable memory would make the runtime wait a second time.
+  static constexpr size_t kReadbackBytes = 4096;
+  void* readback = nullptr;
   int64_t host_waits = 0;
   // The host waits for the stream: every wait goes through here (counted, and
   // the staging space is free again afterwards).

@@ -55,7 +55,7 @@ class CudaBackend final : public Backend {
   // the host does not wait. The staging space (reserve_staging, made at
   // setup) is reused after each wait; should it run out, the call waits first.
   void copy_from_host_async(const Tensor& dst, const void* src) override;
-  void reserve_staging(int64_t bytes) override;
+  void reserve_staging(int64_t bytes, int64_t copies) override;
   // Host waits so far (stream and event synchronisations, copies to the host):
   // what tests count to check a training step waits once.
   int64_t host_waits() const;
