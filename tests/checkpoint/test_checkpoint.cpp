@@ -13,6 +13,7 @@
 #include "sptrain/core/error.hpp"
 #include "sptrain/io/checkpoint.hpp"
 #include "sptrain/io/h5.hpp"
+#include "../support/test_util.hpp"
 #include "sptrain/optim/optimizer.hpp"
 
 namespace fs = std::filesystem;
@@ -156,16 +157,7 @@ TEST_F(CheckpointTest, LayoutMatchesTheDocs) {
   EXPECT_EQ(f.read_strings("verbalizer/words"), (std::vector<std::string>{" negative", " positive"}));
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an sptrain::Error";
-  return "";
-}
+using test::error_of;
 
 TEST_F(CheckpointTest, ClearErrors) {
   std::string missing = path("nope.h5");

@@ -11,6 +11,7 @@
 #include "sptrain/core/error.hpp"
 #include "sptrain/optim/adafactor.hpp"
 #include "sptrain/optim/adamw.hpp"
+#include "../support/test_util.hpp"
 #include "sptrain/optim/optimizer.hpp"
 
 using namespace sptrain;
@@ -275,16 +276,7 @@ TEST(OptimizerState, StateNamesAndShapes) {
   EXPECT_EQ(s[1].shape, (std::vector<int64_t>{5}));
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an sptrain::Error";
-  return "";
-}
+using test::error_of;
 
 TEST(OptimizerState, LoadRejectsMismatches) {
   OptimSection cfg;
