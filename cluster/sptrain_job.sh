@@ -129,8 +129,13 @@ while kill -0 "$pid" 2> /dev/null; do wait "$pid"; rc=$?; done
 # checkpoint written, resumable" (75; 0 means it finished all its steps).
 # sptrain handles USR1 from its first instruction on, but a USR1 that reaches
 # the ranks while srun is still starting them (before sptrain runs) ends them
-# by the signal (status 128 + 10) before they did anything: requeue as well.
+# by the signal (status 128 + 10) before they did anything, and srun
+# --kill-on-bad-exit then ends the others with SIGTERM (128 + 15, which srun
+# may report instead): requeue on either. No checkpoint is lost; the next run
+# resumes from the newest one.
 stopped_status=75
-killed_starting=$((128 + $(kill -l USR1)))
-((stop_requested)) && [[ $rc == "$stopped_status" || $rc == "$killed_starting" ]] && requeue
+killed_starting=("$((128 + $(kill -l USR1)))" "$((128 + $(kill -l TERM)))")
+if ((stop_requested)) && [[ $rc == "$stopped_status" || " ${killed_starting[*]} " == *" $rc "* ]]; then
+  requeue
+fi
 exit "$rc"

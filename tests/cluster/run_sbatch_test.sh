@@ -16,6 +16,9 @@
 #   refused   the requeue fails (--no-requeue, site policy): the script exits
 #             non-zero and says so (it used to exit 0: a COMPLETED unfinished run)
 #   early     USR1 before the ranks start: no rank is started, the job requeues
+#   starting  USR1 while srun starts the ranks, which die of it (srun exits
+#             128+USR1, or 128+TERM once --kill-on-bad-exit ended the others):
+#             the job requeues; any other failure status is passed on, no requeue
 #   badconfig a configuration that does not load: one clear error, no rank started
 #   threads   --cpus-per-task reaches srun (srun 22.05 does not inherit it) and
 #             sptrain's threads; the scripts ask Slurm for CPUs
@@ -137,6 +140,35 @@ FAKE
   [[ ! -e srun.log ]] || problem "the ranks were started after the stop request: srun $(cat srun.log)"
   [[ "$(cat scontrol.log 2>/dev/null)" == "requeue 4242" ]] ||
     problem "scontrol was called with '$(cat scontrol.log 2>/dev/null)', not 'requeue 4242'"
+  ;;
+
+starting)
+  # A fake srun that records its start, then ends as srun does when the
+  # forwarded USR1 reached the ranks before sptrain's handler: status $status.
+  cat > bin/srun <<FAKE
+#!/usr/bin/env bash
+trap 'exit \$FAKE_SRUN_STATUS' USR1
+echo "\$*" >> "$dir/srun.log"
+while :; do sleep 0.05; done
+FAKE
+  for status in 138 143 1; do
+    rm -f srun.log scontrol.log
+    FAKE_SRUN_STATUS=$status bash "$cpu_script" configs/tiny_random.yaml "${common[@]}" --set train.steps=5 \
+      > job.log 2>&1 &
+    job=$!
+    for _ in $(seq 1 300); do [[ -s srun.log ]] && break; sleep 0.1; done
+    [[ -s srun.log ]] || { cat job.log; problem "srun $status: srun was not started"; kill -9 "$job"; continue; }
+    kill -USR1 "$job"
+    wait_job
+    if [[ $status == 1 ]]; then
+      [[ $rc == 1 ]] || problem "srun 1 after USR1: the job exited $rc, not srun's 1"
+      [[ ! -e scontrol.log ]] || problem "srun 1 after USR1 (a failure): scontrol was called with '$(cat scontrol.log)'"
+    else
+      [[ $rc == 0 ]] || problem "srun $status after USR1: the job exited $rc, not 0 (requeued)"
+      [[ "$(cat scontrol.log 2>/dev/null)" == "requeue 4242" ]] ||
+        problem "srun $status after USR1: scontrol was called with '$(cat scontrol.log 2>/dev/null)', not 'requeue 4242'"
+    fi
+  done
   ;;
 
 badconfig)
