@@ -120,6 +120,13 @@ PromptParameter::PromptParameter(Backend& backend, DType stat, const PromptSecti
       if (trunk_) shared_grad_ = backend.allocate(stat, Shape{P, hidden_});
     }
   }
+  if (trunk_) {
+    const size_t hidden = size_t(P) * size_t(hidden_);
+    trunk_grad_.units.assign(size_t(int64_t(pl.num_layers) * pl.kv_heads * P * 2 * m.head_dim), 0.f);
+    trunk_grad_.dhidden.assign(hidden, 0.0);
+    trunk_grad_.partial.assign(hidden, 0.0);
+    if (stat == DType::F32) trunk_grad_.dhidden32.assign(hidden, 0.f);
+  }
   if (stat == DType::F64)
     staging_.assign(std::max({prompt_host_.size(), prefix_host_.size(), size_t(P * hidden_)}), 0.0);
 }
@@ -328,33 +335,43 @@ void PromptParameter::download_grad(const std::function<void(const Tensor&)>& su
   }
   // Each unit's head, then the trunk from dH summed over every rank's units
   // (each unit once: the first of the tensor ranks sharing it adds it).
+  // The buffers are the constructor's (no allocation in the step).
+  TrunkGradScratch& g = trunk_grad_;
   const int64_t n = 2 * prefix_.head_dim, unit = int64_t(rows_) * n;
-  std::vector<float> units(size_t(int64_t(place_.num_layers) * place_.kv_heads * unit), 0.f);
-  if (!prefix_grad_host_.empty()) prefix_to_units(prefix_grad_host_, units.data());
-  std::vector<double> dhidden(size_t(rows_) * size_t(hidden_), 0.0);
-  std::vector<double> scratch(dhidden.size());
+  if (prefix_grad_host_.empty()) std::fill(g.units.begin(), g.units.end(), 0.f);
+  else prefix_to_units(prefix_grad_host_, g.units.data());
+  std::fill(g.dhidden.begin(), g.dhidden.end(), 0.0);
   size_t k = 0;
   for (size_t t = 3; t + 1 < tensors_.size(); t += 2, ++k) {
     const ParameterTensor& w2 = tensors_[t];
     const ParameterTensor& b2 = tensors_[t + 1];
-    std::fill(scratch.begin(), scratch.end(), 0.0);
+    std::fill(g.partial.begin(), g.partial.end(), 0.0);
     prefix_head_backward(trunk_->hidden().data(), rows_, hidden_, values_.data() + w2.offset, int(n),
-                         units.data() + int64_t(k) * unit, grad_.data() + w2.offset,
-                         grad_.data() + b2.offset, scratch.data());
+                         g.units.data() + int64_t(k) * unit, grad_.data() + w2.offset,
+                         grad_.data() + b2.offset, g.partial.data());
     if (place_.first_kv_holder)
-      for (size_t i = 0; i < dhidden.size(); ++i) dhidden[i] += scratch[i];
+      for (size_t i = 0; i < g.dhidden.size(); ++i) g.dhidden[i] += g.partial[i];
   }
-  // Through the device for the groups: stat dtype (f32 rounds the partial sums).
-  std::vector<float> dh32(dhidden.begin(), dhidden.end());
-  copy_to_device(shared_grad_, dh32);
+  // Through the device for the groups, in the stat dtype (f64 runs keep f64;
+  // f32 rounds the partial sums as every other f32 reduction does).
   SPT_CHECK(sum_over_model || (place_.num_layers == prefix_.layers && place_.kv_heads == prefix_.kv_heads),
             "internal error: a sharded prefix MLP needs its trunk gradient summed over the model's ranks");
-  if (sum_over_model) sum_over_model(shared_grad_.view());
-  copy_from_device(dh32, shared_grad_);
-  std::copy(dh32.begin(), dh32.end(), dhidden.begin());
+  if (sum_over_model) {
+    if (stat_ == DType::F64) {
+      backend_.copy_from_host(shared_grad_, g.dhidden.data());
+      sum_over_model(shared_grad_.view());
+      backend_.copy_to_host(g.dhidden.data(), shared_grad_);
+    } else {
+      std::copy(g.dhidden.begin(), g.dhidden.end(), g.dhidden32.begin());
+      backend_.copy_from_host(shared_grad_, g.dhidden32.data());
+      sum_over_model(shared_grad_.view());
+      backend_.copy_to_host(g.dhidden32.data(), shared_grad_);
+      std::copy(g.dhidden32.begin(), g.dhidden32.end(), g.dhidden.begin());
+    }
+  }
   const ParameterTensor& e = *find("reparam.embedding");
   const ParameterTensor& w1 = *find("reparam.w1");
-  trunk_->backward(values_.data() + w1.offset, dhidden.data(), grad_.data() + w1.offset,
+  trunk_->backward(values_.data() + w1.offset, g.dhidden.data(), grad_.data() + w1.offset,
                    grad_.data() + e.offset);
 }
 

@@ -189,6 +189,13 @@ class PromptParameter {
   mutable Newer newer_ = Newer::Host;
   std::unique_ptr<PromptEncoder> encoder_;   // p_tuning
   std::unique_ptr<PrefixTrunk> trunk_;       // deep + mlp
+  // deep + mlp: download_grad's host buffers, sized once.
+  struct TrunkGradScratch {
+    std::vector<float> units;      // the units' prefix gradients
+    std::vector<double> dhidden;   // dL/dH [P, hidden], summed over this rank's units
+    std::vector<double> partial;   // one unit's part of it
+    std::vector<float> dhidden32;  // f32 stat dtype: dhidden as the device holds it
+  } trunk_grad_;
   std::vector<float> prompt_host_, prompt_grad_host_, prefix_host_, prefix_grad_host_;
   mutable std::vector<double> staging_;  // f64 stat dtype: the host side of a copy
   Buffer prompt_, prompt_grad_, prefix_dev_, prefix_grad_, shared_grad_;
