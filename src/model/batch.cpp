@@ -30,15 +30,10 @@ PackedBatchWriter::PackedBatchWriter(Backend& backend, int64_t max_rows, int max
       max_segments_(max_segments),
       prompt_rows_(prompt_rows),
       max_targets_(max_targets) {
-  const BufferList buffers = buf_.list(max_rows, max_seqs, max_segments, max_targets);
-  allocate(backend, ElemTypes{}, buffers);
+  allocate_upload_buffers(backend, buf_.list(max_rows, max_seqs, max_segments, max_targets));
   host_tokens_.reserve(size_t(max_rows));
   host_target_rows_.reserve(size_t(max_targets));
   host_token_targets_.reserve(size_t(max_targets));
-  // Every fill uploads these without waiting: staging space for all of them.
-  int64_t bytes = 0;
-  for (const BufferSpec& b : buffers) bytes += int64_t(b.target->view().bytes());
-  backend.reserve_staging(bytes, int64_t(buffers.size()));
 }
 
 void PackedBatchWriter::begin(MicroBatch& mb, int num_examples) {
@@ -125,6 +120,12 @@ void PackedBatchWriter::add_example(const EncodedExample& ex, int first_pos) {
 
 // Without waiting for the device (the back end stages the bytes; each
 // writer reserves staging for its buffers).
+void allocate_upload_buffers(Backend& backend, const BufferList& list) {
+  allocate(backend, ElemTypes{}, list);
+  // Every fill uploads these without waiting: staging space for all of them.
+  backend.reserve_staging(bytes(list, ElemTypes{}), int64_t(list.size()));
+}
+
 Tensor upload_prefix(Backend& backend, const Buffer& buf, int64_t n, const void* src) {
   Tensor t = buf.view();
   t.shape = Shape{n};

@@ -15,23 +15,15 @@ KvCache::KvCache(const ModelContext& ctx, int num_layers, int kv_heads, int head
 
 CachedStepWriter::CachedStepWriter(Backend& backend, int64_t max_rows, int max_seqs)
     : backend_(backend), max_rows_(max_rows), max_seqs_(max_seqs) {
-  q_offsets_ = backend.allocate(DType::I32, Shape{max_seqs + 1});
-  prefix_start_ = backend.allocate(DType::I32, Shape{max_seqs});
-  prefix_len_ = backend.allocate(DType::I32, Shape{max_seqs});
-  own_start_ = backend.allocate(DType::I32, Shape{max_seqs});
-  own_len_ = backend.allocate(DType::I32, Shape{max_seqs});
-  last_rows_ = backend.allocate(DType::I32, Shape{max_seqs});
-  cache_rows_ = backend.allocate(DType::I32, Shape{max_rows});
-  positions_ = backend.allocate(DType::I32, Shape{max_rows});
-  tokens_ = backend.allocate(DType::I32, Shape{max_rows});
-  // finish() uploads them all without waiting: staging space for all of them.
-  int64_t bytes = 0, copies = 0;
-  for (const Buffer* b : {&q_offsets_, &prefix_start_, &prefix_len_, &own_start_, &own_len_,
-                          &last_rows_, &cache_rows_, &positions_, &tokens_}) {
-    bytes += int64_t(b->view().bytes());
-    ++copies;
-  }
-  backend.reserve_staging(bytes, copies);
+  allocate_upload_buffers(backend, {{&q_offsets_, Elem::I32, Shape{max_seqs + 1}},
+                                    {&prefix_start_, Elem::I32, Shape{max_seqs}},
+                                    {&prefix_len_, Elem::I32, Shape{max_seqs}},
+                                    {&own_start_, Elem::I32, Shape{max_seqs}},
+                                    {&own_len_, Elem::I32, Shape{max_seqs}},
+                                    {&last_rows_, Elem::I32, Shape{max_seqs}},
+                                    {&cache_rows_, Elem::I32, Shape{max_rows}},
+                                    {&positions_, Elem::I32, Shape{max_rows}},
+                                    {&tokens_, Elem::I32, Shape{max_rows}}});
 }
 
 void CachedStepWriter::begin(CachedStep& step) {

@@ -33,6 +33,9 @@ struct MicroBatch {
 // The first n elements of `buf` (1-D), filled from host memory: how the
 // batch writers here and in kv_cache.hpp upload their index tensors.
 Tensor upload_prefix(Backend& backend, const Buffer& buf, int64_t n, const void* src);
+// Allocates the writer's index buffers and reserves staging space for
+// uploading all of them in one step without waiting (Backend::reserve_staging).
+void allocate_upload_buffers(Backend& backend, const BufferList& list);
 
 // What both builders below share: the device buffers of a packed
 // micro-batch, sized once for the largest one, and the host-side packing of
