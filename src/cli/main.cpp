@@ -79,9 +79,14 @@ int run(int argc, char** argv) {
   EvalOptions eval_options;
   CLI::App* eval = app.add_subcommand("eval", "Evaluate a prompt on the task's evaluation data");
   eval->add_option("config", config_path, "YAML configuration file")->required();
-  eval->add_option("--prompt", eval_options.prompt,
+  eval->add_option("--prompt", eval_options.prompts,
                    "Prompt to evaluate: a checkpoint, an hdf5 export, a .npy file or a PEFT folder; "
-                   "its length is the file's (default: the prompt as prompt.init makes it)");
+                   "its length is the file's (default: the prompt as prompt.init makes it). Repeat it "
+                   "for a prompt ensemble (classify tasks; same length and method): each prompt's "
+                   "loss and accuracy, and the ensemble's accuracy by mean label probability and by "
+                   "majority vote")
+      ->allow_extra_args(false)
+      ->type_name("PATH");
   eval->add_option("--data", eval_options.data,
                    "Data file in the task's format to evaluate on, all of it (default: task.eval)");
   eval->add_option("--set", sets, kSetHelp)->allow_extra_args(false)->type_name("KEY=VALUE");
@@ -237,20 +242,25 @@ int run(int argc, char** argv) {
   infer->add_option("--model", infer_options.model, "Model file (HDF5)")->required();
   infer->add_option("--prompt", infer_options.prompts,
                     "NAME=PATH: task NAME uses the prompt at PATH (a checkpoint or hdf5 export, which "
-                    "carry the template, verbalizer and max_length); repeatable")
+                    "carry the template, verbalizer and max_length); repeatable. A NAME given "
+                    "several times is a prompt ensemble of those prompts")
       ->required()
       ->allow_extra_args(false)
       ->type_name("NAME=PATH");
   infer->add_option("--input", infer_options.input, "JSONL input file (- = standard input)")
       ->capture_default_str();
-  infer->add_option("--batch-size", infer_options.batch_size, "Examples per forward pass")
+  infer->add_option("--batch-size", infer_options.batch_size,
+                    "Sequences per forward pass (a line takes one per prompt of its task)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   infer->add_option("--threads", infer_options.threads, "CPU threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   infer->footer("Prints one JSON line per input line, in order: {\"task\", \"label\" (predicted), "
-                "\"scores\": {label: {\"logit\", \"prob\"}}}, and the input's \"id\" when it has one.\n"
+                "\"scores\": {label: {\"logit\", \"prob\"}}}, and the input's \"id\" when it has one. For "
+                "an ensemble: \"label\" by the mean of the members' label probabilities, \"vote\" by "
+                "majority (a tie: the larger mean), \"scores\": {label: {\"prob\" (the mean), \"votes\"}}, "
+                "\"members\": each member's label.\n"
                 "Runs in one process on the CPU back end (no MPI, no tensor or pipeline parallelism).");
 
   // generate

@@ -1,12 +1,13 @@
 // `sptrain train` and `sptrain eval`: start MPI, build the process grid, run,
 // and make sure a failure on any rank ends the whole job with its message.
+#include <cmath>
 #include <cstdio>
-#include <optional>
 
 #include "sptrain/cli/commands.hpp"
 #include "sptrain/comm/mpi_runtime.hpp"
 #include "sptrain/comm/process_grid.hpp"
 #include "sptrain/comm/stop_signals.hpp"
+#include "sptrain/infer/ensemble.hpp"
 #include "sptrain/prompt/export.hpp"
 #include "sptrain/prompt/prompt_init.hpp"
 #include "sptrain/train/evaluate.hpp"
@@ -54,6 +55,61 @@ void warn_if_task_differs(const StoredPrompt& p, const TaskSection& task) {
                  p.path.c_str());
 }
 
+// Several prompts for one task (docs/methods.md, "Prompt ensembles"): each
+// member evaluated in turn on the same session, then combined per example by
+// the mean of the label probabilities and by majority vote.
+template <typename Describe>
+int run_eval_ensemble(Session& session, const std::vector<StoredPrompt>& members, const Describe& describe) {
+  const Task& task = *session.task;
+  SPT_CHECK(!task.generative(), "prompt ensembles combine label probabilities: a generate task takes one --prompt");
+  const bool lead = session.parallel->world_rank() == 0;
+  const std::vector<EncodedExample>& data = session.data.eval;
+  const int L = task.num_labels();
+  std::vector<std::vector<double>> probs(members.size());  // per member: [examples, L]
+  std::vector<EvalResult> alone(members.size());
+  std::vector<double> logits;
+  for (size_t m = 0; m < members.size(); ++m) {
+    check_prompt_matches_model(members[m], session.model, session.config.model.path);
+    set_stored_prompt(session, members[m]);
+    if (lead) warn_if_task_differs(members[m], session.config.task);
+    alone[m] = evaluate(session, data, &logits);
+    probs[m].resize(logits.size());
+    for (size_t i = 0; i < data.size(); ++i) {
+      const std::vector<double> p = label_probabilities(logits.data() + i * size_t(L), L);
+      std::copy(p.begin(), p.end(), probs[m].begin() + int64_t(i * size_t(L)));
+    }
+  }
+  if (!lead) return 0;
+  EvalResult by_mean, by_vote;
+  by_mean.confusion.assign(size_t(L) * size_t(L), 0);
+  by_vote.confusion = by_mean.confusion;
+  double nll = 0;
+  int64_t right_mean = 0, right_vote = 0;
+  std::vector<const double*> row(members.size());
+  for (size_t i = 0; i < data.size(); ++i) {
+    for (size_t m = 0; m < members.size(); ++m) row[m] = probs[m].data() + i * size_t(L);
+    const EnsembleAnswer a = combine_ensemble(row, L);
+    const int truth = data[i].label;
+    nll -= std::log(a.mean_probs[size_t(truth)]);
+    right_mean += a.by_mean == truth;
+    right_vote += a.by_vote == truth;
+    ++by_mean.confusion[size_t(truth * L + a.by_mean)];
+    ++by_vote.confusion[size_t(truth * L + a.by_vote)];
+  }
+  const double n = double(data.size());
+  std::printf("data: %s (%zu examples)\nprompt ensemble of %zu:\n", session.config.task.eval.c_str(),
+              data.size(), members.size());
+  for (size_t m = 0; m < members.size(); ++m)
+    std::printf("  %s: loss %.4f, accuracy %.4f\n", describe(members[m]).c_str(), alone[m].loss,
+                alone[m].accuracy);
+  std::printf("ensemble, mean of label probabilities: accuracy %.4f, label NLL %.4f\n"
+              "ensemble, majority vote: accuracy %.4f\n",
+              right_mean / n, nll / n, right_vote / n);
+  std::printf("mean of label probabilities, ");
+  print_confusion(task, by_mean);
+  return 0;
+}
+
 }  // namespace
 
 int run_train(const Config& config, const TrainOptions&) {
@@ -93,33 +149,41 @@ int run_eval(const Config& config_in, const EvalOptions& options) {
   }
   SPT_CHECK(!config.task.eval.empty(), "nothing to evaluate: give --data FILE or set task.eval");
   return run_job([&] {
-    std::optional<StoredPrompt> stored;
-    if (!options.prompt.empty()) {
-      stored = read_stored_prompt(options.prompt);
-      config.prompt.length = int(stored->rows);
+    std::vector<StoredPrompt> stored;
+    for (const std::string& path : options.prompts) stored.push_back(read_stored_prompt(path));
+    if (!stored.empty()) {
+      const StoredPrompt& first = stored.front();
+      // An ensemble's members share one session: one length, one kind.
+      for (const StoredPrompt& p : stored)
+        SPT_CHECK(p.rows == first.rows && p.deep() == first.deep(), "prompt ensemble: ", p.path, " is a ",
+                  p.deep() ? "deep " : "", "prompt of ", p.rows, " vectors but ", first.path, " a ",
+                  first.deep() ? "deep " : "", "prompt of ", first.rows,
+                  "; an ensemble's prompts must have the same length and method");
+      config.prompt.length = int(first.rows);
       // A deep prompt's file is its keys and values, whatever trained it.
-      config.prompt.method = stored->deep() ? "deep" : "prompt_tuning";
+      config.prompt.method = first.deep() ? "deep" : "prompt_tuning";
       config.prompt.reparameterize = "none";
     }
     Session session(config, make_process_grid(config.parallel.tensor, config.parallel.pipeline),
                     SessionMode::EvalOnly);
     const bool lead = session.parallel->world_rank() == 0;
-    if (stored) {
-      check_prompt_matches_model(*stored, session.model, config.model.path);
-      set_stored_prompt(session, *stored);
-      if (lead) warn_if_task_differs(*stored, config.task);
+    const auto describe = [&](const StoredPrompt& p) {
+      std::string d = str(p.path, " (", p.format, ", ", p.rows, " x ", p.cols);
+      if (p.step >= 0) d += str(", step ", p.step);
+      return d + ")";
+    };
+    if (stored.size() > 1) return run_eval_ensemble(session, stored, describe);
+    if (!stored.empty()) {
+      check_prompt_matches_model(stored[0], session.model, config.model.path);
+      set_stored_prompt(session, stored[0]);
+      if (lead) warn_if_task_differs(stored[0], config.task);
     } else {
       Rng rng(config.train.seed);
       start_prompt(session, rng);
     }
     const EvalResult r = evaluate_task(session);
     if (lead) {
-      std::string prompt = "initializer " + config.prompt.init;
-      if (stored) {
-        prompt = str(options.prompt, " (", stored->format, ", ", stored->rows, " x ", stored->cols);
-        if (stored->step >= 0) prompt += str(", step ", stored->step);
-        prompt += ")";
-      }
+      const std::string prompt = stored.empty() ? "initializer " + config.prompt.init : describe(stored[0]);
       if (session.task->generative()) {
         std::printf("data: %s (%lld inputs)\nprompt: %s\nloss: %.4f (first reference of each input)\n"
                     "BLEU: %.2f\nROUGE-L: %.2f\nexact match: %.2f\n",

@@ -7,21 +7,36 @@
 
 namespace sptrain {
 
-EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data) {
+EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data, std::vector<double>* label_logits) {
   const ParallelState& ps = *s.parallel;
   const int n_labels = s.task->num_labels();
+  SPT_CHECK(!label_logits || n_labels > 0, "internal error: label logits of a task without labels");
   const Range share = split_range(int64_t(data.size()), ps.layout().data, ps.coords().dp);
   const int chunk = s.config.train.eval_batch_size;
   MicroBatchSet& mbs = *s.eval_batch;
   HeadTally& tally = s.tally;
+  tally.keep_scores = label_logits != nullptr;
   tally.reset(nullptr, n_labels);
+  // This replica's examples' logits at their place; the others' stay 0 for the sum below.
+  if (label_logits) label_logits->assign(data.size() * size_t(n_labels), 0.0);
   for (int64_t begin = share.begin; begin < share.end(); begin += chunk) {
     s.examples.clear();
     for (int64_t i = begin; i < std::min(share.end(), begin + chunk); ++i) s.examples.push_back(&data[size_t(i)]);
     mbs.fill(s.examples);
     tally.batches = &mbs.batches();
+    if (label_logits) tally.scores_of_batch.assign(mbs.batches().size(), {});
     s.runner->evaluate(mbs.batches(), s.prompt->device(), tally);  // device(): the newest values
+    if (label_logits && s.reports_loss()) {
+      // Micro-batches hold consecutive examples (MicroBatchSet::fill).
+      double* at = label_logits->data() + size_t(begin) * size_t(n_labels);
+      for (const std::vector<double>& scores : tally.scores_of_batch) at = std::copy(scores.begin(), scores.end(), at);
+      SPT_CHECK(at == label_logits->data() + size_t(std::min(share.end(), begin + chunk)) * size_t(n_labels),
+                "the ", s.backend->name(), " back end's evaluation does not return label scores to the host; ",
+                "prompt ensembles need them");
+    }
   }
+  tally.keep_scores = false;
+  if (label_logits) control_sum(ps.host(), *label_logits);
   // Only one rank per replica reports; the others add zeros.
   const bool reports = s.reports_loss();
   double examples = reports ? double(tally.examples) : 0.0;

@@ -21,6 +21,9 @@ void HeadTally::on_output(int micro_batch, const HeadOutput& out) {
   targets += int64_t(out.loss.size());
   examples += mb.seq.num_examples;
   if (n_labels == 0) return;
+  if (keep_scores)
+    scores_of_batch[size_t(micro_batch)].assign(
+        out.label_scores.begin(), out.label_scores.begin() + int64_t(mb.seq.num_examples) * n_labels);
   for (int b = 0; b < mb.seq.num_examples; ++b) {
     const double* s = out.label_scores.data() + size_t(b) * size_t(n_labels);
     const int pred = int(std::max_element(s, s + n_labels) - s);

@@ -17,7 +17,9 @@ struct TrainOptions {
 int run_train(const Config& config, const TrainOptions& options);
 
 struct EvalOptions {
-  std::string prompt;  // checkpoint (or exported prompt) to evaluate; "" = the prompt's initializer
+  // Checkpoints (or exported prompts) to evaluate; none = the prompt's
+  // initializer; several = a prompt ensemble (docs/methods.md).
+  std::vector<std::string> prompts;
   std::string data;    // dataset to evaluate on; "" = task.eval
 };
 int run_eval(const Config& config, const EvalOptions& options);

@@ -19,8 +19,11 @@ struct EvalResult {
 };
 
 // Evaluates the session's prompt (prompt->values()) over `data` in chunks of
-// train.eval_batch_size; every rank returns the same result.
-EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data);
+// train.eval_batch_size; every rank returns the same result. With
+// `label_logits` (classify tasks), every rank also receives each example's
+// label logits, [data.size(), labels] in data order (prompt ensembles).
+EvalResult evaluate(Session& s, const std::vector<EncodedExample>& data,
+                    std::vector<double>* label_logits = nullptr);
 
 // Generate task: greedy generation (up to task.max_target_length new tokens)
 // for each input, in chunks of train.eval_batch_size, scored against its

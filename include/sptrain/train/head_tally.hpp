@@ -14,6 +14,10 @@ struct HeadTally final : PipelineRunner::OutputSink {
   double loss_sum = 0;
   int64_t correct = 0, examples = 0, targets = 0;
   std::vector<int64_t> confusion;  // [true label][predicted label]
+  // With keep_scores (evaluation for prompt ensembles): each micro-batch's
+  // label logits [its examples, n_labels], by micro-batch index.
+  bool keep_scores = false;
+  std::vector<std::vector<double>> scores_of_batch;
 
   // Starts over for a new set of micro-batches; reserves, so that later resets do not allocate.
   void reset(const std::vector<MicroBatch*>* mbs, int labels);
