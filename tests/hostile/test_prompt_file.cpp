@@ -1,7 +1,8 @@
 // Issue 19, hostile prompt files: checkpoints and hdf5 exports damaged after
-// they were written (resealed); each must be an sptrain::Error naming the
-// file and the dataset or attribute. Items 4 and 5 of the issue's probe list;
-// docs/security.md.
+// they were written (resealed), and a .npy whose shape overflows; each must
+// be an sptrain::Error naming the file and the dataset or attribute.
+// Items 4, 5 and 6 of the issue's probe list; docs/security.md.
+#include <fstream>
 #include <limits>
 
 #include "hostile.hpp"
@@ -13,6 +14,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using test::error_of;
 
 class HostilePrompt : public ::testing::Test {
@@ -71,6 +73,24 @@ TEST_F(HostilePrompt, AnExportWithoutAModelFingerprintIsRefused) {
   test::set_root_attr(export_, "model_fingerprint", std::string());
   EXPECT_THAT(error_of([&] { test::load_for_infer(model_, export_); }),
               AllOf(HasSubstr(export_), HasSubstr("records no model fingerprint")));
+}
+
+// Item 6: a .npy of shape (2^56 + 8, 64) with 2 KB of data: in 64-bit
+// arithmetic its 2^62 + 512 floats "need" exactly 2 KB.
+TEST_F(HostilePrompt, NpyShapeThatOverflowsIsAnError) {
+  const std::string path = dir_.path("huge.npy");
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (72057594037927944, 64), }";
+  while ((10 + header.size() + 1) % 64) header += ' ';
+  header += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+  bytes += char(header.size() & 0xff);
+  bytes += char(header.size() >> 8);
+  bytes += header;
+  bytes += std::string(2048, '\0');
+  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+  const std::string e = error_of([&] { (void)read_stored_prompt(path); });
+  EXPECT_THAT(e, AllOf(HasSubstr(path), HasSubstr("npy data is 2048 bytes but shape (72057594037927944, 64)")));
+  EXPECT_THAT(e, AllOf(Not(HasSubstr("bad_alloc")), Not(HasSubstr("_M_")), Not(HasSubstr("vector"))));
 }
 
 }  // namespace
