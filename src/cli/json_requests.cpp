@@ -1,10 +1,12 @@
 #include "json_requests.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "sptrain/core/error.hpp"
+#include "sptrain/core/json.hpp"
 
 namespace sptrain {
 
@@ -17,6 +19,9 @@ std::string read_all(const std::string& input) {
   if (input == "-") {
     buf << std::cin.rdbuf();
   } else {
+    // A folder opens (and reads as nothing): say so instead of answering no lines.
+    std::error_code ec;
+    if (std::filesystem::is_directory(input, ec)) fail(input, ": is a folder, not a JSONL file");
     std::ifstream in(input, std::ios::binary);
     if (!in) fail(input, ": cannot open for reading");
     buf << in.rdbuf();
@@ -51,8 +56,8 @@ std::vector<JsonRequest> read_json_requests(const std::string& input, const std:
     json j;
     try {
       j = json::parse(lines[i]);
-    } catch (const json::parse_error& e) {
-      fail(where, ":", lineno, ": not valid JSON: ", e.what());
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
+      fail(where, ":", lineno, ": not valid JSON: ", json_error_reason(e));
     }
     if (!j.is_object())
       fail(where, ":", lineno, ": expected a JSON object {\"task\": ..., ", quoted, ": ...}");

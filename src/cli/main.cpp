@@ -254,7 +254,7 @@ int run(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   infer->add_option("--threads", infer_options.threads, "CPU threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, kMaxThreads))
       ->capture_default_str();
   infer->footer("Prints one JSON line per input line, in order: {\"task\", \"label\" (predicted), "
                 "\"scores\": {label: {\"logit\", \"prob\"}}}, and the input's \"id\" when it has one. For "
@@ -300,7 +300,7 @@ int run(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   generate->add_option("--threads", gen_options.threads, "CPU threads per rank (0 = the cores shared among the ranks)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, kMaxThreads))
       ->capture_default_str();
   generate->add_option("--tensor", gen_options.tensor, "Tensor-parallel ranks")
       ->check(CLI::PositiveNumber)

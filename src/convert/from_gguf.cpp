@@ -132,6 +132,18 @@ ConvertResult convert_gguf(const std::string& path, const std::string& out, DTyp
     fail(path, ": llama.vocab_size = ", file.get_int("llama.vocab_size"),
          " but tensor 'token_embd.weight' has ", h.vocab_size, " rows");
   h.tied_embeddings = file.find_tensor("output.weight") == nullptr;
+  h.source_keys = {{"n_layers", "llama.block_count"},
+                   {"d_model", "llama.embedding_length"},
+                   {"d_ffn", "llama.feed_forward_length"},
+                   {"n_heads", "llama.attention.head_count"},
+                   {"n_kv_heads", file.has("llama.attention.head_count_kv") ? "llama.attention.head_count_kv"
+                                                                             : "llama.attention.head_count"},
+                   {"head_dim", file.has("llama.attention.key_length") ? "llama.attention.key_length"
+                                                                      : "llama.embedding_length / head_count"},
+                   {"vocab_size", "tensor 'token_embd.weight'"},
+                   {"max_positions", "llama.context_length"},
+                   {"norm_eps", "llama.attention.layer_norm_rms_epsilon"},
+                   {"rope_theta", "llama.rope.freq_base"}};
   model_config_of(h, path);  // what the loader would reject is not written
   const int64_t blocks = count_blocks(file);
   if (blocks < h.n_layers)  // more blocks than that: "unexpected tensor" below

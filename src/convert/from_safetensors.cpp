@@ -143,6 +143,11 @@ Family llama_family(const Config& c, const safetensors::Folder& f, const std::st
   }
   h.bias = false;
   h.tied_embeddings = c.get_bool("tie_word_embeddings", false);
+  h.source_keys = {{"n_layers", "num_hidden_layers"},      {"d_model", "hidden_size"},
+                   {"d_ffn", "intermediate_size"},         {"n_heads", "num_attention_heads"},
+                   {"n_kv_heads", "num_key_value_heads"},  {"head_dim", "head_dim"},
+                   {"vocab_size", "vocab_size"},           {"max_positions", "max_position_embeddings"},
+                   {"norm_eps", "rms_norm_eps"},           {"rope_theta", "rope_theta"}};
   if (!h.tied_embeddings && !f.find("lm_head.weight"))
     fail(f.dir(), ": missing tensor 'lm_head.weight' (config.json says tie_word_embeddings = false)");
 
@@ -204,6 +209,10 @@ Family opt_family(const Config& c, const safetensors::Folder& f) {
     fail(c.path(), ": layer_norm_elementwise_affine = false is not supported");
   h.norm = "layernorm";
   h.norm_eps = 1e-5;  // OPT's LayerNorm default; config.json does not record it
+  h.source_keys = {{"n_layers", "num_hidden_layers"},   {"d_model", "hidden_size"},
+                   {"d_ffn", "ffn_dim"},                {"n_heads", "num_attention_heads"},
+                   {"n_kv_heads", "num_attention_heads"}, {"vocab_size", "vocab_size"},
+                   {"max_positions", "max_position_embeddings"}};
   h.activation = gpt_activation(c, "relu");
   h.position = "learned";
   h.bias = true;
@@ -258,6 +267,11 @@ Family gpt2_family(const Config& c, const safetensors::Folder& f) {
     fail(c.path(), ": scale_attn_by_inverse_layer_idx = true is not supported");
   h.norm = "layernorm";
   h.norm_eps = c.get_double("layer_norm_epsilon", 1e-5);
+  h.source_keys = {{"n_layers", "n_layer"},        {"d_model", "n_embd"},
+                   {"d_ffn", "n_inner"},           {"n_heads", "n_head"},
+                   {"n_kv_heads", "n_head"},       {"vocab_size", "vocab_size"},
+                   {"max_positions", c.has("n_ctx") && !c.has("n_positions") ? "n_ctx" : "n_positions"},
+                   {"norm_eps", "layer_norm_epsilon"}};
   h.activation = gpt_activation(c, "gelu_new");
   h.position = "learned";
   h.bias = true;

@@ -21,9 +21,14 @@ ModelConfig model_config_of(const ModelHeader& h, const std::string& where) {
   SPT_CHECK(h.family == "gpt" || h.family == "llama", where, ": unknown family '", h.family, "'");
   c.family = h.family == "gpt" ? Family::Gpt : Family::Llama;
   c.name = h.name;
+  // "llama.block_count (n_layers)" where the converter says which key a field came from.
+  auto label = [&](const std::string& name) {
+    const auto it = h.source_keys.find(name);
+    return it == h.source_keys.end() || it->second == name ? name : it->second + " (" + name + ")";
+  };
   // Each size within the limits before it is narrowed to an int.
   auto size = [&](int64_t v, int64_t max, const char* name) {
-    SPT_CHECK(v >= 1 && v <= max, where, ": ", name, " = ", v, " is outside [1, ", max, "]");
+    SPT_CHECK(v >= 1 && v <= max, where, ": ", label(name), " = ", v, " is outside [1, ", max, "]");
     return int(v);
   };
   c.n_layers = size(h.n_layers, kMaxLayers, "n_layers");
@@ -36,6 +41,9 @@ ModelConfig model_config_of(const ModelHeader& h, const std::string& where) {
   c.max_positions = size(h.max_positions, kMaxRows, "max_positions");
   SPT_CHECK(h.norm == "layernorm" || h.norm == "rmsnorm", where, ": unknown norm '", h.norm, "'");
   c.norm = h.norm == "layernorm" ? NormKind::LayerNorm : NormKind::RmsNorm;
+  // Checked here too (check_model_config checks them again) to name the source's key.
+  SPT_CHECK(std::isfinite(h.norm_eps) && h.norm_eps > 0 && std::isfinite(float(h.norm_eps)), where, ": ",
+            label("norm_eps"), " = ", h.norm_eps, " must be a finite number > 0");
   c.norm_eps = float(h.norm_eps);
   if (h.activation == "gelu") c.activation = Activation::Gelu;
   else if (h.activation == "gelu_tanh") c.activation = Activation::GeluTanh;
@@ -44,6 +52,9 @@ ModelConfig model_config_of(const ModelHeader& h, const std::string& where) {
   else fail(where, ": unknown activation '", h.activation, "'");
   SPT_CHECK(h.position == "learned" || h.position == "rope", where, ": unknown position '", h.position, "'");
   c.position = h.position == "rope" ? PositionKind::Rope : PositionKind::Learned;
+  SPT_CHECK(h.position != "rope" || (std::isfinite(h.rope_theta) && h.rope_theta > 0 &&
+                                      std::isfinite(float(h.rope_theta))),
+            where, ": ", label("rope_theta"), " = ", h.rope_theta, " must be a finite number > 0");
   c.rope_theta = float(h.rope_theta);
   c.tied_embeddings = h.tied_embeddings;
   c.bias = h.bias;

@@ -118,11 +118,16 @@ Matrix read_matrix(const std::string& path) {
   else
     fail(path, ": npy dtype '", descr, "' is not supported (float32 '<f4', float64 '<f8', float16 "
          "'<f2', or bf16 bits as uint16 '<u2')");
-  const int64_t n = dims[0] * dims[1];
+  // The shape against the bytes there before any product: (2^56 + 8) x 64
+  // floats "need" 2 KB in 64-bit arithmetic.
   const size_t data_start = header_start + header_len;
-  SPT_CHECK(bytes.size() - data_start == size_t(n) * size_t(width), path, ": npy data is ",
-            bytes.size() - data_start, " bytes but shape ", shape, " of ", descr, " needs ",
-            n * width, " (truncated?)");
+  const uint64_t data_bytes = bytes.size() - data_start;
+  SPT_CHECK(uint64_t(dims[1]) <= data_bytes / uint64_t(width) &&
+                uint64_t(dims[0]) <= data_bytes / uint64_t(width) / uint64_t(dims[1]) &&
+                uint64_t(dims[0]) * uint64_t(dims[1]) * uint64_t(width) == data_bytes,
+            path, ": npy data is ", data_bytes, " bytes but shape ", shape, " of ", descr,
+            " needs more or less (", dims[0], " x ", dims[1], " x ", width, " bytes; truncated?)");
+  const int64_t n = dims[0] * dims[1];
 
   Matrix p;
   p.rows = dims[0];

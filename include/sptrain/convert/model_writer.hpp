@@ -5,6 +5,7 @@
 // temporary file is removed, so no partial model file is ever left behind.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct ModelHeader {
   double rope_theta = 0;   // rope only
   bool tied_embeddings = false;
   bool bias = false;
+  // For messages: the source's key behind a field ("n_layers" ->
+  // "llama.block_count"), so an error names what to look for in the source.
+  std::map<std::string, std::string> source_keys;
 };
 
 // One dataset to write: `fill` produces its values in f32 ([rows, cols]
