@@ -11,6 +11,7 @@
 #include "sptrain/model/tensor_parallel.hpp"
 #include "sptrain/optim/optimizer.hpp"
 #include "sptrain/pipeline/runner.hpp"
+#include "sptrain/prompt/prompt_parameter.hpp"
 #include "sptrain/train/train_step.hpp"
 
 namespace sptrain::plan {
@@ -138,9 +139,6 @@ class Planner {
     types_.stat = f64 ? DType::F64 : DType::F32;
     head_.loss = c_.task.loss == "vocab" ? LossKind::Vocab : LossKind::Labels;
     head_.label_tokens.assign(size_t(r.workload.n_labels), 0);
-    const int P = c_.prompt.length, d = m_.d_model;
-    const auto optimizer = make_optimizer(c_.optim, P, d);
-    for (const NamedState& s : optimizer->state()) optimizer_bytes_ += int64_t(s.values.size() * sizeof(float));
   }
 
   LayoutPlan layout(const Candidate& k);
@@ -161,7 +159,6 @@ class Planner {
   const Config& c_;
   ElemTypes types_;
   HeadSpec head_;
-  int64_t optimizer_bytes_ = 0;
   std::map<std::pair<int, int>, Packing> packings_;
 };
 
@@ -191,10 +188,34 @@ RankMemory Planner::stage_memory(const Candidate& k, const StageSpec& spec, cons
   const int micro_batches = c_.train.batch_size / k.D / k.M;
   mem.batches = MicroBatchSet::device_bytes(shape.train.rows, k.M, micro_batches) +
                 MicroBatchSet::device_bytes(shape.eval.rows, eval_bs, 1);
-  const int64_t prompt_values = int64_t(P) * m_.d_model;
-  const int64_t device_prompt = spec.first() ? 2 * prompt_values * int64_t(dtype_size(types_.stat)) : 0;
-  // Host: the fp32 prompt and its gradient, the optimizer's state.
-  mem.prompt = 2 * prompt_values * int64_t(sizeof(float)) + optimizer_bytes_ + device_prompt;
+  // The prompt's parameters as Session places them on this rank (the
+  // layout's first tensor rank: every tensor rank holds as many kv heads).
+  PromptPlacement place;
+  place.first_stage = spec.first();
+  place.first_layer = spec.first_layer;
+  place.num_layers = spec.num_layers;
+  place.kv_begin = int(dims.kv_range.begin);
+  place.kv_heads = dims.kv_heads;
+  const PromptParameter::Memory pm = PromptParameter::memory(c_.prompt, m_, place, types_.stat);
+  int64_t device_prompt = pm.device;
+  const std::vector<ParameterTensor> tensors = PromptParameter::layout(c_.prompt, m_, place);
+  const bool deep = c_.prompt.method == "deep";
+  // A kv head on several tensor ranks gathers their gradients (Session::kv_grad_scratch).
+  if (deep && k.T > m_.n_kv_heads && !tensors.empty())
+    device_prompt += int64_t(m_.n_kv_heads) * spec.num_layers * P * 2 * dims.kv_heads * m_.head_dim *
+                     int64_t(dtype_size(types_.stat));
+  // The optimizer's state, as make_prompt_optimizer makes it.
+  std::unique_ptr<Optimizer> optimizer;
+  if (c_.prompt.method == "prompt_tuning" || tensors.empty()) {
+    optimizer = make_optimizer(c_.optim, P, m_.d_model);
+  } else {
+    std::vector<TensorSegment> segments;
+    for (const ParameterTensor& t : tensors) segments.push_back({t.name, t.rows, t.cols});
+    optimizer = make_optimizer(c_.optim, segments);
+  }
+  int64_t optimizer_bytes = 0;
+  for (const NamedState& s : optimizer->state()) optimizer_bytes += int64_t(s.values.size() * sizeof(float));
+  mem.prompt = pm.host + optimizer_bytes + device_prompt;
   mem.data = w.host_bytes;
   mem.runtime = int64_t(h_.runtime_bytes);
   mem.on_device = h_.cpu ? mem.total()
@@ -300,10 +321,10 @@ LayoutPlan Planner::layout(const Candidate& k) {
         shape.stage = spec;
         shape.layout = GridLayout{k.T, k.P, k.D};
         shape.d_model = d;
-        shape.prompt_len = P;
         shape.vocab_loss = vocab;
         shape.act_bytes = a;
         shape.stat_bytes = sb;
+        set_prompt_shape(shape, c_.prompt, m_, dims.kv_heads);
         const PerKind<uint64_t> b = step_bytes(shape, sizes);
         for (CommKind kind : kCommKinds) {
           step_bytes_job[kind] += b[kind] * uint64_t(k.T);
@@ -382,9 +403,6 @@ Plan make_plan(const PlanRequest& request) {
   const Config& c = request.config;
   const Hardware& h = request.hardware;
   SPT_CHECK(request.gpus >= 1, "plan: --gpus must be at least 1");
-  // The memory and bytes below are prompt tuning's (docs/methods.md, "Not yet").
-  SPT_CHECK(c.prompt.method == "prompt_tuning", "plan: prompt.method ", c.prompt.method,
-            " is not planned yet (only prompt_tuning's memory and bytes are modelled)");
   SPT_CHECK(!request.workload.steps.empty(), "internal error: a plan without steps");
   Plan plan;
   plan.request = request;

@@ -131,6 +131,42 @@ PromptParameter::PromptParameter(Backend& backend, DType stat, const PromptSecti
     staging_.assign(std::max({prompt_host_.size(), prefix_host_.size(), size_t(P * hidden_)}), 0.0);
 }
 
+PromptParameter::Memory PromptParameter::memory(const PromptSection& s, const ModelConfig& m,
+                                                const PromptPlacement& pl, DType stat, bool device) {
+  // The constructor's buffers, in its order.
+  const std::vector<ParameterTensor> tensors = layout(s, m, pl);
+  Memory mem;
+  if (tensors.empty()) return mem;
+  const int64_t f = int64_t(sizeof(float)), d = int64_t(sizeof(double)), sb = int64_t(dtype_size(stat));
+  const int64_t n = tensors.back().offset + tensors.back().size(), P = s.length, h = hidden_of(s, m);
+  const int64_t width = 2 * int64_t(pl.kv_heads) * m.head_dim;
+  mem.host += 2 * n * f;  // values_, grad_
+  int64_t host_copy = 0;  // prompt_host_ or prefix_host_
+  if (prompt_method_of(s) != PromptMethod::Deep) {
+    host_copy = P * m.d_model;
+    if (device) mem.device += 2 * host_copy * sb;
+  } else if (pl.num_layers > 0 && width > 0) {
+    host_copy = int64_t(pl.num_layers) * P * width;
+    if (device) mem.device += (2 * host_copy + (deep_mlp(s) ? P * h : 0)) * sb;
+  }
+  mem.host += 2 * host_copy * f;  // and its gradient's
+  if (deep_mlp(s)) {
+    mem.host += P * m.d_model * f + P * h * d;  // the trunk's E and H
+    mem.host += int64_t(pl.num_layers) * pl.kv_heads * P * 2 * m.head_dim * f + 2 * P * h * d +
+                (stat == DType::F32 ? P * h * f : 0);  // TrunkGradScratch
+  }
+  if (stat == DType::F64) mem.host += std::max(host_copy, P * h) * d;  // staging_
+  return mem;
+}
+
+int64_t PromptParameter::host_bytes() const {
+  auto bytes = [](const auto& v) { return int64_t(v.size() * sizeof(v[0])); };
+  int64_t b = bytes(values_) + bytes(grad_) + bytes(prompt_host_) + bytes(prompt_grad_host_) +
+              bytes(prefix_host_) + bytes(prefix_grad_host_) + bytes(staging_) + bytes(trunk_grad_.units) +
+              bytes(trunk_grad_.dhidden) + bytes(trunk_grad_.partial) + bytes(trunk_grad_.dhidden32);
+  return b + (trunk_ ? trunk_->bytes() : 0);
+}
+
 PromptParameter::PromptParameter(Backend& backend, DType stat, int rows, int cols, bool on_device)
     : PromptParameter(backend, stat,
                       [&] {

@@ -199,14 +199,19 @@ StepShape step_shape(const Session& s) {
   sh.vocab_loss = s.task->vocab_loss();
   sh.act_bytes = int64_t(dtype_size(s.ctx->act));
   sh.stat_bytes = int64_t(dtype_size(s.ctx->stat));
-  sh.method = s.prompt->method();
-  sh.kv_heads = s.stage->dims().kv_heads;
-  sh.model_kv_heads = s.model.n_kv_heads;
-  sh.head_dim = s.model.head_dim;
-  if (sh.method == PromptMethod::Deep && s.config.prompt.reparameterize == "mlp")
-    sh.trunk_elems = int64_t(sh.prompt_len) *
-                     (s.config.prompt.encoder_hidden > 0 ? s.config.prompt.encoder_hidden : s.model.d_model);
+  set_prompt_shape(sh, s.config.prompt, s.model, s.stage->dims().kv_heads);
   return sh;
+}
+
+void set_prompt_shape(StepShape& sh, const PromptSection& prompt, const ModelConfig& model, int kv_heads) {
+  sh.prompt_len = prompt.length;
+  sh.method = prompt_method_of(prompt);
+  sh.kv_heads = kv_heads;
+  sh.model_kv_heads = model.n_kv_heads;
+  sh.head_dim = model.head_dim;
+  sh.trunk_elems = 0;
+  if (sh.method == PromptMethod::Deep && prompt.reparameterize == "mlp")
+    sh.trunk_elems = int64_t(prompt.length) * (prompt.encoder_hidden > 0 ? prompt.encoder_hidden : model.d_model);
 }
 
 }  // namespace sptrain

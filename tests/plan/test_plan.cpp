@@ -186,5 +186,40 @@ TEST(Plan, SearchesOnlyLayoutsTheCodeAccepts) {
     EXPECT_TRUE(j["layouts"][0]["memory_bytes"].contains(key)) << key;
 }
 
+// Deep prompts: every stage's ranks all-reduce their layers' keys and values
+// over the data replicas, and hold them (with gradients and optimizer state).
+TEST(Plan, PlansDeepPromptsWithTheirBytesAndMemory) {
+  const std::string model = test::tiny_model(Family::Llama, "plan_deep.h5", 4);
+  Config config = test::tiny_config_for(model, test::sst2_subset("train", 40, "plan_deep_train.tsv"), "",
+                                        test::temp_path("plan_deep_run"));
+  plan::PlanRequest r;
+  r.model = read_model_config(h5::File::open_read(model));
+  plan::HardwareOptions cpu;
+  cpu.gpu = "cpu";
+  r.hardware = plan::make_hardware(cpu);
+  r.gpus = 8;
+  r.workload = plan::make_workload(config, r.model, model, plan::WorkloadOptions{});
+  r.config = config;
+  const plan::Plan shallow = plan::make_plan(r);
+  config.prompt.method = "deep";
+  r.config = config;
+  const plan::Plan deep = plan::make_plan(r);
+  ASSERT_EQ(deep.layouts.size(), shallow.layouts.size());
+  const ModelConfig& m = r.model;
+  for (const plan::LayoutPlan& l : deep.layouts) {
+    // Each rank's kv heads (one when tensor ranks share a head), all layers over the stages.
+    const int64_t kv = std::max(1, m.n_kv_heads / l.tensor);
+    const double prefix_bytes = double(m.n_layers) * config.prompt.length * 2 * kv * m.head_dim * 4;
+    EXPECT_EQ(l.bytes_per_step.data, l.data == 1 ? 0.0 : l.tensor * l.data * prefix_bytes)
+        << l.tensor << "x" << l.pipeline << "x" << l.data;
+    // The same layout of prompt tuning holds [P, d] on the first stage only.
+    for (const plan::LayoutPlan& s : shallow.layouts)
+      if (s.tensor == l.tensor && s.pipeline == l.pipeline && s.data == l.data && s.micro_batch == l.micro_batch &&
+          s.schedule == l.schedule && l.pipeline > 1) {
+        EXPECT_GT(l.stages.back().memory.prompt, s.stages.back().memory.prompt);
+      }
+  }
+}
+
 }  // namespace
 }  // namespace sptrain

@@ -318,5 +318,47 @@ TEST(PTuningEncoder, ExportsTheComputedPromptAsAPeftPromptTuningAdapter) {
   EXPECT_NE(text.str().find("\"PROMPT_TUNING\""), std::string::npos) << text.str();
 }
 
+// sptrain plan's account of a prompt's memory is every byte the parameter
+// allocates: on the back end (counted by it) and in its host vectors, for
+// each method, a whole model and a rank's share, f32 and f64 statistics.
+TEST(PromptMemory, IsEveryByteThePromptAllocates) {
+  const ModelConfig m = tiny_gqa_model();
+  PromptPlacement later;  // the second stage's layers 1-2, kv head 1 of a tensor pair
+  later.first_stage = false;
+  later.first_layer = 1;
+  later.num_layers = 2;
+  later.kv_begin = 1;
+  later.kv_heads = 1;
+  struct Case {
+    const char* method;
+    const char* extra;  // reparameterize (deep) or encoder (p_tuning)
+  };
+  for (const Case& k : {Case{"prompt_tuning", ""}, Case{"p_tuning", "mlp"}, Case{"p_tuning", "lstm"},
+                        Case{"deep", "none"}, Case{"deep", "mlp"}}) {
+    PromptSection s = section(k.method, 3, 6);
+    if (std::string(k.method) == "deep") s.reparameterize = k.extra;
+    if (std::string(k.method) == "p_tuning") s.encoder = k.extra;
+    for (const PromptPlacement& place : {PromptPlacement::whole(m), later}) {
+      for (DType stat : {DType::F32, DType::F64}) {
+        const std::string what = std::string(k.method) + "/" + k.extra + (place.first_stage ? " whole" : " share") +
+                                 (stat == DType::F64 ? " f64" : " f32");
+        CpuBackend be(1);
+        PromptParameter p(be, stat, s, m, place);
+        Rng rng(4);
+        if (p.holds() && std::string(k.method) == "deep")
+          p.set_prefix(p.local_prefix(random_vector(rng, prefix_shape(m, s.length).size(), 1.0)),
+                       random_vector(rng, int64_t(s.length) * m.d_model, 1.0), rng);
+        else if (p.holds())
+          p.set_from_prompt(random_vector(rng, int64_t(s.length) * m.d_model, 1.0), rng);
+        if (p.holds()) (void)p.device();  // the trunk's buffers fill on its first forward
+        const PromptParameter::Memory planned = PromptParameter::memory(s, m, place, stat);
+        EXPECT_EQ(planned.device, be.bytes_allocated()) << what;
+        EXPECT_EQ(planned.host, p.host_bytes()) << what;
+        EXPECT_EQ(planned.host > 0, p.holds()) << what;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sptrain

@@ -56,6 +56,7 @@ class PrefixTrunk {
   std::vector<EncoderTensor> tensors() const;  // "w1", "b1"
   void forward(const float* weights, const float* e, int rows);
   const std::vector<double>& hidden() const { return hidden_; }  // H [rows, h]
+  int64_t bytes() const { return int64_t(e_.size() * sizeof(float) + hidden_.size() * sizeof(double)); }
   // From dH [rows, h]: dweights (overwritten) and de [rows, d] (overwritten).
   void backward(const float* weights, const double* dhidden, float* dweights, float* de);
 

@@ -164,6 +164,16 @@ class PromptParameter {
   // The tensors a rank at `placement` holds (no allocation).
   static std::vector<ParameterTensor> layout(const PromptSection& section, const ModelConfig& model,
                                              const PromptPlacement& placement);
+  // The bytes the constructor allocates at `placement`: on the back end
+  // (device = true) and in host vectors (values, gradients, their host
+  // copies, the trunk's buffers; not the encoders' per-call temporaries).
+  // sptrain plan adds these up; host_bytes() is this instance's, for tests.
+  struct Memory {
+    int64_t host = 0, device = 0;
+  };
+  static Memory memory(const PromptSection& section, const ModelConfig& model, const PromptPlacement& placement,
+                       DType stat, bool device = true);
+  int64_t host_bytes() const;
 
  private:
   enum class Newer { Same, Host, Device };

@@ -75,5 +75,8 @@ uint64_t prompt_pipeline_bytes_per_step(const StepShape& shape);
 PerKind<uint64_t> step_bytes(const StepShape& shape, const std::vector<MicroBatchSize>& micro_batches);
 // The shape of the session's steps on this rank.
 StepShape step_shape(const Session& s);
+// The prompt's part of a StepShape (length, method, kv heads of a tensor
+// rank, the trunk's gradient), for step_shape and the planner alike.
+void set_prompt_shape(StepShape& shape, const PromptSection& prompt, const ModelConfig& model, int kv_heads);
 
 }  // namespace sptrain
