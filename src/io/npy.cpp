@@ -118,11 +118,15 @@ Matrix read_matrix(const std::string& path) {
   else
     fail(path, ": npy dtype '", descr, "' is not supported (float32 '<f4', float64 '<f8', float16 "
          "'<f2', or bf16 bits as uint16 '<u2')");
-  const int64_t n = dims[0] * dims[1];
+  // The shape against the data's size, compared before multiplying: a shape
+  // from the file may have a product beyond 64 bits (4 x (2^62 + 1) wraps to 4).
   const size_t data_start = header_start + header_len;
-  SPT_CHECK(bytes.size() - data_start == size_t(n) * size_t(width), path, ": npy data is ",
-            bytes.size() - data_start, " bytes but shape ", shape, " of ", descr, " needs ",
-            n * width, " (truncated?)");
+  const uint64_t have = bytes.size() - data_start, rows = uint64_t(dims[0]), cols = uint64_t(dims[1]);
+  const bool fits = cols <= have / uint64_t(width) / rows;
+  if (!fits || have != rows * cols * uint64_t(width))
+    fail(path, ": npy data is ", have, " bytes but shape ", shape, " of ", descr, " needs ",
+         fits ? std::to_string(rows * cols * uint64_t(width)) : std::string("more"), " (truncated?)");
+  const int64_t n = dims[0] * dims[1];
 
   Matrix p;
   p.rows = dims[0];

@@ -343,6 +343,16 @@ TEST_F(Export, BadFilesAreErrorsNamingTheFileAndTheProblem) {
   EXPECT_THAT(error_of([&] { read_stored_prompt(path("ints.npy")); }),
               AllOf(HasSubstr("ints.npy"), HasSubstr("'<i4'")));
 
+  // A shape whose product overflows 64 bits (4 x (2^62 + 1) wraps to 4) is
+  // refused against the data's size, not multiplied: 16 bytes are not enough.
+  std::string wrap = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4611686018427387905), }";
+  wrap.append(128 - 10 - wrap.size() - 1, ' ');
+  wrap += '\n';
+  spit(path("wrap.npy"), std::string("\x93NUMPY\x01\x00", 8) + char(wrap.size()) + char(0) + wrap +
+                             std::string(16, '\0'));
+  EXPECT_THAT(error_of([&] { read_stored_prompt(path("wrap.npy")); }),
+              AllOf(HasSubstr("wrap.npy"), HasSubstr("4611686018427387905"), HasSubstr("16 bytes")));
+
   spit(path("text.txt"), "hello, world\n");
   EXPECT_THAT(error_of([&] { read_stored_prompt(path("text.txt")); }),
               AllOf(HasSubstr("text.txt"), HasSubstr("not a prompt file")));
