@@ -7,6 +7,7 @@
 
 #include "sptrain/core/dtype.hpp"
 #include "sptrain/core/error.hpp"
+#include "sptrain/core/json.hpp"
 #include "sptrain/io/file.hpp"
 #include "sptrain/io/safetensors.hpp"
 #include "sptrain/io/safetensors_writer.hpp"
@@ -81,12 +82,8 @@ StoredPrompt read_peft_folder(const std::string& dir) {
   StoredPrompt p = read_peft_weights(weights);
   const std::string config_path = (fs::path(dir) / kPeftConfig).string();
   if (!fs::exists(config_path, ec)) return p;
-  json c;
-  try {
-    c = json::parse(read_whole_file(config_path, kMaxConfigBytes, "PEFT adapter config"));
-  } catch (const json::parse_error& e) {
-    fail(config_path, ": invalid JSON: ", e.what());
-  }
+  // parse_json: a number beyond a double and deep nesting are Errors naming the file too.
+  const json c = parse_json(read_whole_file(config_path, kMaxConfigBytes, "PEFT adapter config"), config_path);
   SPT_CHECK(c.is_object(), config_path, ": not a JSON object");
   auto get_string = [&](const char* key) {
     return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : std::string();

@@ -374,6 +374,16 @@ TEST_F(Export, BadFilesAreErrorsNamingTheFileAndTheProblem) {
   EXPECT_THAT(error_of([&] { read_stored_prompt(path("lora")); }),
               AllOf(HasSubstr("num_virtual_tokens 7"), HasSubstr("[5, 16]")));
 
+  // adapter_config.json as JSON the way every reader takes it: a number beyond
+  // a double or nesting beyond 64 levels is an Error naming the file, not
+  // nlohmann's exception.
+  spit(path("lora/adapter_config.json"), R"({"peft_type": "PROMPT_TUNING", "token_dim": 1e400})");
+  EXPECT_THAT(error_of([&] { read_stored_prompt(path("lora")); }),
+              AllOf(HasSubstr("adapter_config.json"), HasSubstr("invalid JSON"), HasSubstr("1e400")));
+  spit(path("lora/adapter_config.json"), std::string(100, '[') + std::string(100, ']'));
+  EXPECT_THAT(error_of([&] { read_stored_prompt(path("lora")); }),
+              AllOf(HasSubstr("adapter_config.json"), HasSubstr("deeper than 64")));
+
   std::string json = R"({"weight":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
   uint64_t n = json.size();
   spit(path("other.safetensors"), std::string(reinterpret_cast<const char*>(&n), 8) + json + "abcd");
