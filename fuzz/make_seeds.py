@@ -3,8 +3,8 @@
 
     python3 fuzz/make_seeds.py
 
-Seeds are small valid files (from configs/ and data/sst2/, or tiny tokenizers
-written here) and the probe files of issue 19 (alias bombs, deep nesting, huge
+Seeds are small valid files (from configs/ and data/sst2/, or tiny tokenizers,
+models, safetensors folders, prompts and requests written here) and the probe files of issue 19 (alias bombs, deep nesting, huge
 counts). Inputs found by fuzzing that crashed sptrain are added by hand as
 regression-* files and are not touched here. Python's standard library only.
 """
@@ -179,7 +179,153 @@ def gguf(tokens, merges, pre, extra=(), types=True, tensor=False):
     return out
 
 
+# ---- model conversion: GGUF (llama) ----
+SMALL_TOKENS = ["a", "b", "c", "d", "e", "h", "l", "o", "t", "\u0120", "th", "he", "\u0120t",
+                "<|endoftext|>", "x", "y"]
+SMALL_MERGES = ["t h", "h e", "\u0120 t"]
+
+
+def values(n, seed, base=0.0):
+    """n small deterministic finite values."""
+    return [base + ((i * 7919 + seed * 104729) % 201 - 100) / 400.0 for i in range(n)]
+
+
+def f16(v):
+    return struct.pack("<e", v)
+
+
+def bf16(v):
+    return struct.pack("<f", v)[2:]
+
+
+def encode(kind, vals):
+    """The bytes of vals as a GGUF tensor type / safetensors dtype name."""
+    if kind == "F32":
+        return struct.pack(f"<{len(vals)}f", *vals)
+    if kind == "F16":
+        return b"".join(f16(v) for v in vals)
+    if kind == "BF16":
+        return b"".join(bf16(v) for v in vals)
+    out = b""
+    for b in range(0, len(vals), 32):
+        blk = vals[b:b + 32]
+        if kind == "Q8_0":
+            d = max(abs(v) for v in blk) / 127 or 1.0
+            out += f16(d) + struct.pack("<32b", *[max(-127, min(127, round(v / d))) for v in blk])
+        elif kind == "Q4_0":
+            d = max(abs(v) for v in blk) / 7 or 1.0
+            q = [max(0, min(15, round(v / d) + 8)) for v in blk]
+            out += f16(d) + bytes(q[j] | q[j + 16] << 4 for j in range(16))
+        elif kind == "Q4_1":
+            lo, hi = min(blk), max(blk)
+            d = (hi - lo) / 15 or 1.0
+            q = [max(0, min(15, round((v - lo) / d))) for v in blk]
+            out += f16(d) + f16(lo) + bytes(q[j] | q[j + 16] << 4 for j in range(16))
+        else:
+            raise ValueError(kind)
+    return out
+
+
+GGUF_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 8, "BF16": 30}
+
+
+def gguf_file(kvs, tensors, alignment=32):
+    """A GGUF v3 file: kvs [(key, type id, value bytes)], tensors [(name, torch
+    shape, type name or id, data bytes)]; data aligned to `alignment`."""
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
+    for key, typ, val in kvs:
+        out += gstr(key) + struct.pack("<I", typ) + val
+    offset, data = 0, b""
+    for name, shape, typ, raw in tensors:
+        dims = list(reversed(shape))  # ggml order: columns first
+        out += gstr(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
+        out += struct.pack("<IQ", GGUF_TYPES.get(typ, typ), offset)
+        data += raw + b"\0" * (-len(raw) % alignment)
+        offset += len(raw) + (-len(raw) % alignment)
+    out += b"\0" * (-len(out) % alignment)
+    return out + data
+
+
+def u32(v):
+    return struct.pack("<I", v)
+
+
+def gguf_llama(d=8, heads=2, kv=1, ffn=16, layers=1, types=None, tied=False, extra=(),
+               alignment=32, override=None, drop=(), add=()):
+    """A llama GGUF with the small tokenizer; types maps a tensor's part name
+    (token_embd, attn_q, ...) to its type (F32 by default)."""
+    types = types or {}
+    hd = d // heads
+    vocab = len(SMALL_TOKENS)
+    kvs = [("general.architecture", 8, gstr("llama")), ("general.name", 8, gstr("tiny-llama")),
+           ("llama.block_count", 4, u32(layers)), ("llama.embedding_length", 4, u32(d)),
+           ("llama.feed_forward_length", 4, u32(ffn)), ("llama.attention.head_count", 4, u32(heads)),
+           ("llama.attention.head_count_kv", 4, u32(kv)), ("llama.context_length", 4, u32(32)),
+           ("llama.attention.layer_norm_rms_epsilon", 6, struct.pack("<f", 1e-5)),
+           ("llama.rope.freq_base", 6, struct.pack("<f", 10000.0)),
+           ("tokenizer.ggml.model", 8, gstr("gpt2")),
+           ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, vocab) + b"".join(gstr(t) for t in SMALL_TOKENS)),
+           ("tokenizer.ggml.merges", 9, struct.pack("<IQ", 8, len(SMALL_MERGES)) +
+            b"".join(gstr(m) for m in SMALL_MERGES)),
+           ("tokenizer.ggml.eos_token_id", 4, u32(13))] + list(extra)
+    if override:
+        kvs = [(k, t, v) if k not in override else (k,) + override[k] for k, t, v in kvs]
+    shapes = [("token_embd.weight", [vocab, d]), ("output_norm.weight", [d])]
+    if not tied:
+        shapes.append(("output.weight", [vocab, d]))
+    for i in range(layers):
+        b = f"blk.{i}."
+        shapes += [(b + "attn_norm.weight", [d]), (b + "attn_q.weight", [heads * hd, d]),
+                   (b + "attn_k.weight", [kv * hd, d]), (b + "attn_v.weight", [kv * hd, d]),
+                   (b + "attn_output.weight", [d, heads * hd]), (b + "ffn_norm.weight", [d]),
+                   (b + "ffn_gate.weight", [ffn, d]), (b + "ffn_up.weight", [ffn, d]),
+                   (b + "ffn_down.weight", [d, ffn])]
+    tensors = []
+    for k, (name, shape) in enumerate(shapes):
+        if name in drop:
+            continue
+        n = 1
+        for x in shape:
+            n *= x
+        part = name.split(".")[-2]
+        typ = types.get(part, "F32")
+        vals = values(n, k, 1.0 if part.endswith("norm") else 0.0)
+        tensors.append((name, shape, typ, encode(typ, vals)))
+    return gguf_file(kvs, tensors + list(add), alignment)
+
+
+def gguf_model_seeds():
+    put("gguf_model", "llama-f32.gguf", gguf_llama())
+    put("gguf_model", "llama-quantized-tied.gguf", gguf_llama(
+        d=32, heads=4, kv=2, ffn=32, tied=True, alignment=64,
+        types={"token_embd": "Q4_0", "attn_q": "Q8_0", "attn_k": "Q4_1", "attn_v": "F16",
+               "attn_output": "BF16", "ffn_gate": "Q8_0", "ffn_up": "F16", "ffn_down": "Q4_0"},
+        extra=[("general.alignment", 4, u32(64)), ("llama.rope.dimension_count", 4, u32(8)),
+               ("llama.vocab_size", 4, u32(len(SMALL_TOKENS))), ("llama.attention.key_length", 4, u32(8)),
+               ("tokenizer.ggml.pre", 8, gstr("llama3")), ("tokenizer.ggml.bos_token_id", 4, u32(13))]))
+    put("gguf_model", "llama-2-layers-f16.gguf", gguf_llama(layers=2, types={
+        p: "F16" for p in ["token_embd", "output", "attn_q", "attn_k", "attn_v", "attn_output",
+                           "ffn_gate", "ffn_up", "ffn_down"]}))
+    put("gguf_model", "probe-block-count.gguf", gguf_llama(override={"llama.block_count": (4, u32(2))}))
+    put("gguf_model", "probe-missing-tensor.gguf", gguf_llama(drop=("blk.0.ffn_up.weight",)))
+    put("gguf_model", "probe-rope-freqs.gguf", gguf_llama(
+        add=[("rope_freqs.weight", [2], "F32", encode("F32", [1.0, 1.0]))]))
+    nan = gguf_llama()
+    at = nan.rindex(struct.pack("<f", values(8, 1, 1.0)[3]))  # a value of output_norm.weight
+    put("gguf_model", "probe-nan-weight.gguf", nan[:at] + struct.pack("<f", float("nan")) + nan[at + 4:])
+    put("gguf_model", "probe-huge-dims.gguf", gguf_file(
+        [("general.architecture", 8, gstr("llama"))],
+        [("token_embd.weight", [2 ** 40, 2 ** 40, 2 ** 40], "F32", b"")]))
+    # two tensors at the same offset: the second info repeats the first's offset
+    one = gguf_file([("general.architecture", 8, gstr("llama"))],
+                    [("a", [8], "F32", encode("F32", values(8, 0))), ("b", [8], "F32", encode("F32", values(8, 1)))])
+    second = one.index(gstr("b"))
+    info = second + len(gstr("b")) + 4 + 8 + 4  # name, rank, dims, type: then the offset
+    put("gguf_model", "probe-overlap.gguf", one[:info] + struct.pack("<Q", 0) + one[info + 8:])
+
+
 if __name__ == "__main__":
     config_seeds()
     data_seeds()
     tokenizer_seeds()
+    gguf_model_seeds()
