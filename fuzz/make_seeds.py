@@ -179,7 +179,7 @@ def gguf(tokens, merges, pre, extra=(), types=True, tensor=False):
     return out
 
 
-# ---- model conversion: GGUF (llama) ----
+# ---- model conversion: GGUF (llama) and Hugging Face safetensors folders ----
 SMALL_TOKENS = ["a", "b", "c", "d", "e", "h", "l", "o", "t", "\u0120", "th", "he", "\u0120t",
                 "<|endoftext|>", "x", "y"]
 SMALL_MERGES = ["t h", "h e", "\u0120 t"]
@@ -324,8 +324,134 @@ def gguf_model_seeds():
     put("gguf_model", "probe-overlap.gguf", one[:info] + struct.pack("<Q", 0) + one[info + 8:])
 
 
+def safetensors_file(tensors, metadata=None):
+    """A safetensors file: tensors [(name, dtype, shape, data bytes)]."""
+    header, data = {}, b""
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def st_tensors(shapes, dtype, seed=0):
+    out = []
+    for k, (name, shape) in enumerate(shapes):
+        n = 1
+        for x in shape:
+            n *= x
+        base = 1.0 if ("norm" in name or "ln_" in name) and name.endswith("weight") else 0.0
+        out.append((name, dtype, shape, encode(dtype, values(n, seed + k, base))))
+    return out
+
+
+def gpt2_config(**kw):
+    c = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_layer": 1, "n_embd": 4, "n_head": 2,
+         "n_inner": 8, "vocab_size": 16, "n_positions": 8, "activation_function": "gelu_new",
+         "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True, "bos_token_id": 13, "eos_token_id": 13}
+    c.update(kw)
+    return c
+
+
+def gpt2_shapes(layers=1, prefix="transformer."):
+    s = [(prefix + "wte.weight", [16, 4]), (prefix + "wpe.weight", [8, 4])]
+    for i in range(layers):
+        h = f"{prefix}h.{i}."
+        s += [(h + "ln_1.weight", [4]), (h + "ln_1.bias", [4]), (h + "attn.c_attn.weight", [4, 12]),
+              (h + "attn.c_attn.bias", [12]), (h + "attn.c_proj.weight", [4, 4]), (h + "attn.c_proj.bias", [4]),
+              (h + "ln_2.weight", [4]), (h + "ln_2.bias", [4]), (h + "mlp.c_fc.weight", [4, 8]),
+              (h + "mlp.c_fc.bias", [8]), (h + "mlp.c_proj.weight", [8, 4]), (h + "mlp.c_proj.bias", [4]),
+              (h + "attn.bias", [1, 1, 8, 8])]
+    return s + [(prefix + "ln_f.weight", [4]), (prefix + "ln_f.bias", [4])]
+
+
+LLAMA_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": 1,
+                "hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2, "num_key_value_heads": 1,
+                "vocab_size": 16, "max_position_embeddings": 32, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+                "hidden_act": "silu", "tie_word_embeddings": False, "bos_token_id": 13, "eos_token_id": [13, 14]}
+
+
+def llama_shapes():
+    p = "model.layers.0."
+    return [("model.embed_tokens.weight", [16, 8]), ("model.norm.weight", [8]), ("lm_head.weight", [16, 8]),
+            (p + "input_layernorm.weight", [8]), (p + "post_attention_layernorm.weight", [8]),
+            (p + "self_attn.q_proj.weight", [8, 8]), (p + "self_attn.k_proj.weight", [4, 8]),
+            (p + "self_attn.v_proj.weight", [4, 8]), (p + "self_attn.o_proj.weight", [8, 8]),
+            (p + "mlp.gate_proj.weight", [16, 8]), (p + "mlp.up_proj.weight", [16, 8]),
+            (p + "mlp.down_proj.weight", [8, 16]), (p + "self_attn.rotary_emb.inv_freq", [2])]
+
+
+OPT_CONFIG = {"architectures": ["OPTForCausalLM"], "model_type": "opt", "num_hidden_layers": 1, "hidden_size": 4,
+              "ffn_dim": 8, "num_attention_heads": 2, "vocab_size": 16, "max_position_embeddings": 8,
+              "do_layer_norm_before": True, "word_embed_proj_dim": 4, "activation_function": "relu",
+              "enable_bias": True, "tie_word_embeddings": True}
+
+
+def opt_shapes():
+    p, l = "model.decoder.", "model.decoder.layers.0."
+    s = [(p + "embed_tokens.weight", [16, 4]), (p + "embed_positions.weight", [10, 4]),
+         (p + "final_layer_norm.weight", [4]), (p + "final_layer_norm.bias", [4])]
+    for m, shape in [("self_attn_layer_norm", [4]), ("final_layer_norm", [4])]:
+        s += [(l + m + ".weight", shape), (l + m + ".bias", [4])]
+    for m in ["q_proj", "k_proj", "v_proj", "out_proj"]:
+        s += [(l + "self_attn." + m + ".weight", [4, 4]), (l + "self_attn." + m + ".bias", [4])]
+    return s + [(l + "fc1.weight", [8, 4]), (l + "fc1.bias", [8]), (l + "fc2.weight", [4, 8]),
+                (l + "fc2.bias", [4])]
+
+
+def st_header(tensors):
+    """The JSON header of safetensors_file(tensors) (what mode 1 seeds give)."""
+    raw = safetensors_file(tensors)
+    return raw[8:8 + struct.unpack("<Q", raw[:8])[0]].rstrip(b" ")
+
+
+def safetensors_seeds():
+    def shard_seed(config, tensors):  # mode 0: config.json, '\0', model.safetensors
+        return b"\x00" + json.dumps(config).encode() + b"\0" + safetensors_file(tensors)
+
+    put("safetensors", "gpt2-f32", shard_seed(gpt2_config(), st_tensors(gpt2_shapes(), "F32")))
+    put("safetensors", "llama-bf16", shard_seed(LLAMA_CONFIG, st_tensors(llama_shapes(), "BF16")))
+    put("safetensors", "opt-f16", shard_seed(OPT_CONFIG, st_tensors(opt_shapes(), "F16")))
+    put("safetensors", "gpt2-no-prefix-read-only", b"\x02" + shard_seed(
+        gpt2_config(), st_tensors(gpt2_shapes(prefix=""), "F16"))[1:])
+    put("safetensors", "probe-header-length", b"\x00" + json.dumps(gpt2_config()).encode() + b"\0" +
+        struct.pack("<Q", 2 ** 63) + b"{}")
+    raw = safetensors_file(st_tensors(gpt2_shapes(), "F32"))  # wpe starts 4 bytes inside wte
+    put("safetensors", "probe-overlap", b"\x00" + json.dumps(gpt2_config()).encode() + b"\0" +
+        raw.replace(b'"data_offsets":[256,384]', b'"data_offsets":[252,380]', 1))
+    put("safetensors", "probe-huge-n-embd", shard_seed(gpt2_config(n_embd=2 ** 62, n_inner=8),
+                                                        st_tensors(gpt2_shapes(), "F32")))
+
+    # mode 1: config.json, index, shard headers (the harness adds the data)
+    shapes = gpt2_shapes(layers=2)
+    first, second = shapes[:15], shapes[15:]
+    index = {"metadata": {"total_size": 0},
+             "weight_map": {**{n: "shard-1.safetensors" for n, _ in first},
+                            **{n: "shard-2.safetensors" for n, _ in second}}}
+    put("safetensors", "gpt2-2-shards", b"\x01" + b"\0".join([
+        json.dumps(gpt2_config(n_layer=2)).encode(), json.dumps(index).encode(),
+        st_header(st_tensors(first, "F32")), st_header(st_tensors(second, "BF16"))]))
+    put("safetensors", "llama-headers", b"\x01" + b"\0".join([
+        json.dumps(dict(LLAMA_CONFIG, tie_word_embeddings=True, sliding_window=16,
+                        rope_parameters={"rope_type": "default", "rope_theta": 500000.0})).encode(), b"",
+        st_header(st_tensors([s for s in llama_shapes() if s[0] != "lm_head.weight"], "F32"))]))
+    put("safetensors", "probe-index-escape", b"\x01" + b"\0".join([
+        json.dumps(gpt2_config()).encode(),
+        json.dumps({"weight_map": {"a": "../outside.safetensors", "b": "/etc/passwd", "c": ".."}}).encode(),
+        b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}']))
+    put("safetensors", "probe-index-missing", b"\x01" + b"\0".join([
+        json.dumps(gpt2_config()).encode(),
+        json.dumps({"weight_map": {"a": "shard-1.safetensors", "b": "shard-2.safetensors"}}).encode(),
+        b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+        b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"__metadata__":{"format":"pt"}}']))
+
+
 if __name__ == "__main__":
     config_seeds()
     data_seeds()
     tokenizer_seeds()
     gguf_model_seeds()
+    safetensors_seeds()
