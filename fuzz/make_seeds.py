@@ -449,9 +449,62 @@ def safetensors_seeds():
         b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"__metadata__":{"format":"pt"}}']))
 
 
+# ---- prompt import: .npy files and PEFT folders ----
+def npy_file(descr, shape, raw, fortran=False, version=1):
+    d = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (
+        descr, "True" if fortran else "False", ", ".join(str(x) for x in shape) + ("," if len(shape) == 1 else ""))
+    prefix = 10 if version == 1 else 12
+    d += " " * (-(prefix + len(d) + 1) % 64) + "\n"
+    head = b"\x93NUMPY" + bytes([version, 0])
+    head += struct.pack("<H", len(d)) if version == 1 else struct.pack("<I", len(d))
+    return head + d.encode() + raw
+
+
+def npy_seeds():
+    put("npy_prompt", "f4-2x4.npy", npy_file("<f4", [2, 4], encode("F32", values(8, 0))))
+    put("npy_prompt", "f8-fortran-3x2.npy", npy_file("<f8", [3, 2], struct.pack("<6d", *values(6, 1)), fortran=True))
+    put("npy_prompt", "f2-v2-1x3.npy", npy_file("<f2", [1, 3], encode("F16", values(3, 2)), version=2))
+    put("npy_prompt", "u2-bf16-v3-2x2.npy", npy_file("<u2", [2, 2], encode("BF16", values(4, 3)), version=3))
+    put("npy_prompt", "probe-1d.npy", npy_file("<f4", [5], encode("F32", values(5, 4))))
+    put("npy_prompt", "probe-nan.npy", npy_file("<f4", [1, 2], struct.pack("<2f", 1.0, float("nan"))))
+    put("npy_prompt", "probe-huge-shape.npy", npy_file("<f4", [2 ** 33, 2 ** 33], b""))
+    put("npy_prompt", "probe-header-length.npy", b"\x93NUMPY\x01\x00\xff\xff{'descr': '<f4'}")
+
+
+def peft_config(rows, cols, **kw):
+    c = {"task_type": "CAUSAL_LM", "peft_type": "PROMPT_TUNING", "auto_mapping": None,
+         "base_model_name_or_path": "tiny", "revision": None, "inference_mode": True,
+         "num_virtual_tokens": rows, "token_dim": cols, "num_transformer_submodules": 1,
+         "num_attention_heads": 2, "num_layers": 1, "modules_to_save": None,
+         "prompt_tuning_init": "RANDOM", "prompt_tuning_init_text": None,
+         "tokenizer_name_or_path": None, "tokenizer_kwargs": None}
+    c.update(kw)
+    return json.dumps(c, indent=2).encode() + b"\n"
+
+
+def peft_seeds():
+    sptrain = safetensors_file([("prompt_embeddings", "F32", [2, 4], encode("F32", values(8, 0)))],
+                               {"format": "pt", "sptrain_model_fingerprint": "0123456789abcdef",
+                                "sptrain_step": "100"})
+    put("peft_folder", "sptrain-export", peft_config(2, 4) + b"\0" + sptrain)
+    put("peft_folder", "foreign-bf16-weights-only", b"\0" + safetensors_file(
+        [("prompt_embeddings", "BF16", [3, 2], encode("BF16", values(6, 1)))], {"format": "pt"}))
+    put("peft_folder", "foreign-f16-short-config", json.dumps(
+        {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 1, "token_dim": 4}).encode() + b"\0" +
+        safetensors_file([("prompt_embeddings", "F16", [1, 4], encode("F16", values(4, 2))),
+                          ("other", "I64", [1], struct.pack("<q", 7))]))
+    put("peft_folder", "probe-lora", peft_config(2, 4, peft_type="LORA") + b"\0" + sptrain)
+    put("peft_folder", "probe-number-overflow",
+        peft_config(2, 4).replace(b'"token_dim": 4', b'"token_dim": 1e400') + b"\0" + sptrain)
+    put("peft_folder", "probe-deep-config", b"[" * 100 + b"]" * 100 + b"\0" + sptrain)
+    put("peft_folder", "probe-config-only", peft_config(2, 4))
+
+
 if __name__ == "__main__":
     config_seeds()
     data_seeds()
     tokenizer_seeds()
     gguf_model_seeds()
     safetensors_seeds()
+    npy_seeds()
+    peft_seeds()
