@@ -500,6 +500,20 @@ def peft_seeds():
     put("peft_folder", "probe-config-only", peft_config(2, 4))
 
 
+# ---- infer / generate requests (JSONL) ----
+def infer_seeds():
+    put("infer_lines", "infer.jsonl", '{"task": "sst2", "text": "a gripping, funny film", "id": 1}\n'
+        '{"id": {"k": [1, "x", null]}, "task": "sst2", "text": "caf\\u00e9 \\"quoted\\""}\r\n'
+        '{"task": "imdb", "text": "dull", "extra": [true, 1.5]}\n\n  \n')
+    put("infer_lines", "generate.jsonl", '{"task": "summary", "input": "a long article"}\n'
+        '{"task": "summary", "input": "line\\nbreak", "id": "x-1"}\n')
+    put("infer_lines", "probe-blank-middle.jsonl", '{"task": "a", "text": "x"}\n\n{"task": "a", "text": "y"}\n')
+    put("infer_lines", "probe-types.jsonl", '{"task": 1, "text": ["x"], "input": null}\n')
+    put("infer_lines", "probe-not-object.jsonl", '["task", "text"]\n')
+    put("infer_lines", "probe-number-overflow.jsonl", '{"task": "a", "text": "x", "id": 1e400}\n')
+    put("infer_lines", "probe-deep-id.jsonl", '{"task": "a", "text": "x", "id": ' + "[" * 100 + "]" * 100 + "}\n")
+
+
 if __name__ == "__main__":
     config_seeds()
     data_seeds()
@@ -508,3 +522,4 @@ if __name__ == "__main__":
     safetensors_seeds()
     npy_seeds()
     peft_seeds()
+    infer_seeds()
