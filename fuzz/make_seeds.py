@@ -514,6 +514,33 @@ def infer_seeds():
     put("infer_lines", "probe-deep-id.jsonl", '{"task": "a", "text": "x", "id": ' + "[" * 100 + "]" * 100 + "}\n")
 
 
+# ---- sptrain's HDF5 files: a mode byte (even: checkpoint, odd: model), then edits ----
+def h5_seeds():
+    ckpt = lambda *lines: b"\x00" + "".join(l + "\n" for l in lines).encode()
+    model = lambda *lines: b"\x01" + "".join(l + "\n" for l in lines).encode()
+    put("h5_attributes", "checkpoint-as-written", ckpt())
+    put("h5_attributes", "model-as-written", model())
+    put("h5_attributes", "checkpoint-edits", ckpt(
+        "attr / step int 7", "attr / eval_accuracy float 0.75", "attr / task_template str Review: {text}",
+        "data prompt f32 3 4", "data optimizer/m f32 3 4", "data optimizer/v f32 3 4",
+        "strs verbalizer/labels 0|1|2", "strs verbalizer/words  bad| good| fine",
+        "strs config_yaml task:\\n  max_length: 8\\n  kind: classify"))
+    put("h5_attributes", "checkpoint-deep", ckpt(
+        "attr / prompt_method str deep", "del prompt", "data prefix f32 1 2 8"))
+    put("h5_attributes", "model-edits", model(
+        "attr / n_layers int 2", "attr / d_model uint 8", "attr / norm_eps float 1e-6",
+        "data layers/0/attn/q/weight f16 8 8", "data embeddings/tokens bf16 256 8",
+        "attr tokenizer bos_id int 3"))
+    put("h5_attributes", "probe-checkpoint-types", ckpt(
+        "attr / format_version str 1", "attr / step float 1e300", "data prompt i64 2 4",
+        "data rng_state f32 2 2"))
+    put("h5_attributes", "probe-checkpoint-nan", ckpt("data prompt f32 2 4 = nan"))
+    put("h5_attributes", "probe-checkpoint-huge-shape", ckpt("data prompt f32 4096 16 = 1"))
+    put("h5_attributes", "probe-model-types", model(
+        "attr / vocab_size int 9223372036854775807", "attr / family int 1", "del tokenizer/tokens",
+        "data final_norm/weight f32 8 = inf", "strs tokenizer/tokens a|b"))
+
+
 if __name__ == "__main__":
     config_seeds()
     data_seeds()
@@ -523,3 +550,4 @@ if __name__ == "__main__":
     npy_seeds()
     peft_seeds()
     infer_seeds()
+    h5_seeds()
