@@ -48,6 +48,11 @@ std::string write_file(const std::string& dir, const std::string& name, std::str
   return path;
 }
 
+bool verbose() {
+  static const bool on = std::getenv("SPTRAIN_FUZZ_VERBOSE") != nullptr;
+  return on;
+}
+
 void bug(const std::string& message) {
   std::fprintf(stderr, "sptrain fuzz: property broken: %s\n", message.c_str());
   std::abort();

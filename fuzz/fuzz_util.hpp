@@ -8,6 +8,7 @@
 // allocation above -malloc_limit_mb or an input slower than -timeout.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,12 +35,19 @@ std::string write_file(const std::string& dir, const std::string& name, std::str
 // Aborts with `message` and the input's description: a broken property.
 [[noreturn]] void bug(const std::string& message);
 
+// True when SPTRAIN_FUZZ_VERBOSE is set: expect_clean then prints each
+// error (or "read"), to see what a seed reaches: SPTRAIN_FUZZ_VERBOSE=1
+// build-fuzz/fuzz/HARNESS fuzz/corpus/HARNESS/*.
+bool verbose();
+
 // Runs `read`; an Error is fine when its message contains `source`, else a bug.
 template <typename F>
 void expect_clean(const std::string& source, F&& read) {
   try {
     read();
+    if (verbose()) std::fprintf(stderr, "sptrain fuzz: read without error\n");
   } catch (const Error& e) {
+    if (verbose()) std::fprintf(stderr, "sptrain fuzz: error: %s\n", e.what());
     if (std::string_view(e.what()).find(source) == std::string_view::npos)
       bug("error message does not name '" + source + "': " + e.what());
   }

@@ -53,12 +53,9 @@ std::vector<JsonRequest> read_json_requests(const std::string& input, const std:
   for (size_t i = 0; i < lines.size(); ++i) {
     const size_t lineno = i + 1;
     if (is_blank(lines[i])) fail(where, ":", lineno, ": blank line (only allowed at the end)");
-    json j;
-    try {
-      j = json::parse(lines[i]);
-    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
-      fail(where, ":", lineno, ": not valid JSON: ", json_error_reason(e));
-    }
+    // parse_json: a number beyond a double is an Error too, and the nesting is
+    // bounded (the id is copied and printed, both recursive in nlohmann).
+    const json j = parse_json(lines[i], where + ":" + std::to_string(lineno));
     if (!j.is_object())
       fail(where, ":", lineno, ": expected a JSON object {\"task\": ..., ", quoted, ": ...}");
     if (!j.contains("task")) fail(where, ":", lineno, ": missing field \"task\"");

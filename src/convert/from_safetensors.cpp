@@ -253,7 +253,9 @@ Family gpt2_family(const Config& c, const safetensors::Folder& f) {
   h.family = "gpt";
   h.n_layers = c.get_int("n_layer");
   h.d_model = c.get_int("n_embd");
-  h.d_ffn = c.get_int("n_inner", 4 * h.d_model);
+  // n_inner defaults to 4 x n_embd; n_embd is range-checked later (model_config_of),
+  // so the default is taken of a bounded value: a huge n_embd must not overflow here.
+  h.d_ffn = c.has("n_inner") ? c.get_int("n_inner") : 4 * std::min(h.d_model, kMaxWidth + 1);
   h.n_heads = c.get_int("n_head");
   h.n_kv_heads = h.n_heads;
   if (h.d_model % h.n_heads != 0)

@@ -118,15 +118,14 @@ Matrix read_matrix(const std::string& path) {
   else
     fail(path, ": npy dtype '", descr, "' is not supported (float32 '<f4', float64 '<f8', float16 "
          "'<f2', or bf16 bits as uint16 '<u2')");
-  // The shape against the bytes there before any product: (2^56 + 8) x 64
-  // floats "need" 2 KB in 64-bit arithmetic.
+  // The shape against the data's size, compared before multiplying: a shape
+  // from the file may have a product beyond 64 bits (4 x (2^62 + 1) wraps to 4).
   const size_t data_start = header_start + header_len;
-  const uint64_t data_bytes = bytes.size() - data_start;
-  SPT_CHECK(uint64_t(dims[1]) <= data_bytes / uint64_t(width) &&
-                uint64_t(dims[0]) <= data_bytes / uint64_t(width) / uint64_t(dims[1]) &&
-                uint64_t(dims[0]) * uint64_t(dims[1]) * uint64_t(width) == data_bytes,
-            path, ": npy data is ", data_bytes, " bytes but shape ", shape, " of ", descr,
-            " needs more or less (", dims[0], " x ", dims[1], " x ", width, " bytes; truncated?)");
+  const uint64_t have = bytes.size() - data_start, rows = uint64_t(dims[0]), cols = uint64_t(dims[1]);
+  const bool fits = cols <= have / uint64_t(width) / rows;
+  if (!fits || have != rows * cols * uint64_t(width))
+    fail(path, ": npy data is ", have, " bytes but shape ", shape, " of ", descr, " needs ",
+         fits ? std::to_string(rows * cols * uint64_t(width)) : std::string("more"), " (truncated?)");
   const int64_t n = dims[0] * dims[1];
 
   Matrix p;

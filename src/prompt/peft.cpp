@@ -82,6 +82,7 @@ StoredPrompt read_peft_folder(const std::string& dir) {
   StoredPrompt p = read_peft_weights(weights);
   const std::string config_path = (fs::path(dir) / kPeftConfig).string();
   if (!fs::exists(config_path, ec)) return p;
+  // parse_json: a number beyond a double and deep nesting are Errors naming the file too.
   const json c = parse_json(read_whole_file(config_path, kMaxConfigBytes, "PEFT adapter config"), config_path);
   SPT_CHECK(c.is_object(), config_path, ": not a JSON object");
   auto get_string = [&](const char* key) {

@@ -313,6 +313,14 @@ TEST(ConvertSafetensors, BrokenFoldersAreNamedErrorsWithoutOutput) {
   o.config["word_embed_proj_dim"] = 4;
   expect_error(o, "proj", {"config.json", "word_embed_proj_dim"});
 
+  // n_inner defaults to 4 x n_embd: a huge n_embd is an error naming config.json,
+  // not a signed overflow (UBSan stops the sanitizer build's run on one).
+  Folder g;
+  g.config = {{"architectures", {"GPT2LMHeadModel"}}, {"n_embd", int64_t(1) << 62}, {"n_layer", 1},
+              {"n_head", 2}, {"n_positions", 16}, {"vocab_size", kVocab}};
+  g.add("transformer.wte.weight", {kVocab, 4});
+  expect_error(g, "gpt2_n_embd", {"config.json", "n_embd (d_model) = 4611686018427387904"});
+
   expect_error(tiny_llama(true), "notok", {"no tokenizer"},
                [](const fs::path& d) { fs::remove(d / "tokenizer.json"); });
   expect_error(tiny_llama(true), "trunc", {"model.safetensors"}, [](const fs::path& d) {

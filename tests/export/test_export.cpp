@@ -343,6 +343,16 @@ TEST_F(Export, BadFilesAreErrorsNamingTheFileAndTheProblem) {
   EXPECT_THAT(error_of([&] { read_stored_prompt(path("ints.npy")); }),
               AllOf(HasSubstr("ints.npy"), HasSubstr("'<i4'")));
 
+  // A shape whose product overflows 64 bits (4 x (2^62 + 1) wraps to 4) is
+  // refused against the data's size, not multiplied: 16 bytes are not enough.
+  std::string wrap = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4611686018427387905), }";
+  wrap.append(128 - 10 - wrap.size() - 1, ' ');
+  wrap += '\n';
+  spit(path("wrap.npy"), std::string("\x93NUMPY\x01\x00", 8) + char(wrap.size()) + char(0) + wrap +
+                             std::string(16, '\0'));
+  EXPECT_THAT(error_of([&] { read_stored_prompt(path("wrap.npy")); }),
+              AllOf(HasSubstr("wrap.npy"), HasSubstr("4611686018427387905"), HasSubstr("16 bytes")));
+
   spit(path("text.txt"), "hello, world\n");
   EXPECT_THAT(error_of([&] { read_stored_prompt(path("text.txt")); }),
               AllOf(HasSubstr("text.txt"), HasSubstr("not a prompt file")));
@@ -363,6 +373,16 @@ TEST_F(Export, BadFilesAreErrorsNamingTheFileAndTheProblem) {
        R"({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 7, "token_dim": 16})");
   EXPECT_THAT(error_of([&] { read_stored_prompt(path("lora")); }),
               AllOf(HasSubstr("num_virtual_tokens 7"), HasSubstr("[5, 16]")));
+
+  // adapter_config.json as JSON the way every reader takes it: a number beyond
+  // a double or nesting beyond 64 levels is an Error naming the file, not
+  // nlohmann's exception.
+  spit(path("lora/adapter_config.json"), R"({"peft_type": "PROMPT_TUNING", "token_dim": 1e400})");
+  EXPECT_THAT(error_of([&] { read_stored_prompt(path("lora")); }),
+              AllOf(HasSubstr("adapter_config.json"), HasSubstr("invalid JSON"), HasSubstr("1e400")));
+  spit(path("lora/adapter_config.json"), std::string(100, '[') + std::string(100, ']'));
+  EXPECT_THAT(error_of([&] { read_stored_prompt(path("lora")); }),
+              AllOf(HasSubstr("adapter_config.json"), HasSubstr("deeper than 64")));
 
   std::string json = R"({"weight":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
   uint64_t n = json.size();

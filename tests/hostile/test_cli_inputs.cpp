@@ -99,7 +99,7 @@ TEST_F(HostileInfer, RequestNumberOverflowIsANamedError) {
                        << "{\"task\": \"t\", \"text\": \"fine\", \"weight\": 1e400}\n";
   const test::CommandResult r = infer(input);
   EXPECT_EQ(r.code, 1);
-  EXPECT_THAT(r.err, AllOf(HasSubstr(input + ":2: not valid JSON"), HasSubstr("number overflow"), NoRawText()));
+  EXPECT_THAT(r.err, AllOf(HasSubstr(input + ":2: invalid JSON"), HasSubstr("number overflow"), NoRawText()));
   EXPECT_EQ(r.out, "");
 }
 

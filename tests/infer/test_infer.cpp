@@ -259,7 +259,12 @@ TEST_F(Infer, BadInputIsAnErrorNamingTheLineAndPrintsNothing) {
             "stdin:2: unknown task 'weather' (tasks: sent, topic)"},
            {ok + "\n" + ok + "\n" + R"({"task": "sent"})" + "\n", "stdin:3: missing field \"text\""},
            {R"({"text": "no task"})" "\n", "stdin:1: missing field \"task\""},
-           {ok + "\n" + R"({"task": "sent", "text": "unclosed)" + "\n", "stdin:2: not valid JSON"},
+           {ok + "\n" + R"({"task": "sent", "text": "unclosed)" + "\n", "stdin:2: invalid JSON"},
+           // JSON as every reader takes it: a number beyond a double, nesting
+           // beyond 64 levels (the id is copied and printed, both recursive).
+           {R"({"task": "sent", "text": "x", "id": 1e400})" "\n", "stdin:1: invalid JSON"},
+           {R"({"task": "sent", "text": "x", "id": )" + std::string(100, '[') + std::string(100, ']') + "}\n",
+            "stdin:1: JSON nests deeper than 64 levels"},
            {ok + "\n" + "[1, 2]\n", "stdin:2: expected a JSON object"},
            {ok + "\n\n" + ok + "\n", "stdin:2: blank line"},
            {R"({"task": 3, "text": "x"})" "\n", "stdin:1: \"task\" must be a string"},
