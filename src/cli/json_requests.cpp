@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "sptrain/core/error.hpp"
 #include "sptrain/core/json.hpp"
+#include "sptrain/data/dataset.hpp"
 
 namespace sptrain {
 
@@ -14,19 +14,15 @@ namespace {
 
 using nlohmann::json;
 
-std::string read_all(const std::string& input) {
-  std::ostringstream buf;
-  if (input == "-") {
-    buf << std::cin.rdbuf();
-  } else {
-    // A folder opens (and reads as nothing): say so instead of answering no lines.
-    std::error_code ec;
-    if (std::filesystem::is_directory(input, ec)) fail(input, ": is a folder, not a JSONL file");
-    std::ifstream in(input, std::ios::binary);
-    if (!in) fail(input, ": cannot open for reading");
-    buf << in.rdbuf();
-  }
-  return buf.str();
+// The input's lines; a line longer than kMaxLineBytes (/dev/zero) is an error.
+std::vector<std::string> read_input_lines(const std::string& input) {
+  if (input == "-") return read_text_lines(std::cin, "stdin");
+  // A folder opens (and reads as nothing): say so instead of answering no lines.
+  std::error_code ec;
+  if (std::filesystem::is_directory(input, ec)) fail(input, ": is a folder, not a JSONL file");
+  std::ifstream in(input, std::ios::binary);
+  if (!in) fail(input, ": cannot open for reading");
+  return read_text_lines(in, input);
 }
 
 bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
@@ -36,15 +32,7 @@ bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r") 
 std::vector<JsonRequest> read_json_requests(const std::string& input, const std::string& field,
                                             std::string& where) {
   where = input == "-" ? "stdin" : input;
-  const std::string all = read_all(input);
-  std::vector<std::string> lines;
-  for (size_t begin = 0; begin < all.size();) {
-    size_t end = all.find('\n', begin);
-    if (end == std::string::npos) end = all.size();
-    lines.push_back(all.substr(begin, end - begin));
-    if (!lines.back().empty() && lines.back().back() == '\r') lines.back().pop_back();
-    begin = end + 1;
-  }
+  std::vector<std::string> lines = read_input_lines(input);
   while (!lines.empty() && is_blank(lines.back())) lines.pop_back();
 
   std::vector<JsonRequest> out;

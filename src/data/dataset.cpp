@@ -50,9 +50,6 @@ bool is_blank(const std::string& line) {
   return line.find_first_not_of(" \t\r") == std::string::npos;
 }
 
-// The file's lines without their line endings ("\n" or "\r\n"), a leading
-// UTF-8 byte-order mark removed. Read in blocks, so that a line longer than
-// kMaxLineBytes (a binary file, /dev/zero) stops the read instead of filling memory.
 std::vector<std::string> read_lines(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -60,7 +57,12 @@ std::vector<std::string> read_lines(const std::string& path) {
   if (fs::is_directory(path, ec)) fail(path, ": is a directory, expected a data file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open for reading");
+  return read_text_lines(in, path);
+}
 
+}  // namespace
+
+std::vector<std::string> read_text_lines(std::istream& in, const std::string& path) {
   std::vector<std::string> lines;
   std::string line;
   auto finish_line = [&] {
@@ -87,6 +89,8 @@ std::vector<std::string> read_lines(const std::string& path) {
   if (!line.empty()) finish_line();
   return lines;
 }
+
+namespace {
 
 // Drops the trailing blank lines; any other blank line is an error.
 size_t content_lines(const std::vector<std::string>& lines, const std::string& path) {

@@ -74,9 +74,10 @@ class HostileInfer : public HostileCli {
     prompt_ = dir_.path("prompt.h5");
     write_checkpoint(prompt_, test::hostile_checkpoint(model_));
   }
-  test::CommandResult infer(const std::string& input) {
+  // `--input input`, with standard input read from the file `stdin` when given.
+  test::CommandResult infer(const std::string& input, const std::string& stdin_file = "") {
     return run_sptrain({"infer", "--model", model_, "--prompt", "t=" + prompt_, "--input", input, "--threads", "1"},
-                       dir_.dir().string());
+                       dir_.dir().string(), stdin_file);
   }
   std::string model_, prompt_;
 };
@@ -100,6 +101,22 @@ TEST_F(HostileInfer, RequestNumberOverflowIsANamedError) {
   const test::CommandResult r = infer(input);
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, AllOf(HasSubstr(input + ":2: invalid JSON"), HasSubstr("number overflow"), NoRawText()));
+  EXPECT_EQ(r.out, "");
+}
+
+// Input without newlines is not read without limit (item 7 for infer and
+// generate): /dev/zero and a 2 MiB line on standard input stop at the line.
+TEST_F(HostileInfer, ALineLongerThanTheLimitIsAnErrorNotUnboundedMemory) {
+  const test::CommandResult zero = infer("/dev/zero");
+  EXPECT_EQ(zero.code, 1);
+  EXPECT_THAT(zero.err, AllOf(HasSubstr("/dev/zero:1: line longer than 1048576 bytes"), NoRawText()));
+  EXPECT_EQ(zero.out, "");
+  const std::string input = dir_.path("long.jsonl");
+  std::ofstream(input) << "{\"task\": \"t\", \"text\": \"fine\"}\n{\"task\": \"t\", \"text\": \""
+                       << std::string(size_t(2) << 20, 'a') << "\"}\n";
+  const test::CommandResult r = infer("-", input);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("stdin:2: line longer than 1048576 bytes"));
   EXPECT_EQ(r.out, "");
 }
 

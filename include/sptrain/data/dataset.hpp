@@ -3,6 +3,7 @@
 // (`{"text": ..., "label": ...}`). Every problem is an Error naming the file
 // and the 1-based line.
 #include <cstddef>
+#include <istream>
 #include <map>
 #include <string>
 #include <vector>
@@ -30,6 +31,12 @@ inline constexpr ExampleFields kGenerateFields{"input", "target", false};  // in
 // one example can make sptrain read (an example is truncated to task.max_length
 // tokens anyway).
 inline constexpr size_t kMaxLineBytes = size_t(1) << 20;
+
+// The lines of a text stream without their line endings ("\n" or "\r\n"), a
+// leading UTF-8 byte-order mark removed. Read in blocks, so that a line longer
+// than kMaxLineBytes (a binary file, /dev/zero) is an error naming `path` and
+// the line instead of filling memory.
+std::vector<std::string> read_text_lines(std::istream& in, const std::string& path);
 
 // Reads a whole dataset. format: "auto" (by extension: .tsv/.txt -> tsv,
 // .jsonl/.json -> jsonl), "tsv" or "jsonl". The names below are those of
