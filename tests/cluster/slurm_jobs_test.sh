@@ -97,11 +97,14 @@ wait_steps() {
   done
   fatal "job $3 did not reach step $2 within 120 s"
 }
+# This test's processes: they run in its work folder (job ids restart at 1 in
+# every test's Slurm, so another run on the machine may have the same ones).
+ours() { [[ $(readlink "$1/cwd" 2>/dev/null) == "$SLURM_ENV_DIR/work"* ]]; }
 # The pid of rank $2 of job $1's first step (found by its environment).
 task_pid() {
   local p env
   for p in /proc/[0-9]*; do
-    [[ $(readlink "$p/exe" 2>/dev/null) == "$(readlink -f "$sptrain")" ]] || continue
+    [[ $(readlink "$p/exe" 2>/dev/null) == "$(readlink -f "$sptrain")" ]] && ours "$p" || continue
     env=$({ tr '\0' '\n' < "$p/environ"; } 2>/dev/null)
     grep -qx "SLURM_JOB_ID=$1" <<< "$env" && grep -qx "SLURM_PROCID=$2" <<< "$env" && { echo "${p#/proc/}"; return; }
   done
@@ -109,7 +112,7 @@ task_pid() {
 job_processes() {
   local p
   for p in /proc/[0-9]*; do
-    { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qx "SLURM_JOB_ID=$1" && echo "${p#/proc/}"
+    ours "$p" && { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qx "SLURM_JOB_ID=$1" && echo "${p#/proc/}"
   done
 }
 # The state and exit code the job completion log recorded for job $1.
