@@ -1,5 +1,6 @@
 // `sptrain export`: reads a checkpoint (or an hdf5 export) and writes its
-// prompt as hdf5, npy or a PEFT folder (docs/export.md).
+// prompt as hdf5, npy or a PEFT folder (a deep prompt: hdf5 or a PEFT
+// PREFIX_TUNING folder; docs/export.md).
 #include <cstdio>
 #include <filesystem>
 
@@ -43,13 +44,16 @@ int run_export(const ExportOptions& o) {
       const h5::File mf = h5::File::open_read(model_path);
       const ModelConfig m = read_model_config(mf);
       check_prompt_matches_model(p, m, model_path);
-      PeftModelInfo info{m.n_layers, m.n_heads, o.base_model.empty() ? m.name : o.base_model};
+      PeftModelInfo info{m.n_layers, m.n_heads, o.base_model.empty() ? m.name : o.base_model, m.n_kv_heads,
+                         m.head_dim};
       r = export_peft(p, o.out, info);
       break;
     }
   }
-  std::printf("exported prompt [%lld x %lld] of %s as %s%s to %s: %lld bytes (%lld bytes of values)\n",
-              static_cast<long long>(p.rows), static_cast<long long>(p.cols), o.checkpoint.c_str(),
+  const std::string shape = p.deep() ? str("deep prompt [", p.prefix_layers, " x ", p.rows, " x ", p.prefix_cols, "]")
+                                     : str("prompt [", p.rows, " x ", p.cols, "]");
+  std::printf("exported %s of %s as %s%s to %s: %lld bytes (%lld bytes of values)\n", shape.c_str(),
+              o.checkpoint.c_str(),
               export_format_name(format),
               format == ExportFormat::Npy && o.dtype == "bf16" ? " (bf16 bits as uint16)" : "",
               o.out.c_str(), static_cast<long long>(r.bytes), static_cast<long long>(r.value_bytes));

@@ -219,8 +219,9 @@ int run(int argc, char** argv) {
                          "Prompt checkpoint (step_*.h5) or hdf5 export to export")
       ->required();
   export_cmd->add_option("--format", export_options.format,
-                         "hdf5: the prompt with its metadata; npy: [P, d_model] array; peft: folder "
-                         "with adapter_model.safetensors and adapter_config.json")
+                         "hdf5: the prompt with its metadata; npy: [P, d_model] array (not for deep "
+                         "prompts); peft: folder with adapter_model.safetensors and adapter_config.json "
+                         "(PROMPT_TUNING, or PREFIX_TUNING for a deep prompt)")
       ->required()
       ->check(CLI::IsMember({"hdf5", "npy", "peft"}));
   export_cmd->add_option("--out", export_options.out, "File (hdf5, npy) or folder (peft) to write")->required();
@@ -229,7 +230,7 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
   export_cmd->add_option("--model", export_options.model,
-                         "peft only: model file to read num_layers and num_attention_heads from "
+                         "peft only: model file to read num_layers and the attention and key/value heads from "
                          "(default: the model the checkpoint records)");
   export_cmd->add_option("--base-model", export_options.base_model,
                          "peft only: base_model_name_or_path to write (default: the model's name)");

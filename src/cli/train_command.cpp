@@ -168,7 +168,9 @@ int run_eval(const Config& config_in, const EvalOptions& options) {
                     SessionMode::EvalOnly);
     const bool lead = session.parallel->world_rank() == 0;
     const auto describe = [&](const StoredPrompt& p) {
-      std::string d = str(p.path, " (", p.format, ", ", p.rows, " x ", p.cols);
+      std::string d = p.deep() ? str(p.path, " (", p.format, ", deep ", p.prefix_layers, " x ", p.rows, " x ",
+                                     p.prefix_cols)
+                               : str(p.path, " (", p.format, ", ", p.rows, " x ", p.cols);
       if (p.step >= 0) d += str(", step ", p.step);
       return d + ")";
     };

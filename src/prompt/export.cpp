@@ -24,6 +24,11 @@ const char* export_format_name(ExportFormat f) {
 
 ExportResult export_npy(const StoredPrompt& p, const std::string& out, const std::string& dtype) {
   check_prompt_exportable(p);
+  // A .npy file is one bare array: nowhere to say which axis is the layer,
+  // where the keys end or which model it is for (docs/export.md).
+  SPT_CHECK(!p.deep(), p.path, ": a deep prompt (keys and values [", p.prefix_layers, ", ", p.rows, ", ",
+            p.prefix_cols, "]) is not exported as npy; use --format hdf5 (h5py reads its 'prefix') or "
+            "--format peft");
   SPT_CHECK(dtype == "f32" || dtype == "bf16", "npy dtype '", dtype, "' (f32 or bf16)");
   const int64_t value_bytes = npy::write_matrix(out, p.values.data(), p.rows, p.cols, dtype == "bf16");
   return ExportResult{{out}, file_size_of(out), value_bytes};

@@ -37,14 +37,7 @@ void check_prompt_values(const StoredPrompt& p) {
            int64_t(i) % p.cols, " (a prompt must be finite)");
 }
 
-void check_prompt_exportable(const StoredPrompt& p) {
-  // Not yet: PEFT's PREFIX_TUNING layout and the hdf5/npy files of keys and
-  // values (docs/methods.md, "Not yet"). `sptrain eval --prompt` reads the checkpoint.
-  SPT_CHECK(!p.deep(), p.path, ": a deep prompt (prompt.method deep: keys and values [",
-            p.prefix_layers, ", ", p.rows, ", ", p.prefix_cols,
-            "]) cannot be exported yet; only prompt_tuning and p_tuning prompts can");
-  check_prompt_values(p);
-}
+void check_prompt_exportable(const StoredPrompt& p) { check_prompt_values(p); }
 
 StoredPrompt stored_prompt_of(const Checkpoint& c, const std::string& path) {
   StoredPrompt p;
@@ -147,10 +140,17 @@ StoredPrompt read_stored_prompt(const std::string& path) {
 void check_prompt_matches_model(const StoredPrompt& p, const ModelConfig& m, const std::string& model_path) {
   if (p.deep()) {
     const int64_t width = 2 * int64_t(m.n_kv_heads) * m.head_dim;
-    SPT_CHECK(p.prefix_layers == m.n_layers && p.prefix_cols == width, p.path, ": the deep prompt has ",
-              p.prefix_layers, " layers of keys and values ", p.prefix_cols, " wide, but the model ",
-              model_path, " has ", m.n_layers, " layers and 2 x ", m.n_kv_heads, " kv heads x ",
-              m.head_dim, " = ", width);
+    // A file that records its kv heads (PEFT) must match them too: the width
+    // alone does not tell 2 heads of 8 from 4 heads of 4.
+    const std::string heads =
+        p.prefix_kv_heads > 0
+            ? str(" (2 x ", p.prefix_kv_heads, " kv heads x ", p.prefix_cols / 2 / p.prefix_kv_heads, ")")
+            : std::string();
+    SPT_CHECK(p.prefix_layers == m.n_layers && p.prefix_cols == width &&
+                  (p.prefix_kv_heads == 0 || p.prefix_kv_heads == m.n_kv_heads),
+              p.path, ": the deep prompt has ", p.prefix_layers, " layers of keys and values ", p.prefix_cols,
+              " wide", heads, ", but the model ", model_path, " has ", m.n_layers, " layers and 2 x ",
+              m.n_kv_heads, " kv heads x ", m.head_dim, " = ", width);
   } else {
     SPT_CHECK(p.cols == m.d_model, p.path, ": the prompt has d_model ", p.cols, " but the model ",
               model_path, " has d_model ", m.d_model);

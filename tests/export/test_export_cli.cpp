@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "../support/run_binary.hpp"
@@ -198,6 +199,107 @@ TEST_F(ExportCli, ExportErrors) {
   EXPECT_THAT(run({"export", "--help"}).out,
               AllOf(HasSubstr("--format"), HasSubstr("hdf5"), HasSubstr("npy"), HasSubstr("peft"),
                     HasSubstr("--dtype"), HasSubstr("--out"), HasSubstr("--model"), Not(HasSubstr("error"))));
+}
+
+
+// A deep prompt (prefix tuning) trained on the tiny llama (4 heads, 2 kv
+// heads: grouped-query attention), exported as a PEFT PREFIX_TUNING folder
+// and as hdf5: eval gives the checkpoint's numbers from each, and a deep run
+// starts from the folder (prompt.init: file:FOLDER).
+class ExportDeepCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = test::temp_path("export_deep_cli");
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    model_ = test::tiny_model(Family::Llama, "export_deep_cli/model.h5");
+    const std::string train = test::sst2_subset("train", 24, "export_deep_cli/train.tsv");
+    const std::string eval = test::sst2_subset("dev", 12, "export_deep_cli/dev.tsv");
+    config_ = test::tiny_config_for(model_, train, eval, dir_ + "/run");
+    config_.prompt.method = "deep";
+    config_.train.steps = 3;
+    config_.train.checkpoint_every = 0;
+    validate_config(config_);
+    sptrain::train(config_, make_solo_grid());
+    ckpt_ = dir_ + "/run/" + checkpoint_name(3);
+    config_path_ = dir_ + "/config.yaml";
+    std::ofstream(config_path_) << dump_config(config_);
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  Result run(const std::vector<std::string>& args) { return run_cli(args, dir_); }
+
+  static std::string dir_, model_, ckpt_, config_path_;
+  static Config config_;
+};
+std::string ExportDeepCli::dir_, ExportDeepCli::model_, ExportDeepCli::ckpt_, ExportDeepCli::config_path_;
+Config ExportDeepCli::config_;
+
+TEST_F(ExportDeepCli, EvalGivesTheCheckpointsResultFromThePeftFolderAndHdf5) {
+  const Checkpoint c = read_checkpoint(ckpt_);
+  ASSERT_FALSE(c.prefix.empty());
+  const Result peft = run({"export", ckpt_, "--format", "peft", "--out", dir_ + "/adapter"});
+  ASSERT_EQ(peft.code, 0) << peft.err;
+  const int64_t values = c.prefix_layers * c.prefix_rows * c.prefix_cols;
+  EXPECT_THAT(peft.out, AllOf(HasSubstr("exported deep prompt [2 x 4 x 16]"),
+                              HasSubstr("(" + std::to_string(values * 4) + " bytes of values)")));
+  const Result h5 = run({"export", ckpt_, "--format", "hdf5", "--out", dir_ + "/deep.h5"});
+  ASSERT_EQ(h5.code, 0) << h5.err;
+  // The hdf5 export exports again as PEFT.
+  ASSERT_EQ(run({"export", dir_ + "/deep.h5", "--format", "peft", "--out", dir_ + "/adapter2"}).code, 0);
+
+  const Result base = run({"eval", config_path_, "--prompt", ckpt_});
+  ASSERT_EQ(base.code, 0) << base.err;
+  EXPECT_THAT(base.out, AllOf(HasSubstr("loss: "), HasSubstr("accuracy: "), HasSubstr("(12 examples)"),
+                              HasSubstr("(checkpoint, deep 2 x 4 x 16, step 3)")));
+  for (const std::string& p : {dir_ + "/adapter", dir_ + "/adapter/adapter_model.safetensors", dir_ + "/deep.h5",
+                               dir_ + "/adapter2"}) {
+    const Result r = run({"eval", config_path_, "--prompt", p});
+    ASSERT_EQ(r.code, 0) << p << "\n" << r.err;
+    EXPECT_EQ(without_prompt_line(r.out), without_prompt_line(base.out)) << p;
+  }
+  // A config of another method still evaluates the folder as a deep prompt.
+  const Result other =
+      run({"eval", config_path_, "--prompt", dir_ + "/adapter", "--set", "prompt.method=prompt_tuning"});
+  ASSERT_EQ(other.code, 0) << other.err;
+  EXPECT_EQ(without_prompt_line(other.out), without_prompt_line(base.out));
+
+  // prompt.init: file:FOLDER starts a deep prompt at the folder's keys and values.
+  const Result init = run({"eval", config_path_, "--set", "prompt.init=file:" + dir_ + "/adapter"});
+  ASSERT_EQ(init.code, 0) << init.err;
+  EXPECT_EQ(without_prompt_line(init.out), without_prompt_line(base.out));
+}
+
+TEST_F(ExportDeepCli, ExportAndEvalErrors) {
+  // npy is not offered for a deep prompt.
+  const Result npy = run({"export", ckpt_, "--format", "npy", "--out", dir_ + "/d.npy"});
+  EXPECT_EQ(npy.code, 1);
+  EXPECT_THAT(npy.err, AllOf(HasSubstr(ckpt_), HasSubstr("deep prompt"), HasSubstr("--format hdf5")));
+  EXPECT_FALSE(fs::exists(dir_ + "/d.npy"));
+
+  // A folder with prefix_projection true is refused by eval and by init.
+  ASSERT_EQ(run({"export", ckpt_, "--format", "peft", "--out", dir_ + "/proj"}).code, 0);
+  const std::string config = dir_ + "/proj/adapter_config.json";
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(config));
+  j["prefix_projection"] = true;
+  std::ofstream(config, std::ios::trunc) << j.dump(2);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"eval", config_path_, "--prompt", dir_ + "/proj"},
+        std::vector<std::string>{"eval", config_path_, "--set", "prompt.init=file:" + dir_ + "/proj"}}) {
+    const Result r = run(args);
+    EXPECT_EQ(r.code, 1) << args.back();
+    EXPECT_THAT(r.err, AllOf(HasSubstr(config), HasSubstr("prefix_projection is true")));
+  }
+
+  // A model with other layers: the folder's shape is checked against it.
+  const std::string three = test::tiny_model(Family::Llama, "export_deep_cli/three.h5", 3);
+  Config c = config_;
+  c.model.path = three;
+  const std::string cfg = dir_ + "/three.yaml";
+  std::ofstream(cfg) << dump_config(c);
+  ASSERT_EQ(run({"export", ckpt_, "--format", "peft", "--out", dir_ + "/shape"}).code, 0);
+  const Result r = run({"eval", cfg, "--prompt", dir_ + "/shape"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, AllOf(HasSubstr(dir_ + "/shape"), HasSubstr("2 layers"), HasSubstr("has 3 layers")));
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 #pragma once
 // Exporting a trained soft prompt (docs/export.md):
-//   hdf5  the prompt alone with its metadata (model fingerprint, task, step...)
-//   npy   a NumPy array [P, d_model]: f32, or bf16 bits as uint16 ('<u2')
-//   peft  a Hugging Face PEFT prompt-tuning folder: adapter_model.safetensors
-//         (`prompt_embeddings` [P, d_model] F32) + adapter_config.json
+//   hdf5  the prompt alone with its metadata (model fingerprint, task, step...);
+//         a deep prompt's keys and values as `prefix` [layers, P, 2 * kv * D]
+//   npy   a NumPy array [P, d_model]: f32, or bf16 bits as uint16 ('<u2');
+//         not for deep prompts
+//   peft  a Hugging Face PEFT folder: adapter_model.safetensors + adapter_config.json;
+//         PROMPT_TUNING (`prompt_embeddings` [P, d_model] F32) or, for a deep
+//         prompt, PREFIX_TUNING (`prompt_embeddings` [P, layers * 2 * kv * D] F32)
 // Every file is written to a temporary name and renamed, so an export is
 // either complete or absent. Reading any of them back: stored_prompt.hpp.
 #include <string>

@@ -1,6 +1,7 @@
 #pragma once
 // A soft prompt as files store it, read back from any format (docs/export.md):
-// a checkpoint, an hdf5 export, a .npy file, or a PEFT prompt-tuning folder.
+// a checkpoint, an hdf5 export, a .npy file, or a PEFT prompt-tuning or
+// prefix-tuning folder.
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -30,6 +31,10 @@ struct StoredPrompt : PromptMetadata {
   // kv heads then their values (PrefixShape's layout, prompt/prompt_parameter.hpp).
   std::vector<float> prefix;
   int64_t prefix_layers = 0, prefix_cols = 0;
+  // The key/value heads the file records (a PEFT PREFIX_TUNING adapter's
+  // num_attention_heads); 0 when it records none (sptrain's own files, whose
+  // model fingerprint stands for the whole shape).
+  int64_t prefix_kv_heads = 0;
   bool deep() const { return prefix_layers > 0; }
   // The task the prompt was trained for; has_task is false for npy and PEFT.
   bool has_task = false;
@@ -43,7 +48,8 @@ struct StoredPrompt : PromptMetadata {
 TaskSection task_section_of(const StoredPrompt& prompt);
 
 // Reads a prompt from a checkpoint, an hdf5 export, a .npy file, a PEFT folder
-// or its adapter_model.safetensors. The format is told by the file's content
+// (PROMPT_TUNING, or PREFIX_TUNING without projection: a deep prompt) or its
+// adapter_model.safetensors (read with the adapter_config.json beside it). The format is told by the file's content
 // (HDF5 signature and `format` attribute, NumPy magic, safetensors header),
 // not by its name. Errors name the file and what is wrong with it.
 StoredPrompt read_stored_prompt(const std::string& path);
@@ -53,8 +59,8 @@ StoredPrompt read_stored_prompt(const std::string& path);
 StoredPrompt stored_prompt_of(const Checkpoint& ckpt, const std::string& path);
 
 // Fails, naming the prompt's file and which check, when the prompt cannot be
-// used with the model: its d_model differs (a deep prompt: its layers or
-// key/value width), or its fingerprint differs from the model's. A checkpoint
+// used with the model: its d_model differs (a deep prompt: its layers, its
+// key/value width, or the kv heads its file records), or its fingerprint differs from the model's. A checkpoint
 // or hdf5 export must record one (sptrain always wrote one); npy files and
 // PEFT adapters not written by sptrain record none, and only their shape is
 // checked. `model_path` is for the message.
@@ -65,8 +71,8 @@ void check_prompt_matches_model(const StoredPrompt& prompt, const ModelConfig& m
 // (a deep prompt: layers x rows x prefix_cols), all finite: every reader
 // checks what it read.
 void check_prompt_values(const StoredPrompt& prompt);
-// check_prompt_values, and fails for a deep prompt (its export is not
-// written yet): every exporter checks this first.
+// check_prompt_values: every exporter checks this first (npy also refuses
+// a deep prompt, docs/export.md).
 void check_prompt_exportable(const StoredPrompt& prompt);
 
 // What an export wrote.
