@@ -498,6 +498,14 @@ def peft_seeds():
         peft_config(2, 4).replace(b'"token_dim": 4', b'"token_dim": 1e400') + b"\0" + sptrain)
     put("peft_folder", "probe-deep-config", b"[" * 100 + b"]" * 100 + b"\0" + sptrain)
     put("peft_folder", "probe-config-only", peft_config(2, 4))
+    # A deep prompt: PREFIX_TUNING, 2 layers x 2 x (2 kv heads x head_dim 2) per row.
+    prefix = peft_config(2, 4, peft_type="PREFIX_TUNING", num_layers=2, encoder_hidden_size=4,
+                         prefix_projection=False)
+    prefix_weights = safetensors_file([("prompt_embeddings", "F32", [2, 16], encode("F32", values(32, 5)))],
+                                      {"format": "pt"})
+    put("peft_folder", "prefix-tuning", prefix + b"\0" + prefix_weights)
+    put("peft_folder", "probe-prefix-projection",
+        peft_config(2, 4, peft_type="PREFIX_TUNING", num_layers=2, prefix_projection=True) + b"\0" + prefix_weights)
 
 
 # ---- infer / generate requests (JSONL) ----
