@@ -227,39 +227,27 @@ ExportResult export_peft(const StoredPrompt& p, const std::string& out, const Pe
   const std::string weights = (fs::path(out) / kPeftWeightsFile).string();
   safetensors::write_tensors(weights, {{kPeftTensor, "F32", {p.rows, cols}, values, nbytes}}, metadata);
 
+  // The fields save_pretrained writes: those both configs share, in PEFT's
+  // order, then PrefixTuningConfig's (filled in from the model's config, so
+  // the heads are the kv heads) or PromptTuningConfig's.
   ordered_json c;
+  c["task_type"] = "CAUSAL_LM";
+  c["peft_type"] = deep ? "PREFIX_TUNING" : "PROMPT_TUNING";
+  c["auto_mapping"] = nullptr;
+  c["base_model_name_or_path"] = model.base_model_name_or_path;
+  c["revision"] = nullptr;
+  c["inference_mode"] = true;
+  c["num_virtual_tokens"] = p.rows;
+  c["token_dim"] = token_dim;
+  c["num_transformer_submodules"] = 1;
+  c["num_attention_heads"] = deep ? model.num_key_value_heads : model.num_attention_heads;
+  c["num_layers"] = model.num_layers;
+  c["modules_to_save"] = nullptr;
   if (deep) {
-    // The fields of PEFT's PrefixTuningConfig, as save_pretrained writes them
-    // once PEFT has filled them in from the model's config.
-    c["task_type"] = "CAUSAL_LM";
-    c["peft_type"] = "PREFIX_TUNING";
-    c["auto_mapping"] = nullptr;
-    c["base_model_name_or_path"] = model.base_model_name_or_path;
-    c["revision"] = nullptr;
-    c["inference_mode"] = true;
-    c["num_virtual_tokens"] = p.rows;
-    c["token_dim"] = token_dim;
-    c["num_transformer_submodules"] = 1;
-    c["num_attention_heads"] = model.num_key_value_heads;
-    c["num_layers"] = model.num_layers;
-    c["modules_to_save"] = nullptr;
     c["encoder_hidden_size"] = token_dim;
     c["prefix_projection"] = false;
     c["init_weights"] = nullptr;
   } else {
-    // The fields of PEFT's PromptTuningConfig (what save_pretrained writes).
-    c["task_type"] = "CAUSAL_LM";
-    c["peft_type"] = "PROMPT_TUNING";
-    c["auto_mapping"] = nullptr;
-    c["base_model_name_or_path"] = model.base_model_name_or_path;
-    c["revision"] = nullptr;
-    c["inference_mode"] = true;
-    c["num_virtual_tokens"] = p.rows;
-    c["token_dim"] = p.cols;
-    c["num_transformer_submodules"] = 1;
-    c["num_attention_heads"] = model.num_attention_heads;
-    c["num_layers"] = model.num_layers;
-    c["modules_to_save"] = nullptr;
     c["prompt_tuning_init"] = "RANDOM";
     c["prompt_tuning_init_text"] = nullptr;
     c["tokenizer_name_or_path"] = nullptr;

@@ -40,18 +40,19 @@ std::string unit_name(const char* kind, int layer, int kv_head) {
   return std::string(kind) + "." + std::to_string(layer) + "." + std::to_string(kv_head);
 }
 
-int hidden_of(const PromptSection& s, const ModelConfig& m) {
-  return s.encoder_hidden > 0 ? s.encoder_hidden : m.d_model;
-}
 
 bool deep_mlp(const PromptSection& s) { return s.method == "deep" && s.reparameterize == "mlp"; }
 
 }  // namespace
 
+int prompt_hidden_width(const PromptSection& s, const ModelConfig& m) {
+  return s.encoder_hidden > 0 ? s.encoder_hidden : m.d_model;
+}
+
 std::vector<ParameterTensor> PromptParameter::layout(const PromptSection& s, const ModelConfig& m,
                                                      const PromptPlacement& pl) {
   const PromptMethod method = prompt_method_of(s);
-  const int P = s.length, d = m.d_model, h = hidden_of(s, m), D = m.head_dim;
+  const int P = s.length, d = m.d_model, h = prompt_hidden_width(s, m), D = m.head_dim;
   std::vector<ParameterTensor> list;
   auto add = [&](const std::string& name, int64_t rows, int64_t cols, bool counted) {
     const int64_t at = list.empty() ? 0 : list.back().offset + list.back().size();
@@ -92,7 +93,7 @@ std::vector<ParameterTensor> PromptParameter::layout(const PromptSection& s, con
 PromptParameter::PromptParameter(Backend& backend, DType stat, const PromptSection& s,
                                  const ModelConfig& m, const PromptPlacement& pl, bool device)
     : backend_(backend), stat_(stat), method_(prompt_method_of(s)), rows_(s.length),
-      cols_(m.d_model), hidden_(hidden_of(s, m)), place_(pl), prefix_(prefix_shape(m, s.length)) {
+      cols_(m.d_model), hidden_(prompt_hidden_width(s, m)), place_(pl), prefix_(prefix_shape(m, s.length)) {
   SPT_ASSERT(stat == DType::F32 || stat == DType::F64);
   width_ = 2 * pl.kv_heads * m.head_dim;
   tensors_ = layout(s, m, pl);
@@ -138,7 +139,7 @@ PromptParameter::Memory PromptParameter::memory(const PromptSection& s, const Mo
   Memory mem;
   if (tensors.empty()) return mem;
   const int64_t f = int64_t(sizeof(float)), d = int64_t(sizeof(double)), sb = int64_t(dtype_size(stat));
-  const int64_t n = tensors.back().offset + tensors.back().size(), P = s.length, h = hidden_of(s, m);
+  const int64_t n = tensors.back().offset + tensors.back().size(), P = s.length, h = prompt_hidden_width(s, m);
   const int64_t width = 2 * int64_t(pl.kv_heads) * m.head_dim;
   mem.host += 2 * n * f;  // values_, grad_
   int64_t host_copy = 0;  // prompt_host_ or prefix_host_

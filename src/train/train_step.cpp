@@ -211,7 +211,7 @@ void set_prompt_shape(StepShape& sh, const PromptSection& prompt, const ModelCon
   sh.head_dim = model.head_dim;
   sh.trunk_elems = 0;
   if (sh.method == PromptMethod::Deep && prompt.reparameterize == "mlp")
-    sh.trunk_elems = int64_t(prompt.length) * (prompt.encoder_hidden > 0 ? prompt.encoder_hidden : model.d_model);
+    sh.trunk_elems = int64_t(prompt.length) * prompt_hidden_width(prompt, model);
 }
 
 }  // namespace sptrain

@@ -45,6 +45,8 @@ namespace sptrain {
 
 enum class PromptMethod { PromptTuning, Deep, PTuning };
 PromptMethod prompt_method_of(const PromptSection& s);  // prompt.method
+// The encoders' and prefix MLP's hidden width: prompt.encoder_hidden, or d_model.
+int prompt_hidden_width(const PromptSection& s, const ModelConfig& m);
 const char* prompt_method_name(PromptMethod m);         // its config name
 
 // Which part of the model this rank holds, for its share of the parameters.
