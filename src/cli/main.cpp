@@ -244,7 +244,8 @@ int run(int argc, char** argv) {
   infer->add_option("--prompt", infer_options.prompts,
                     "NAME=PATH: task NAME uses the prompt at PATH (a checkpoint or hdf5 export, which "
                     "carry the template, verbalizer and max_length); repeatable. A NAME given "
-                    "several times is a prompt ensemble of those prompts")
+                    "several times is a prompt ensemble of those prompts. Deep prompts work too, but "
+                    "not beside input-vector prompts in one command")
       ->required()
       ->allow_extra_args(false)
       ->type_name("NAME=PATH");
@@ -273,7 +274,8 @@ int run(int argc, char** argv) {
   generate->add_option("--model", gen_options.model, "Model file (HDF5)")->required();
   generate->add_option("--prompt", gen_options.prompts,
                        "NAME=PATH: task NAME uses the prompt at PATH (a checkpoint or hdf5 export of a "
-                       "task.kind generate run, which carry the template and max_length); repeatable")
+                       "task.kind generate run, which carry the template and max_length); repeatable. "
+                       "Deep prompts work too, but not beside input-vector prompts in one command")
       ->required()
       ->allow_extra_args(false)
       ->type_name("NAME=PATH");

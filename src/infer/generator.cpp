@@ -60,15 +60,14 @@ Generator::Generator(const std::string& model_path, std::vector<TaskPrompt> task
   decoder_ = std::make_unique<Decoder>(*stage_, *runner_, parallel_->pipeline(), *tokenizer_,
                                        DecoderShape{prompt_lens, B, max_input, options.max_new_tokens});
 
-  prompts_ = ctx_->alloc_stat(Shape{prompt_rows, model_.d_model});
-  backend_->copy_from_host(prompts_, tasks_->stacked_values().data());
+  prompts_ = upload_task_prompts(*tasks_, *ctx_, model_, PromptPlacement::of_stage(spec, stage_->dims()));
 }
 
 Generator::~Generator() = default;
 
 std::vector<Generation> Generator::generate(const std::vector<const GenerationRequest*>& requests,
                                             const DecodeOptions& options) {
-  return decoder_->generate(requests, prompts_.view(), options);
+  return decoder_->generate(requests, prompts_.inputs(), options);
 }
 
 }  // namespace sptrain

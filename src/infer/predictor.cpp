@@ -60,8 +60,7 @@ Predictor::Predictor(const std::string& model_path, std::vector<TaskPrompt> task
                                    HeadSpec{LossKind::Labels, head_tokens}, shape);
   builder_ = std::make_unique<MixedPromptBatchBuilder>(*backend_, prompt_lens, rows, B);
 
-  prompts_ = ctx_->alloc_stat(Shape{builder_->prompt_rows(), model_.d_model});
-  backend_->copy_from_host(prompts_, tasks_->stacked_values().data());
+  prompts_ = upload_task_prompts(*tasks_, *ctx_, model_, PromptPlacement::whole(model_));
 }
 
 Predictor::~Predictor() = default;
@@ -81,7 +80,7 @@ std::vector<Prediction> Predictor::predict(const std::vector<const EncodedExampl
   SPT_CHECK(!examples.empty() && int(examples.size()) <= options_.batch_size,
             "internal error: batch of ", examples.size(), " examples (batch size ", options_.batch_size, ")");
   builder_->fill(mb_, examples, task_of);
-  stage_->forward(-1, mb_, prompts_.view());
+  stage_->forward(-1, mb_, prompts_.inputs());
   const HeadOutput& out = stage_->head_output();
   const size_t columns = out.label_scores.size() / examples.size();
   std::vector<Prediction> result(examples.size());

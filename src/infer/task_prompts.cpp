@@ -7,8 +7,6 @@ TaskPrompt parse_task_prompt(const std::string& arg) {
   SPT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < arg.size(), "--prompt '", arg,
             "': expected NAME=PATH (a task name, then a checkpoint or hdf5 export)");
   TaskPrompt t{arg.substr(0, eq), read_stored_prompt(arg.substr(eq + 1))};
-  SPT_CHECK(!t.prompt.deep(), "--prompt ", arg, ": a deep prompt (prompt.method deep); infer and "
-            "generate do not run deep prompts yet (sptrain eval --prompt does)");
   SPT_CHECK(t.prompt.has_task, "--prompt ", arg, ": a ", t.prompt.format,
             " prompt does not say its task (template, verbalizer, max_length); give a checkpoint "
             "or an hdf5 export (sptrain export --format hdf5)");
@@ -37,6 +35,15 @@ TaskPrompts::TaskPrompts(std::vector<TaskPrompt> tasks, const std::string& kind,
     e.prompt = std::move(t.prompt);
     entries_.push_back(std::move(e));
   }
+  // A deep prompt's keys and values replace those of every prompt row at
+  // every layer, so one batch cannot also hold prompts whose rows compute
+  // theirs.
+  for (const TaskEntry& e : entries_)
+    SPT_CHECK(e.prompt.deep() == deep(), "task '", e.name, "' (", e.prompt.path, ") has ",
+              e.prompt.deep() ? "a deep prompt" : "a prompt of input vectors", " but task '",
+              entries_.front().name, "' (", entries_.front().prompt.path, ") ",
+              deep() ? "a deep one" : "one of input vectors",
+              "; one command runs deep prompts or input-vector prompts, not both (run two)");
 }
 
 int TaskPrompts::find(const std::string& name) const {
@@ -61,6 +68,38 @@ std::vector<float> TaskPrompts::stacked_values() const {
   std::vector<float> stacked;
   for (const TaskEntry& e : entries_) stacked.insert(stacked.end(), e.prompt.values.begin(), e.prompt.values.end());
   return stacked;
+}
+
+std::vector<float> TaskPrompts::stacked_prefix(const ModelConfig& model, const PromptPlacement& place) const {
+  int64_t rows = 0;
+  for (const TaskEntry& e : entries_) rows += e.prompt.rows;
+  const int64_t W = 2 * int64_t(place.kv_heads) * model.head_dim;
+  std::vector<float> stacked(size_t(place.num_layers * rows * W));
+  int64_t row = 0;  // the task's first row among the stacked prompts
+  for (const TaskEntry& e : entries_) {
+    const int64_t P = e.prompt.rows;
+    const std::vector<float> mine = local_prefix(e.prompt.prefix, prefix_shape(model, P), place);
+    for (int i = 0; i < place.num_layers; ++i)
+      std::copy(mine.begin() + i * P * W, mine.begin() + (i + 1) * P * W,
+                stacked.begin() + (i * rows + row) * W);
+    row += P;
+  }
+  return stacked;
+}
+
+TaskPromptBuffers upload_task_prompts(const TaskPrompts& tasks, const ModelContext& ctx, const ModelConfig& model,
+                                      const PromptPlacement& place) {
+  int64_t rows = 0;
+  for (int P : tasks.prompt_lens()) rows += P;
+  TaskPromptBuffers b;
+  if (tasks.deep()) {
+    b.prefix = ctx.alloc_stat(Shape{place.num_layers, rows, 2 * int64_t(place.kv_heads) * model.head_dim});
+    ctx.backend.copy_from_host(b.prefix, tasks.stacked_prefix(model, place).data());
+  } else {
+    b.prompts = ctx.alloc_stat(Shape{rows, model.d_model});
+    ctx.backend.copy_from_host(b.prompts, tasks.stacked_values().data());
+  }
+  return b;
 }
 
 }  // namespace sptrain

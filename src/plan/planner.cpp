@@ -190,12 +190,7 @@ RankMemory Planner::stage_memory(const Candidate& k, const StageSpec& spec, cons
                 MicroBatchSet::device_bytes(shape.eval.rows, eval_bs, 1);
   // The prompt's parameters as Session places them on this rank (the
   // layout's first tensor rank: every tensor rank holds as many kv heads).
-  PromptPlacement place;
-  place.first_stage = spec.first();
-  place.first_layer = spec.first_layer;
-  place.num_layers = spec.num_layers;
-  place.kv_begin = int(dims.kv_range.begin);
-  place.kv_heads = dims.kv_heads;
+  const PromptPlacement place = PromptPlacement::of_stage(spec, dims);
   const PromptParameter::Memory pm = PromptParameter::memory(c_.prompt, m_, place, types_.stat);
   int64_t device_prompt = pm.device;
   const std::vector<ParameterTensor> tensors = PromptParameter::layout(c_.prompt, m_, place);

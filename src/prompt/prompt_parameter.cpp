@@ -30,8 +30,38 @@ PromptPlacement PromptPlacement::whole(const ModelConfig& m) {
   return p;
 }
 
+PromptPlacement PromptPlacement::of_stage(const StageSpec& stage, const LocalDims& dims) {
+  PromptPlacement p;
+  p.first_stage = stage.first();
+  p.first_layer = stage.first_layer;
+  p.num_layers = stage.num_layers;
+  p.kv_begin = int(dims.kv_range.begin);
+  p.kv_heads = dims.kv_heads;
+  return p;
+}
+
 PrefixShape prefix_shape(const ModelConfig& m, int64_t prompt_rows) {
   return PrefixShape{m.n_layers, prompt_rows, m.n_kv_heads, m.head_dim};
+}
+
+std::vector<float> local_prefix(const std::vector<float>& whole, const PrefixShape& shape,
+                                const PromptPlacement& place) {
+  SPT_CHECK(int64_t(whole.size()) == shape.size(), "internal error: a prefix of ", whole.size(),
+            " values, expected ", shape.size());
+  SPT_CHECK(place.first_layer + place.num_layers <= shape.layers && place.kv_begin + place.kv_heads <= shape.kv_heads,
+            "internal error: layers ", place.first_layer, "+", place.num_layers, " and kv heads ", place.kv_begin,
+            "+", place.kv_heads, " outside a prefix of ", shape.layers, " layers and ", shape.kv_heads, " kv heads");
+  const int64_t P = shape.rows, D = shape.head_dim, WW = shape.cols(), K = place.kv_heads, W = 2 * K * D;
+  std::vector<float> mine(size_t(int64_t(place.num_layers) * P * W));
+  for (int i = 0; i < place.num_layers; ++i)
+    for (int64_t p = 0; p < P; ++p) {
+      const float* src = whole.data() + (int64_t(place.first_layer + i) * P + p) * WW;
+      float* dst = mine.data() + (int64_t(i) * P + p) * W;
+      std::copy(src + place.kv_begin * D, src + (place.kv_begin + K) * D, dst);
+      std::copy(src + shape.kv_heads * D + place.kv_begin * D,
+                src + shape.kv_heads * D + (place.kv_begin + K) * D, dst + K * D);
+    }
+  return mine;
 }
 
 namespace {
@@ -428,19 +458,7 @@ void PromptParameter::set_from_prompt(const std::vector<float>& prompt, Rng& rng
 }
 
 std::vector<float> PromptParameter::local_prefix(const std::vector<float>& whole) const {
-  SPT_CHECK(int64_t(whole.size()) == prefix_.size(), "internal error: a prefix of ", whole.size(),
-            " values, expected ", prefix_.size());
-  const int64_t P = rows_, D = prefix_.head_dim, WW = prefix_.cols(), K = place_.kv_heads;
-  std::vector<float> mine(size_t(int64_t(place_.num_layers) * P * width_));
-  for (int i = 0; i < place_.num_layers; ++i)
-    for (int64_t p = 0; p < P; ++p) {
-      const float* src = whole.data() + (int64_t(place_.first_layer + i) * P + p) * WW;
-      float* dst = mine.data() + (int64_t(i) * P + p) * width_;
-      std::copy(src + place_.kv_begin * D, src + (place_.kv_begin + K) * D, dst);
-      std::copy(src + prefix_.kv_heads * D + place_.kv_begin * D,
-                src + prefix_.kv_heads * D + (place_.kv_begin + K) * D, dst + K * D);
-    }
-  return mine;
+  return sptrain::local_prefix(whole, prefix_, place_);
 }
 
 void PromptParameter::set_prefix(const std::vector<float>& mine, const std::vector<float>& embedding,

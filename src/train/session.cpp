@@ -93,13 +93,7 @@ Session::Session(const Config& cfg, ProcessGrid grid, SessionMode mode)
   eval_batch = std::make_unique<MicroBatchSet>(*backend, P, shape.eval.rows, t.eval_batch_size, 1, eval_answer);
   // This rank's share of the prompt's parameters: the input rows on the
   // first stage, a deep prompt's units on the ranks of their layer and kv head.
-  PromptPlacement place;
-  place.first_stage = spec.first();
-  place.first_layer = spec.first_layer;
-  place.num_layers = spec.num_layers;
-  const LocalDims& dims = stage->dims();
-  place.kv_begin = int(dims.kv_range.begin);
-  place.kv_heads = dims.kv_heads;
+  PromptPlacement place = PromptPlacement::of_stage(spec, stage->dims());
   const int kv_replicas = layout.tensor > model.n_kv_heads ? layout.tensor / model.n_kv_heads : 1;
   place.first_kv_holder = coords.tp % kv_replicas == 0;
   place.counts_units = place.first_kv_holder && coords.dp == 0;

@@ -7,7 +7,9 @@
 
 #include <cstdio>
 
+#include "../infer/infer_env.hpp"
 #include "dist_env.hpp"
+#include "sptrain/infer/generator.hpp"
 #include "sptrain/model/tensor_parallel.hpp"
 #include "sptrain/train/evaluate.hpp"
 
@@ -85,6 +87,54 @@ TEST_P(GenerateLayout, SameGreedyTextsAndScoresAsOneRankAndCountedBytes) {
     std::printf("[layout %s %s] greedy generation of %zu inputs: %lld texts differ from one rank; BLEU %.2f\n",
                 layout_name().c_str(), family_label(family), ref.texts.size(), static_cast<long long>(worst),
                 scores.bleu);
+}
+
+// Deep prompts in `sptrain generate` (Generator): two tasks' keys and values,
+// stacked, each rank holding those of its layers and kv heads
+// (TaskPrompts::stacked_prefix); every layout generates one rank's tokens
+// for requests of both tasks in one batch.
+TEST_P(GenerateLayout, DeepTaskPromptsGenerateOneRanksTokens) {
+  const Family family = GetParam();
+  const GridLayout& l = grid().layout;
+  if (l.data > 1) GTEST_SKIP() << "sptrain generate has no data parallelism";
+  const std::string& model = model_path(family);
+  auto deep_task = [&](const std::string& name, int P, uint64_t seed, const std::string& templ) {
+    Checkpoint k = test::task_checkpoint(model, 2, seed, templ, {}, 24);
+    k.config_yaml = "task:\n  kind: generate\n  max_length: 24\n  max_target_length: 8\n";
+    const std::string ckpt = test::temp_path(name + "_task.h5");
+    write_checkpoint(ckpt, k);
+    return name + "=" + test::write_deep_task(model, ckpt, P, seed, test::temp_path(name + "_deep.h5"));
+  };
+  const std::vector<std::string> args{deep_task("a", 3, 21, "Q: {text}\nA: "), deep_task("b", 5, 22, "{text} => ")};
+  auto tasks = [&] {
+    std::vector<TaskPrompt> t;
+    for (const std::string& a : args) t.push_back(parse_task_prompt(a));
+    return t;
+  };
+  const std::vector<std::pair<int, std::string>> inputs{{0, "red tea"}, {1, "a longer input"}, {0, "x"}, {1, "yes"}};
+  auto run = [&](Generator& gen) {
+    std::vector<GenerationRequest> requests;
+    for (size_t i = 0; i < inputs.size(); ++i)
+      requests.push_back({gen.tasks()[inputs[i].first].task->encode_input(inputs[i].second), inputs[i].first, i});
+    std::vector<const GenerationRequest*> batch;
+    for (const auto& r : requests) batch.push_back(&r);
+    DecodeOptions o;
+    o.max_new_tokens = 8;
+    std::vector<std::vector<int32_t>> tokens;
+    for (const Generation& g : gen.generate(batch, o)) tokens.push_back(g.tokens);
+    return tokens;
+  };
+  GeneratorOptions options;
+  options.batch_size = 4;
+  options.max_new_tokens = 8;
+  Generator one(model, tasks(), make_solo_grid(), options);
+  const std::vector<std::vector<int32_t>> ref = run(one);
+  size_t generated = 0;
+  for (const auto& t : ref) generated += t.size();
+  EXPECT_GT(generated, 2 * ref.size()) << "one rank generates (almost) nothing: the check would be vacuous";
+  Generator split(model, tasks(), new_grid(), options);
+  const std::vector<std::vector<int32_t>> got = run(split);
+  for (size_t i = 0; i < ref.size(); ++i) EXPECT_EQ(got[i], ref[i]) << "request " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(BothFamilies, GenerateLayout, ::testing::Values(Family::Llama, Family::Gpt),

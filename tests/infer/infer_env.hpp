@@ -7,6 +7,8 @@
 #include "../support/train_env.hpp"
 #include "sptrain/io/checkpoint.hpp"
 #include "sptrain/io/h5.hpp"
+#include "sptrain/prompt/hdf5_export.hpp"
+#include "sptrain/prompt/stored_prompt.hpp"
 
 namespace sptrain::test {
 
@@ -42,6 +44,26 @@ inline TwoTasks write_two_tasks(const std::string& prefix, Family family = Famil
   write_checkpoint(t.b, task_checkpoint(t.model, 6, 2, "Topic of {text}? ",
                                         {{"sport", "s"}, {"politics", "p"}, {"tech", "t"}}, 20));
   return t;
+}
+
+// The task of the prompt at `task_file` with a deep prompt of P rows in its
+// place: random keys and values [layers, P, 2 * kv heads * head_dim] (from
+// `seed`, the same on every rank), written as an hdf5 export at `out`.
+inline std::string write_deep_task(const std::string& model, const std::string& task_file, int P, uint64_t seed,
+                                   const std::string& out) {
+  const h5::File f = h5::File::open_read(model);
+  const ModelConfig m = read_model_config(f);
+  StoredPrompt p = read_stored_prompt(task_file);
+  p.values.clear();
+  p.cols = 0;
+  p.rows = P;
+  p.prefix_layers = m.n_layers;
+  p.prefix_cols = 2 * int64_t(m.n_kv_heads) * m.head_dim;
+  Rng rng(seed);
+  p.prefix.resize(size_t(p.prefix_layers * p.rows * p.prefix_cols));
+  for (float& x : p.prefix) x = float(rng.normal());
+  export_hdf5(p, out);
+  return out;
 }
 
 }  // namespace sptrain::test

@@ -118,6 +118,44 @@ TEST(GenerateCommand, TasksMixedInOneBatchGiveWhatEachGivesAlone) {
   for (const auto& j : lines_of(s1.out)) EXPECT_LE(j["tokens"].get<int>(), 4);
 }
 
+// Deep prompts (hdf5 exports of keys and values, format_version 2): two
+// tasks' stacked in one batch give what each gives alone, and the keys and
+// values decide the text. Other layouts: tests/distributed/test_generation.cpp.
+TEST(GenerateCommand, DeepPromptsMixedInOneBatchGiveWhatEachGivesAlone) {
+  const GenTasks& t = gen_tasks();
+  const std::string a = test::write_deep_task(t.model, t.a, 3, 41, test::temp_path("gen_a_deep.h5"));
+  const std::string b = test::write_deep_task(t.model, t.b, 5, 42, test::temp_path("gen_b_deep.h5"));
+  const test::CommandResult mixed = generate_cli({"--prompt", "a=" + a, "--prompt", "b=" + b, "--ids"}, kInput);
+  ASSERT_EQ(mixed.code, 0) << mixed.err;
+  const auto out = lines_of(mixed.out);
+  ASSERT_EQ(out.size(), 3u);
+  const test::CommandResult only_a = generate_cli(
+      {"--prompt", "a=" + a, "--ids", "--batch-size", "1"},
+      "{\"task\": \"a\", \"input\": \"red tea\", \"id\": 1}\n{\"task\": \"a\", \"input\": \"x\", \"id\": \"third\"}\n");
+  const test::CommandResult only_b = generate_cli({"--prompt", "b=" + b, "--ids"},
+                                                  "{\"task\": \"b\", \"input\": \"a longer input here\"}\n");
+  ASSERT_EQ(only_a.code, 0) << only_a.err;
+  ASSERT_EQ(only_b.code, 0) << only_b.err;
+  const auto alone_a = lines_of(only_a.out), alone_b = lines_of(only_b.out);
+  ASSERT_EQ(alone_a.size(), 2u);
+  ASSERT_EQ(alone_b.size(), 1u);
+  EXPECT_EQ(out[0], alone_a[0]);
+  EXPECT_EQ(out[1], alone_b[0]);
+  EXPECT_EQ(out[2], alone_a[1]);
+  // Other keys and values for task a: other tokens.
+  const std::string other = test::write_deep_task(t.model, t.a, 3, 43, test::temp_path("gen_a_deep_other.h5"));
+  const test::CommandResult changed = generate_cli({"--prompt", "a=" + other, "--prompt", "b=" + b, "--ids"}, kInput);
+  ASSERT_EQ(changed.code, 0) << changed.err;
+  const auto out2 = lines_of(changed.out);
+  EXPECT_TRUE(out2[0]["ids"] != out[0]["ids"] || out2[2]["ids"] != out[2]["ids"])
+      << "task a's keys and values changed no token";
+  EXPECT_EQ(out2[1], out[1]);
+  // A deep prompt beside an input-vector prompt is an error naming both.
+  const test::CommandResult mix = generate_cli({"--prompt", "a=" + a, "--prompt", "b=" + t.b}, kInput);
+  EXPECT_EQ(mix.code, 1);
+  EXPECT_THAT(mix.err, AllOf(HasSubstr("task 'b'"), HasSubstr("not both")));
+}
+
 TEST(GenerateCommand, ErrorsNameTheLineOrThePrompt) {
   const GenTasks& t = gen_tasks();
   const std::vector<std::string> prompts{"--prompt", "a=" + t.a};

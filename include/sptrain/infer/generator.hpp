@@ -52,7 +52,7 @@ class Generator {
   std::unique_ptr<Stage> stage_;
   std::unique_ptr<PipelineRunner> runner_;
   std::unique_ptr<Decoder> decoder_;
-  Buffer prompts_;  // every task's prompt, stacked [sum P_k, d] (first stage)
+  TaskPromptBuffers prompts_;  // every task's prompt, stacked (deep: this rank's layers and kv heads)
 };
 
 }  // namespace sptrain

@@ -64,7 +64,7 @@ class Predictor {
   std::unique_ptr<Stage> stage_;
   std::unique_ptr<MixedPromptBatchBuilder> builder_;
   MicroBatch mb_;
-  Buffer prompts_;  // every task's prompt, stacked [sum P_k, d]
+  TaskPromptBuffers prompts_;  // every task's prompt, stacked
 };
 
 }  // namespace sptrain

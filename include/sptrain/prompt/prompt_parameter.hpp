@@ -39,6 +39,8 @@
 #include "sptrain/config/config.hpp"
 #include "sptrain/model/model_config.hpp"
 #include "sptrain/model/prompt_inputs.hpp"
+#include "sptrain/model/stage.hpp"
+#include "sptrain/model/transformer_layer.hpp"
 #include "sptrain/prompt/encoder.hpp"
 
 namespace sptrain {
@@ -66,6 +68,9 @@ struct PromptPlacement {
   bool counts_shared = true;
   // A single rank holding the whole model.
   static PromptPlacement whole(const ModelConfig& m);
+  // The layers of `stage` and the kv heads of `dims` (a tensor rank's); the
+  // holder and counting flags keep their defaults.
+  static PromptPlacement of_stage(const StageSpec& stage, const LocalDims& dims);
 };
 
 // One tensor of this rank's share: a slice of the flat vectors.
@@ -85,6 +90,11 @@ struct PrefixShape {
   int64_t size() const { return layers * rows * cols(); }
 };
 PrefixShape prefix_shape(const ModelConfig& m, int64_t prompt_rows);
+// The part [place.num_layers, P, 2 * place.kv_heads * D] of a whole prefix
+// (`shape`'s layout) that a rank at `place` holds: its layers, and per row
+// the keys then the values of its kv heads.
+std::vector<float> local_prefix(const std::vector<float>& whole, const PrefixShape& shape,
+                                const PromptPlacement& place);
 
 class PromptParameter {
  public:
