@@ -210,7 +210,9 @@ TEST_F(CudaOptimizer, AccumulateLossMatchesTheCpu) {
     }
     EXPECT_NEAR(got[0], want[0], 1e-12 * std::fabs(want[0]));
     EXPECT_EQ(got[1], want[1]);
-    if (generate) EXPECT_EQ(got[1], start[1]) << "a generate micro-batch counts no label";
+    if (generate) {
+      EXPECT_EQ(got[1], start[1]) << "a generate micro-batch counts no label";
+    }
   }
 }
 
