@@ -10,9 +10,8 @@
 #      generate` and transformers' generate() with sptrain's exported prompt;
 #   5. the exported prompt in PEFT generates the same 40 greedy tokens as
 #      `sptrain generate` for at least 95% of the dev inputs.
-# NOT YET MEASURED: this script has never been run to the end (it needs
-# .venv-bench, which the development machine lacks), so no figure in the docs
-# comes from it and docs/results_e2e.md is not written yet.
+# docs/results_e2e.md records its run of 2026-11-30 (BENCH_PYTHON set to a
+# virtualenv with the packages of bench/peft/requirements.txt).
 # NOT A TEST: slow (about an hour on a quiet 2-core machine: each side trains
 # for the config's budget) and needs .venv-bench (bench/peft/setup.sh). The
 # figures are only as good as the machine is quiet: the load average and the
@@ -23,7 +22,8 @@
 #
 # Environment: SPTRAIN (default build/bin/sptrain), CONFIG (configs/smollm2_e2e.yaml),
 # GGUF (models/SmolLM2-135M-Instruct.Q4_1.gguf), OUT, PARTS (the parts to run, in
-# order: sptrain zero peft speed agree), SPEED_INPUTS (inputs per batch size, 32).
+# order: sptrain zero peft speed agree), SPEED_INPUTS (inputs per batch size, 32),
+# BENCH_PYTHON (the Python with torch, transformers and peft; .venv-bench/bin/python).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -33,7 +33,7 @@ gguf=${GGUF:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 out=${OUT:-runs/e2e_race/$(date +%Y%m%d-%H%M%S)}
 parts=${PARTS:-sptrain zero peft speed agree}
 speed_inputs=${SPEED_INPUTS:-32}
-py="$repo/.venv-bench/bin/python"
+py=${BENCH_PYTHON:-$repo/.venv-bench/bin/python}
 mkdir -p "$out"
 say() { echo "e2e_race: $*" >&2; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -100,7 +100,7 @@ if has speed; then
     record "{\"part\": \"sptrain_speed\", \"batch\": $bs, \"load_after\": \"$(load)\", \"result\": $(python3 -c "import json,sys; print(json.dumps(open(sys.argv[1]).read().strip()))" "$out/sptrain_speed_$bs.err")}"
   done
   nice "$py" bench/peft/e2e_bench.py speed --config "$config" --gguf "$gguf" --peft-folder "$out/peft_from_sptrain" \
-    --batch-sizes 1 16 --batches $((speed_inputs / 16)) --max-new-tokens 40 --json \
+    --batch-sizes 1 16 --inputs "$speed_inputs" --max-new-tokens 40 --json \
     > "$out/peft_speed.json" 2> "$out/peft_speed.err"
   record "{\"part\": \"peft_speed\", \"load_after\": \"$(load)\", \"result\": $(cat "$out/peft_speed.json")}"
 fi

@@ -11,10 +11,10 @@ Modes (one per run):
           Stops after --steps steps or --time-budget seconds of training,
           whichever comes first, then scores greedy generation on the dev
           inputs (BLEU with sacreBLEU, ROUGE-L with rouge-score, as sptrain).
-  speed   new tokens/s of transformers' generate() with the PEFT model
+  speed   new tokens/s of transformers' generate() with the PEFT prompt
           (greedy, up to --max-new-tokens, stopping at end-of-sequence as
           `sptrain generate` does; a token that ends a sequence counts) at
-          --batch-sizes, on the first dev inputs.
+          --batch-sizes, on the first --inputs dev inputs.
   agree   greedy generation of --max-new-tokens tokens for every dev input
           with the prompt of a PEFT folder that `sptrain export --format
           peft` wrote, compared token for token with `sptrain generate --ids`
@@ -157,25 +157,48 @@ def load(args, torch, cfg=None):
     return tok, model
 
 
-def generate(torch, model, tok, inputs, batch_size, max_new, eos, stop_at_eos=True):
+def generate(torch, model, tok, inputs, batch_size, max_new, eos, peft_generate=False):
     """Greedy continuations (token ids, end-of-sequence cut) of each input,
-    batches left-padded, and the number of new tokens (an ending one included)."""
+    batches left-padded, and the number of new tokens (an ending one included).
+
+    By default the base model's generate() (transformers, with its KV cache)
+    runs on inputs_embeds = [PEFT's prompt; the input's embeddings], the
+    prompt at positions 0..P-1 as PEFT places it. PEFT 0.21.2's own
+    PeftModel.generate() (peft_generate=True) with transformers 5.24 and its
+    cache goes wrong after the first new token (the class of bug of
+    peft#2123); with use_cache=False it is right but recomputes every prefix.
+    docs/results_e2e.md records both."""
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+    base = model.get_base_model()
+    table = base.get_input_embeddings()
+    prompt = prompt_weight(model).detach()
+    P, d = prompt.shape
     out, new_tokens = [], 0
     for b in range(0, len(inputs), batch_size):
         chunk = inputs[b:b + batch_size]
         T = max(len(x) for x in chunk)
-        ids = torch.full((len(chunk), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), T), dtype=torch.long)
-        for i, x in enumerate(chunk):
-            ids[i, T - len(x):] = torch.tensor(x)
-            mask[i, T - len(x):] = 1
         with torch.no_grad():
-            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
-                                 eos_token_id=eos if stop_at_eos else None, pad_token_id=pad,
-                                 min_new_tokens=0 if stop_at_eos else max_new)
-        for row in gen[:, T:].tolist():
-            if stop_at_eos and eos in row:
+            if peft_generate:
+                ids = torch.full((len(chunk), T), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), T), dtype=torch.long)
+                for i, x in enumerate(chunk):
+                    ids[i, T - len(x):] = torch.tensor(x)
+                    mask[i, T - len(x):] = 1
+                gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
+                                     eos_token_id=eos, pad_token_id=pad)[:, T:]
+            else:
+                embeds = torch.zeros((len(chunk), P + T, d), dtype=prompt.dtype)
+                mask = torch.zeros((len(chunk), P + T), dtype=torch.long)
+                for i, x in enumerate(chunk):
+                    start = T - len(x)
+                    embeds[i, start:start + P] = prompt
+                    embeds[i, start + P:] = table(torch.tensor(x))
+                    mask[i, start:] = 1
+                # With inputs_embeds alone, generate() returns only the new tokens.
+                gen = base.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new,
+                                    do_sample=False, eos_token_id=eos, pad_token_id=pad)
+        for row in gen.tolist():
+            if eos in row:
                 row = row[:row.index(eos)]
                 new_tokens += 1
             new_tokens += len(row)
@@ -263,7 +286,7 @@ def speed(args, torch):
     dev_inputs, _ = referenced_inputs(read_pairs(cfg["eval"]))
     rows = []
     for bs in args.batch_sizes:
-        inputs = [task.input_ids(x) for x in dev_inputs[:bs * args.batches]]
+        inputs = [task.input_ids(x) for x in dev_inputs[:args.inputs]]
         generate(torch, model, tok, inputs[:bs], bs, 2, task.eos)  # warm-up
         t0 = time.perf_counter()
         _, n = generate(torch, model, tok, inputs, bs, args.max_new_tokens, task.eos)
@@ -287,9 +310,17 @@ def agree(args, torch):
                        args.max_new_tokens, task.eos)
     same = sum(o == t["ids"] for o, t in zip(ours, theirs[:n]))
     first_diff = [i for i, (o, t) in enumerate(zip(ours, theirs[:n])) if o != t["ids"]][:5]
+    # PEFT's own generate() on the first inputs, to record whether its bug persists.
+    m = min(n, args.peft_generate_inputs)
+    theirs_own, _ = generate(torch, model, tok, [task.input_ids(x) for x in dev_inputs[:m]], args.batch_size or 1,
+                             args.max_new_tokens, task.eos, peft_generate=True)
+    same_own = sum(o == t["ids"] for o, t in zip(theirs_own, theirs[:m]))
     result = {"inputs": n, "token_identical": same, "share": same / n, "first_differences": first_diff,
               "examples": [{"input": dev_inputs[i], "peft": tok.decode(ours[i]), "sptrain": theirs[i]["text"]}
-                           for i in first_diff[:3]]}
+                           for i in first_diff[:3]],
+              "peft_generate": {"inputs": m, "token_identical": same_own,
+                                "examples": [{"input": dev_inputs[i], "peft_generate": tok.decode(theirs_own[i]),
+                                              "sptrain": theirs[i]["text"]} for i in range(min(m, 2))]}}
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     if same / n < 0.95:
         sys.exit(1)
@@ -307,10 +338,12 @@ def main():
     ap.add_argument("--save-prompt", help="train: write the prompt (.npy)")
     ap.add_argument("--peft-folder", help="speed, agree: the PEFT folder `sptrain export --format peft` wrote")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="speed")
-    ap.add_argument("--batches", type=int, default=2, help="speed: batches timed per batch size")
+    ap.add_argument("--inputs", type=int, default=32, help="speed: the first N dev inputs, at every batch size")
     ap.add_argument("--max-new-tokens", type=int, default=40, help="speed, agree")
     ap.add_argument("--sptrain-output", help="agree: `sptrain generate --ids` output for the dev inputs, in order")
     ap.add_argument("--max-inputs", type=int, default=0, help="agree: the first N dev inputs (default: all given)")
+    ap.add_argument("--peft-generate-inputs", type=int, default=32,
+                    help="agree: also run PeftModel.generate() itself on the first N inputs")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.mode != "train" and not args.peft_folder:
