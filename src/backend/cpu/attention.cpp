@@ -111,6 +111,7 @@ void CpuBackend::attention_forward(const Tensor& out, const Tensor& probs, const
     const F* x = qkv.ptr<F>();
     F* o = out.ptr<F>();
     F* pr = probs.ptr<F>();
+    const cpu::SerialBlas serial_blas;
 #pragma omp parallel for schedule(dynamic) if (cpu::worth_threads(int64_t(seq.num_rows) * seq.max_keys * W))
     for (int64_t task = 0; task < int64_t(S) * n_heads; ++task) {
       const int s = int(task / n_heads), h = int(task % n_heads), g = h / group;
@@ -171,6 +172,7 @@ void CpuBackend::attention_backward(const Tensor& dqkv, const Tensor& dout, cons
                       prefix_buf(t) + (int64_t(seq.host_prefix_start[size_t(s)]) + p) * kv_width, F(0));
         }
     }
+    const cpu::SerialBlas serial_blas;
 #pragma omp parallel for schedule(static, 1) if (cpu::worth_threads(int64_t(seq.num_rows) * seq.max_keys * W))
     for (int64_t task = 0; task < int64_t(S) * n_kv_heads; ++task) {
       const int s = int(task / n_kv_heads), g = int(task % n_kv_heads);

@@ -9,6 +9,11 @@
 
 #include "sptrain/core/tensor.hpp"
 
+extern "C" {
+void openblas_set_num_threads(int);
+int openblas_get_num_threads(void);
+}
+
 namespace sptrain::cpu {
 
 template <typename F>
@@ -33,6 +38,28 @@ inline void gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, 
   cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+
+// OpenBLAS's pthreads build, called from several OpenMP threads at once,
+// splits each product over its own threads as well: more threads than
+// cores, spinning in sched_yield for each other. While one of these is
+// alive, each product runs on the thread that calls it: around attention's
+// per-head loops, where it halved the E2E training step on 2 cores
+// (docs/performance.md). Cached attention keeps BLAS's threads: generation
+// measured no faster without them.
+class SerialBlas {
+ public:
+  SerialBlas() : saved_(openblas_get_num_threads()) {
+    if (saved_ > 1) openblas_set_num_threads(1);
+  }
+  ~SerialBlas() {
+    if (saved_ > 1) openblas_set_num_threads(saved_);
+  }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  int saved_;
+};
 
 // Threads pay off only for loops with enough work: below this many element
 // operations a parallel region's start and barrier cost more than they save
