@@ -4,9 +4,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "../support/test_util.hpp"
 #include "sptrain/backend/cpu/cpu_backend.hpp"
+#include "../../src/backend/cpu/dispatch.hpp"
 
 namespace sptrain {
 namespace {
@@ -92,6 +95,52 @@ TEST(CpuOps, MatmulMatchesLoops) {
         }
     }
   }
+}
+
+// cpu::gemm against loops for every transpose, with leading dimensions wider
+// than the rows, and for the shapes it hands to gemv (one row or one column
+// of C): beta = 0 overwrites C even where it holds NaN, beta = 1 adds to it.
+template <typename F>
+void check_gemm_shapes(double tol) {
+  Rng rng(11);
+  struct Dims { int M, N, K; };
+  for (const Dims d : {Dims{3, 5, 7}, Dims{1, 5, 7}, Dims{4, 1, 7}, Dims{1, 1, 7}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (F beta : {F(0), F(1)}) {
+          const int M = d.M, N = d.N, K = d.K;
+          // Stored shapes: A is [M, K] or, transposed, [K, M]; B is [K, N] or [N, K].
+          const int a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
+          const int lda = a_cols + 2, ldb = b_cols + 3, ldc = N + 1;
+          std::vector<F> A(size_t(a_rows * lda)), B(size_t(b_rows * ldb)), C(size_t(M * ldc));
+          for (F& x : A) x = F(rng.normal());
+          for (F& x : B) x = F(rng.normal());
+          for (F& x : C) x = beta == F(0) ? std::numeric_limits<F>::quiet_NaN() : F(rng.normal());
+          const std::vector<F> C0 = C;
+          const F alpha = F(0.5);
+          sptrain::cpu::gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+              double s = 0;
+              for (int k = 0; k < K; ++k)
+                s += double(ta ? A[size_t(k * lda + i)] : A[size_t(i * lda + k)]) *
+                     double(tb ? B[size_t(j * ldb + k)] : B[size_t(k * ldb + j)]);
+              const double want = double(alpha) * s + (beta == F(0) ? 0.0 : double(C0[size_t(i * ldc + j)]));
+              EXPECT_NEAR(double(C[size_t(i * ldc + j)]), want, tol)
+                  << "M " << M << " N " << N << " K " << K << " trans_a " << ta << " trans_b " << tb
+                  << " beta " << beta << " at (" << i << ", " << j << ")";
+            }
+          // Past each row's N columns C is untouched.
+          for (int i = 0; i < M; ++i)
+            for (int j = N; j < ldc; ++j)
+              if (beta != F(0)) EXPECT_EQ(C[size_t(i * ldc + j)], C0[size_t(i * ldc + j)]);
+              else EXPECT_TRUE(std::isnan(double(C[size_t(i * ldc + j)])));
+        }
+}
+
+TEST(CpuOps, GemmMatchesLoopsForEveryTransposeAndVectorShape) {
+  check_gemm_shapes<float>(1e-4);
+  check_gemm_shapes<double>(1e-12);
 }
 
 TEST(CpuOps, LayerNormBackwardMatchesFiniteDifferences) {

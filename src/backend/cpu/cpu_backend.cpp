@@ -10,11 +10,6 @@
 #include "dispatch.hpp"
 #include "sptrain/backend/cpu/blas_kernel.hpp"
 
-extern "C" {
-void openblas_set_num_threads(int);
-int openblas_get_num_threads(void);
-}
-
 namespace sptrain {
 
 using cpu::dispatch_float;

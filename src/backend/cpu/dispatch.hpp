@@ -27,16 +27,44 @@ void dispatch_float(DType t, F&& f) {
   }
 }
 
-// C[M,N] (+)= A[M,K] * op(B) with leading dimensions, row-major.
-inline void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-                 int lda, const float* B, int ldb, float beta, float* C, int ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+// BLAS by element type.
+inline void gemm_blas(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float* A,
+                      int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-inline void gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, const double* A,
-                 int lda, const double* B, int ldb, double beta, double* C, int ldc) {
-  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+inline void gemm_blas(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha, const double* A,
+                      int lda, const double* B, int ldb, double beta, double* C, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+inline void gemv_blas(CBLAS_TRANSPOSE t, int rows, int cols, float alpha, const float* A, int lda, const float* x,
+                      int incx, float beta, float* y, int incy) {
+  cblas_sgemv(CblasRowMajor, t, rows, cols, alpha, A, lda, x, incx, beta, y, incy);
+}
+inline void gemv_blas(CBLAS_TRANSPOSE t, int rows, int cols, double alpha, const double* A, int lda,
+                      const double* x, int incx, double beta, double* y, int incy) {
+  cblas_dgemv(CblasRowMajor, t, rows, cols, alpha, A, lda, x, incx, beta, y, incy);
+}
+
+// C[M,N] (+)= op(A)[M,K] * op(B)[K,N] with leading dimensions, row-major.
+// A product with one row or one column of C is a matrix-vector product:
+// gemv reads the matrix once, where gemm first copies it into packed panels
+// (at batch 1, decoding a token spent 56% of its time in those copies).
+template <typename F>
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, F alpha, const F* A, int lda, const F* B, int ldb,
+          F beta, F* C, int ldc) {
+  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  if (K == 0 || (M != 1 && N != 1)) return gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // gemv with beta = 0 overwrites y, NaN included, as gemm does (BLAS's
+  // definition; CpuOps.GemmMatchesLoopsForEveryTransposeAndVectorShape checks it).
+  if (M == 1) {  // C's row = op(B)ᵀ · (A's row): B as stored is [N, K] (trans_b) or [K, N]
+    const int incx = trans_a ? lda : 1;
+    if (trans_b) gemv_blas(CblasNoTrans, N, K, alpha, B, ldb, A, incx, beta, C, 1);
+    else gemv_blas(CblasTrans, K, N, alpha, B, ldb, A, incx, beta, C, 1);
+  } else {  // N == 1: C's column = op(A) · (op(B)'s column): A as stored is [K, M] (trans_a) or [M, K]
+    const int incx = trans_b ? 1 : ldb;
+    if (trans_a) gemv_blas(CblasTrans, K, M, alpha, A, lda, B, incx, beta, C, ldc);
+    else gemv_blas(CblasNoTrans, M, K, alpha, A, lda, B, incx, beta, C, ldc);
+  }
 }
 
 // OpenBLAS's pthreads build, called from several OpenMP threads at once,
