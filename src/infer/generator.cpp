@@ -46,8 +46,7 @@ Generator::Generator(const std::string& model_path, std::vector<TaskPrompt> task
 
   // The largest step: every prompt's rows, or batch_size inputs.
   const int B = options.batch_size;
-  int64_t prompt_rows = 0;
-  for (int P : prompt_lens) prompt_rows += P;
+  const int64_t prompt_rows = tasks_->prompt_rows();
   const int longest_prompt = *std::max_element(prompt_lens.begin(), prompt_lens.end());
   StageShape shape;
   shape.train = Capacity{1, 1};  // never trains

@@ -64,6 +64,12 @@ std::vector<int> TaskPrompts::prompt_lens() const {
   return lens;
 }
 
+int64_t TaskPrompts::prompt_rows() const {
+  int64_t rows = 0;
+  for (const TaskEntry& e : entries_) rows += e.prompt.rows;
+  return rows;
+}
+
 std::vector<float> TaskPrompts::stacked_values() const {
   std::vector<float> stacked;
   for (const TaskEntry& e : entries_) stacked.insert(stacked.end(), e.prompt.values.begin(), e.prompt.values.end());
@@ -71,10 +77,9 @@ std::vector<float> TaskPrompts::stacked_values() const {
 }
 
 std::vector<float> TaskPrompts::stacked_prefix(const ModelConfig& model, const PromptPlacement& place) const {
-  int64_t rows = 0;
-  for (const TaskEntry& e : entries_) rows += e.prompt.rows;
-  const int64_t W = 2 * int64_t(place.kv_heads) * model.head_dim;
-  std::vector<float> stacked(size_t(place.num_layers * rows * W));
+  const PrefixShape local{place.num_layers, prompt_rows(), place.kv_heads, model.head_dim};
+  const int64_t rows = local.rows, W = local.cols();
+  std::vector<float> stacked(size_t(local.size()));
   int64_t row = 0;  // the task's first row among the stacked prompts
   for (const TaskEntry& e : entries_) {
     const int64_t P = e.prompt.rows;
@@ -89,11 +94,11 @@ std::vector<float> TaskPrompts::stacked_prefix(const ModelConfig& model, const P
 
 TaskPromptBuffers upload_task_prompts(const TaskPrompts& tasks, const ModelContext& ctx, const ModelConfig& model,
                                       const PromptPlacement& place) {
-  int64_t rows = 0;
-  for (int P : tasks.prompt_lens()) rows += P;
+  const int64_t rows = tasks.prompt_rows();
   TaskPromptBuffers b;
   if (tasks.deep()) {
-    b.prefix = ctx.alloc_stat(Shape{place.num_layers, rows, 2 * int64_t(place.kv_heads) * model.head_dim});
+    const PrefixShape local{place.num_layers, rows, place.kv_heads, model.head_dim};
+    b.prefix = ctx.alloc_stat(Shape{local.layers, local.rows, local.cols()});
     ctx.backend.copy_from_host(b.prefix, tasks.stacked_prefix(model, place).data());
   } else {
     b.prompts = ctx.alloc_stat(Shape{rows, model.d_model});

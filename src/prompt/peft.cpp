@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,16 @@ constexpr const char* kPeftConfig = "adapter_config.json";
 constexpr const char* kPeftTensor = "prompt_embeddings";
 // adapter_config.json is under a kilobyte; this only stops a wrong path from reading a huge file.
 constexpr uint64_t kMaxConfigBytes = 16u << 20;
+
+// [a, b, c] -> [b, a, c]: sptrain's prefix [layers, P, C] and PEFT's rows
+// [P, layers * C] are each other's leading axes swapped.
+std::vector<float> swap_leading_axes(const float* x, int64_t a, int64_t b, int64_t c) {
+  std::vector<float> y(size_t(a * b * c));
+  for (int64_t i = 0; i < a; ++i)
+    for (int64_t j = 0; j < b; ++j)
+      std::memcpy(y.data() + (j * a + i) * c, x + (i * b + j) * c, size_t(c) * sizeof(float));
+  return y;
+}
 }  // namespace
 
 namespace {
@@ -145,11 +156,8 @@ void apply_peft_config(StoredPrompt& p, const std::string& config_path, const st
   // and splits it in twos: layer l's keys are index 2l, its values 2l + 1.
   // So row p is, layer by layer, that layer's keys of every head then their
   // values: [p, l * 2 * token_dim + c] = prefix[l, p, c].
-  const int64_t P = p.rows, C = 2 * token_dim;
-  p.prefix.resize(size_t(layers * P * C));
-  for (int64_t r = 0; r < P; ++r)
-    for (int64_t l = 0; l < layers; ++l)
-      std::memcpy(p.prefix.data() + (l * P + r) * C, p.values.data() + r * width + l * C, size_t(C) * sizeof(float));
+  const int64_t C = 2 * token_dim;
+  p.prefix = swap_leading_axes(p.values.data(), p.rows, layers, C);
   p.prefix_layers = layers;
   p.prefix_cols = C;
   p.prefix_kv_heads = heads;
@@ -210,13 +218,8 @@ ExportResult export_peft(const StoredPrompt& p, const std::string& out, const Pe
   int64_t cols = p.cols;
   const float* values = p.values.data();
   if (deep) {
-    const int64_t L = p.prefix_layers, P = p.rows, C = p.prefix_cols;
-    cols = L * C;
-    rows_of_layers.resize(size_t(P * cols));
-    for (int64_t r = 0; r < P; ++r)
-      for (int64_t l = 0; l < L; ++l)
-        std::memcpy(rows_of_layers.data() + r * cols + l * C, p.prefix.data() + (l * P + r) * C,
-                    size_t(C) * sizeof(float));
+    cols = p.prefix_layers * p.prefix_cols;
+    rows_of_layers = swap_leading_axes(p.prefix.data(), p.prefix_layers, p.rows, p.prefix_cols);
     values = rows_of_layers.data();
   }
 

@@ -170,7 +170,7 @@ PromptParameter::Memory PromptParameter::memory(const PromptSection& s, const Mo
   if (tensors.empty()) return mem;
   const int64_t f = int64_t(sizeof(float)), d = int64_t(sizeof(double)), sb = int64_t(dtype_size(stat));
   const int64_t n = tensors.back().offset + tensors.back().size(), P = s.length, h = prompt_hidden_width(s, m);
-  const int64_t width = 2 * int64_t(pl.kv_heads) * m.head_dim;
+  const int64_t width = PrefixShape{pl.num_layers, P, pl.kv_heads, m.head_dim}.cols();
   mem.host += 2 * n * f;  // values_, grad_
   int64_t host_copy = 0;  // prompt_host_ or prefix_host_
   if (prompt_method_of(s) != PromptMethod::Deep) {

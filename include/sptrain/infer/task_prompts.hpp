@@ -45,6 +45,8 @@ class TaskPrompts {
   int find(const std::string& name) const;  // -1 when there is none
   std::string names() const;                // "a, b, c", for messages
   std::vector<int> prompt_lens() const;
+  // Every task's prompt rows together: the rows stacked_* hold.
+  int64_t prompt_rows() const;
   // Deep prompts (all or none are).
   bool deep() const { return !entries_.empty() && entries_.front().prompt.deep(); }
   // Every task's prompt, stacked in task order: [sum of P_k, d] fp32 (empty
