@@ -1,5 +1,6 @@
 // The byte-flip sweep of issue 19 (docs/security.md): one byte of a tiny model
-// file, a prompt checkpoint or an hdf5 prompt export changed at a time, then
+// file, a prompt checkpoint or an hdf5 prompt export (each prompt file also as
+// a deep prompt: format_version 2's prefix) changed at a time, then
 // read as resuming (read_checkpoint) and `sptrain infer` (Predictor: model,
 // tokenizer, prompt, one prediction) read it.
 //  - As written: sptrain's checksum block catches every change before HDF5
@@ -12,7 +13,8 @@
 // A resealed read runs in a child process, so a crash is reported with its
 // offset. The test flips about 300 bytes of each file as written and 50
 // resealed (a few seconds); SPTRAIN_BYTE_FLIP_STRIDE=N flips every N-th byte
-// instead (N=1: the full sweep of docs/security.md).
+// instead (N=1: the full sweep of docs/security.md), and
+// SPTRAIN_BYTE_FLIP_FILES=a.h5,b.h5 sweeps only those of kFiles.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -91,6 +93,22 @@ class ByteFlipTest : public ::testing::Test {
     k.labels = {{"0", "n"}, {"1", "p"}};  // one token each for the byte tokenizer
     write_checkpoint(file("prompt.h5"), k);
     export_hdf5(stored_prompt_of(k, file("prompt.h5")), file("export.h5"));
+
+    // The same run with a deep prompt: keys and values of 2 rows at every layer.
+    Checkpoint deep = k;
+    deep.prompt_method = "deep";
+    deep.prompt.clear();
+    deep.prompt_rows = deep.prompt_cols = 0;
+    deep.prefix_layers = c.n_layers;
+    deep.prefix_rows = 2;
+    deep.prefix_cols = 2 * int64_t(c.n_kv_heads) * c.head_dim;
+    const int64_t n = deep.prefix_layers * deep.prefix_rows * deep.prefix_cols;
+    for (int64_t i = 0; i < n; ++i) deep.prefix.push_back(float(0.3 * rng.normal()));
+    const std::vector<int64_t> shape{deep.prefix_layers, deep.prefix_rows, deep.prefix_cols};
+    deep.optimizer = {NamedState{"exp_avg", shape, std::vector<float>(size_t(n), 0.01f)},
+                      NamedState{"exp_avg_sq", shape, std::vector<float>(size_t(n), 0.02f)}};
+    write_checkpoint(file("deep_prompt.h5"), deep);
+    export_hdf5(stored_prompt_of(deep, file("deep_prompt.h5")), file("deep_export.h5"));
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   static std::string file(const std::string& name) { return (dir_ / name).string(); }
@@ -105,7 +123,8 @@ class ByteFlipTest : public ::testing::Test {
 
   // Resuming and `sptrain infer` on the model and the prompt file.
   static void use(const std::string& model, const std::string& prompt) {
-    if (fs::path(prompt).filename() == "prompt.h5") (void)read_checkpoint(prompt);
+    const std::string name = fs::path(prompt).filename().string();
+    if (name == "prompt.h5" || name == "deep_prompt.h5") (void)read_checkpoint(prompt);
     std::vector<TaskPrompt> tasks;
     tasks.push_back(parse_task_prompt("t=" + prompt));
     Predictor predictor(model, std::move(tasks), PredictorOptions{1, 1});
@@ -113,7 +132,7 @@ class ByteFlipTest : public ::testing::Test {
     if (predictor.predict({&ex}, {0}).size() != 1) fail("not one prediction");
   }
 
-  // Flips byte k of `target` (one of the three files; XOR 0xff) for the
+  // Flips byte k of `target` (one of kFiles; XOR 0xff) for the
   // offsets k of stride(), reads the copy and counts what happened. A sealed
   // copy is read in this process (its checksum stops it before HDF5 reads a
   // byte); a resealed one in a child, so that a crash is a finding with its
@@ -185,14 +204,32 @@ class ByteFlipTest : public ::testing::Test {
 
 fs::path ByteFlipTest::dir_;
 
+// The files a sweep changes: the model, then each prompt file (read with the
+// model as written).
+const char* const kFiles[] = {"model.h5", "prompt.h5", "export.h5", "deep_prompt.h5", "deep_export.h5"};
+
+// Whether a sweep changes `file`: SPTRAIN_BYTE_FLIP_FILES, when set, names the ones it does.
+bool swept(const std::string& file) {
+  const char* only = std::getenv("SPTRAIN_BYTE_FLIP_FILES");
+  if (!only || !*only) return true;
+  return ("," + std::string(only) + ",").find("," + file + ",") != std::string::npos;
+}
+
 TEST_F(ByteFlipTest, UntouchedFilesWork) {
-  EXPECT_NO_THROW(use(file("model.h5"), file("prompt.h5")));
-  EXPECT_NO_THROW(use(file("model.h5"), file("export.h5")));
+  for (const char* prompt : {"prompt.h5", "export.h5", "deep_prompt.h5", "deep_export.h5"})
+    EXPECT_NO_THROW(use(file("model.h5"), file(prompt))) << prompt;
+  // The deep files hold a deep prompt (format_version 2 for the export).
+  EXPECT_EQ(read_checkpoint(file("deep_prompt.h5")).prompt_method, "deep");
+  const StoredPrompt deep = read_stored_prompt(file("deep_export.h5"));
+  EXPECT_TRUE(deep.deep());
+  EXPECT_EQ(deep.prefix.size(), size_t(deep.prefix_layers * deep.rows * deep.prefix_cols));
+  EXPECT_FALSE(read_stored_prompt(file("export.h5")).deep());
 }
 
 // As written, every flipped byte is caught, with the file's name.
 TEST_F(ByteFlipTest, EveryChangeToASealedFileIsRejected) {
-  for (const char* target : {"model.h5", "prompt.h5", "export.h5"}) {
+  for (const char* target : kFiles) {
+    if (!swept(target)) continue;
     const Sweep s = sweep(target, false, 300);
     EXPECT_GT(s.runs, 8) << target;
     EXPECT_EQ(s.rejected, s.runs) << target << ": " << s.accepted << " changed copies were used\n"
@@ -202,7 +239,8 @@ TEST_F(ByteFlipTest, EveryChangeToASealedFileIsRejected) {
 
 // With the checksum rewritten, no change crashes, hangs or gives a raw error.
 TEST_F(ByteFlipTest, ResealedChangesNeverCrash) {
-  for (const char* target : {"model.h5", "prompt.h5", "export.h5"}) {
+  for (const char* target : kFiles) {
+    if (!swept(target)) continue;
     const Sweep s = sweep(target, true, 50);
     EXPECT_GT(s.runs, 8) << target;
     EXPECT_TRUE(s.findings.empty()) << target << ":\n" << list(s.findings);
