@@ -12,7 +12,7 @@
 #      `sptrain generate` for at least 95% of the dev inputs.
 # docs/results_e2e.md records its run of 2026-11-30 (BENCH_PYTHON set to a
 # virtualenv with the packages of bench/peft/requirements.txt).
-# NOT A TEST: slow (about an hour on a quiet 2-core machine: each side trains
+# NOT A TEST: slow (about 50 minutes on a quiet 2-core machine: each side trains
 # for the config's budget) and needs .venv-bench (bench/peft/setup.sh). The
 # figures are only as good as the machine is quiet: the load average and the
 # busy cores are recorded beside them.
