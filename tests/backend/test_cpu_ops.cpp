@@ -132,9 +132,13 @@ void check_gemm_shapes(double tol) {
             }
           // Past each row's N columns C is untouched.
           for (int i = 0; i < M; ++i)
-            for (int j = N; j < ldc; ++j)
-              if (beta != F(0)) EXPECT_EQ(C[size_t(i * ldc + j)], C0[size_t(i * ldc + j)]);
-              else EXPECT_TRUE(std::isnan(double(C[size_t(i * ldc + j)])));
+            for (int j = N; j < ldc; ++j) {
+              if (beta != F(0)) {
+                EXPECT_EQ(C[size_t(i * ldc + j)], C0[size_t(i * ldc + j)]);
+              } else {
+                EXPECT_TRUE(std::isnan(double(C[size_t(i * ldc + j)])));
+              }
+            }
         }
 }
 

@@ -34,6 +34,7 @@
 #include "sptrain/io/h5.hpp"
 #include "sptrain/model/random_model.hpp"
 #include "sptrain/prompt/hdf5_export.hpp"
+#include "sptrain/prompt/prompt_parameter.hpp"
 #include "sptrain/prompt/stored_prompt.hpp"
 #include "sptrain/tokenizer/tokenizer.hpp"
 
@@ -99,12 +100,13 @@ class ByteFlipTest : public ::testing::Test {
     deep.prompt_method = "deep";
     deep.prompt.clear();
     deep.prompt_rows = deep.prompt_cols = 0;
-    deep.prefix_layers = c.n_layers;
-    deep.prefix_rows = 2;
-    deep.prefix_cols = 2 * int64_t(c.n_kv_heads) * c.head_dim;
-    const int64_t n = deep.prefix_layers * deep.prefix_rows * deep.prefix_cols;
+    const PrefixShape ps = prefix_shape(c, 2);
+    deep.prefix_layers = ps.layers;
+    deep.prefix_rows = ps.rows;
+    deep.prefix_cols = ps.cols();
+    const int64_t n = ps.size();
     for (int64_t i = 0; i < n; ++i) deep.prefix.push_back(float(0.3 * rng.normal()));
-    const std::vector<int64_t> shape{deep.prefix_layers, deep.prefix_rows, deep.prefix_cols};
+    const std::vector<int64_t> shape{ps.layers, ps.rows, ps.cols()};
     deep.optimizer = {NamedState{"exp_avg", shape, std::vector<float>(size_t(n), 0.01f)},
                       NamedState{"exp_avg_sq", shape, std::vector<float>(size_t(n), 0.02f)}};
     write_checkpoint(file("deep_prompt.h5"), deep);
@@ -216,8 +218,10 @@ bool swept(const std::string& file) {
 }
 
 TEST_F(ByteFlipTest, UntouchedFilesWork) {
-  for (const char* prompt : {"prompt.h5", "export.h5", "deep_prompt.h5", "deep_export.h5"})
+  for (const char* prompt : kFiles) {
+    if (std::string(prompt) == "model.h5") continue;
     EXPECT_NO_THROW(use(file("model.h5"), file(prompt))) << prompt;
+  }
   // The deep files hold a deep prompt (format_version 2 for the export).
   EXPECT_EQ(read_checkpoint(file("deep_prompt.h5")).prompt_method, "deep");
   const StoredPrompt deep = read_stored_prompt(file("deep_export.h5"));
