@@ -55,7 +55,8 @@ def main():
                                               "gpipe", "--json"] + calibrate
     plan_path, bench_path = (os.path.join(a.out, f"true_rank_{x}.json") for x in ("plan", "bench"))
     plan_check.run(plan_cmd, plan_path)
-    bench_cmd = ["mpirun", "-np", "1", sp, "bench", config] + args + ["--json", "--steps", "1", "--warmup", "0"]
+    # Not under `mpirun -np 1`, which binds the rank to one core (plan_check.py).
+    bench_cmd = [sp, "bench", config] + args + ["--json", "--steps", "1", "--warmup", "0"]
     print(f"cpu_175b_rank: {' '.join(bench_cmd)}", file=sys.stderr)
     _, other = plan_check.run(bench_cmd, bench_path, plan_check.MPI_ENV)
     # The real job's rank (tp 3, pp 5), planned at its own workload in f32 on this machine.

@@ -3,7 +3,7 @@
 
 For each run below: the plan's prediction (`sptrain plan --json`, calibrated
 by one measured SmolLM2 step at the start) and, right after it, the
-measurement (`[mpirun -np N] sptrain bench --json`): each rank's peak RSS
+measurement (`mpirun -np N sptrain bench --json`, one rank with `--bind-to none`): each rank's peak RSS
 against its stage's planned memory, the step time against the planned step,
 and the bytes every rank sent in the timed steps against the plan's. Writes
 OUT/results.json and OUT/table.md (docs/benchmarks/plan_check.md quotes it).
@@ -44,7 +44,11 @@ RUNS = [
      "1f1b", "memory bytes"),
     ("tiny, tensor 2 x pipeline 2, vocabulary loss, gpipe", "configs/tiny_random.yaml",
      ["model.path={tiny}", "task.loss=vocab"], 4, 2, 2, 4, "gpipe", "memory bytes"),
+    ("SmolLM2, 1 rank, micro-batch 8", "configs/smollm2_sst2.yaml", SMOL_SETS, 1, 1, 1, 8, "1f1b",
+     "memory time bytes"),
     ("SmolLM2, data 2", "configs/smollm2_sst2.yaml", SMOL_SETS, 2, 1, 1, 8, "1f1b", "memory time bytes"),
+    ("SmolLM2, data 2, micro-batch 4", "configs/smollm2_sst2.yaml", SMOL_SETS, 2, 1, 1, 4, "1f1b",
+     "memory time bytes"),
     ("SmolLM2, pipeline 2, 1f1b", "configs/smollm2_sst2.yaml", SMOL_SETS, 2, 1, 2, 4, "1f1b",
      "memory time bytes"),
     ("SmolLM2, pipeline 2, gpipe", "configs/smollm2_sst2.yaml", SMOL_SETS, 2, 1, 2, 4, "gpipe",
@@ -211,7 +215,10 @@ def main():
                                                   str(a.steps), "--json"]
         if i >= ncal and calibrate:
             plan_cmd += [x for c in calibration for x in ("--calibrate", c)]
-        launch = ["mpirun", "-np", str(ranks)]  # as the README runs it, one rank too
+        # Under mpirun, a lone rank unbound: `mpirun -np 1` binds it to one
+        # core, so it would run one thread where the plan, like a plain
+        # `sptrain`, gives a lone rank every core.
+        launch = ["mpirun", "-np", str(ranks)] + (["--bind-to", "none"] if ranks == 1 else [])
         bench_cmd = launch + [sp, "bench", config] + args + ["--json", "--steps", str(a.steps), "--warmup",
                                                              str(a.warmup)]
         plan_path, bench_path = os.path.join(a.out, f"{tag}_plan.json"), os.path.join(a.out, f"{tag}_bench.json")
