@@ -77,7 +77,7 @@ std::vector<float> TaskPrompts::stacked_values() const {
 }
 
 std::vector<float> TaskPrompts::stacked_prefix(const ModelConfig& model, const PromptPlacement& place) const {
-  const PrefixShape local{place.num_layers, prompt_rows(), place.kv_heads, model.head_dim};
+  const PrefixShape local = local_prefix_shape(model, prompt_rows(), place);
   const int64_t rows = local.rows, W = local.cols();
   std::vector<float> stacked(size_t(local.size()));
   int64_t row = 0;  // the task's first row among the stacked prompts
@@ -97,7 +97,7 @@ TaskPromptBuffers upload_task_prompts(const TaskPrompts& tasks, const ModelConte
   const int64_t rows = tasks.prompt_rows();
   TaskPromptBuffers b;
   if (tasks.deep()) {
-    const PrefixShape local{place.num_layers, rows, place.kv_heads, model.head_dim};
+    const PrefixShape local = local_prefix_shape(model, rows, place);
     b.prefix = ctx.alloc_stat(Shape{local.layers, local.rows, local.cols()});
     ctx.backend.copy_from_host(b.prefix, tasks.stacked_prefix(model, place).data());
   } else {

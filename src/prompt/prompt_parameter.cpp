@@ -44,6 +44,10 @@ PrefixShape prefix_shape(const ModelConfig& m, int64_t prompt_rows) {
   return PrefixShape{m.n_layers, prompt_rows, m.n_kv_heads, m.head_dim};
 }
 
+PrefixShape local_prefix_shape(const ModelConfig& m, int64_t prompt_rows, const PromptPlacement& place) {
+  return PrefixShape{place.num_layers, prompt_rows, place.kv_heads, m.head_dim};
+}
+
 std::vector<float> local_prefix(const std::vector<float>& whole, const PrefixShape& shape,
                                 const PromptPlacement& place) {
   SPT_CHECK(int64_t(whole.size()) == shape.size(), "internal error: a prefix of ", whole.size(),
@@ -125,7 +129,8 @@ PromptParameter::PromptParameter(Backend& backend, DType stat, const PromptSecti
     : backend_(backend), stat_(stat), method_(prompt_method_of(s)), rows_(s.length),
       cols_(m.d_model), hidden_(prompt_hidden_width(s, m)), place_(pl), prefix_(prefix_shape(m, s.length)) {
   SPT_ASSERT(stat == DType::F32 || stat == DType::F64);
-  width_ = 2 * pl.kv_heads * m.head_dim;
+  const PrefixShape local = local_prefix_shape(m, s.length, pl);
+  width_ = local.cols();
   tensors_ = layout(s, m, pl);
   const int64_t n = tensors_.empty() ? 0 : tensors_.back().offset + tensors_.back().size();
   values_.assign(size_t(n), 0.f);
@@ -143,7 +148,7 @@ PromptParameter::PromptParameter(Backend& backend, DType stat, const PromptSecti
       prompt_grad_ = backend.allocate(stat, Shape{P, cols_});
     }
   } else if (pl.num_layers > 0 && width_ > 0) {
-    prefix_host_.assign(size_t(int64_t(pl.num_layers) * P * width_), 0.f);
+    prefix_host_.assign(size_t(local.size()), 0.f);
     prefix_grad_host_.assign(prefix_host_.size(), 0.f);
     if (device) {
       prefix_dev_ = backend.allocate(stat, Shape{pl.num_layers, P, width_});
@@ -153,7 +158,7 @@ PromptParameter::PromptParameter(Backend& backend, DType stat, const PromptSecti
   }
   if (trunk_) {
     const size_t hidden = size_t(P) * size_t(hidden_);
-    trunk_grad_.units.assign(size_t(int64_t(pl.num_layers) * pl.kv_heads * P * 2 * m.head_dim), 0.f);
+    trunk_grad_.units.assign(size_t(local.size()), 0.f);
     trunk_grad_.dhidden.assign(hidden, 0.0);
     trunk_grad_.partial.assign(hidden, 0.0);
     if (stat == DType::F32) trunk_grad_.dhidden32.assign(hidden, 0.f);
@@ -170,20 +175,20 @@ PromptParameter::Memory PromptParameter::memory(const PromptSection& s, const Mo
   if (tensors.empty()) return mem;
   const int64_t f = int64_t(sizeof(float)), d = int64_t(sizeof(double)), sb = int64_t(dtype_size(stat));
   const int64_t n = tensors.back().offset + tensors.back().size(), P = s.length, h = prompt_hidden_width(s, m);
-  const int64_t width = PrefixShape{pl.num_layers, P, pl.kv_heads, m.head_dim}.cols();
+  const PrefixShape local = local_prefix_shape(m, P, pl);
   mem.host += 2 * n * f;  // values_, grad_
   int64_t host_copy = 0;  // prompt_host_ or prefix_host_
   if (prompt_method_of(s) != PromptMethod::Deep) {
     host_copy = P * m.d_model;
     if (device) mem.device += 2 * host_copy * sb;
-  } else if (pl.num_layers > 0 && width > 0) {
-    host_copy = int64_t(pl.num_layers) * P * width;
+  } else if (pl.num_layers > 0 && local.cols() > 0) {
+    host_copy = local.size();
     if (device) mem.device += (2 * host_copy + (deep_mlp(s) ? P * h : 0)) * sb;
   }
   mem.host += 2 * host_copy * f;  // and its gradient's
   if (deep_mlp(s)) {
     mem.host += P * m.d_model * f + P * h * d;  // the trunk's E and H
-    mem.host += int64_t(pl.num_layers) * pl.kv_heads * P * 2 * m.head_dim * f + 2 * P * h * d +
+    mem.host += local.size() * f + 2 * P * h * d +
                 (stat == DType::F32 ? P * h * f : 0);  // TrunkGradScratch
   }
   if (stat == DType::F64) mem.host += std::max(host_copy, P * h) * d;  // staging_

@@ -90,6 +90,8 @@ struct PrefixShape {
   int64_t size() const { return layers * rows * cols(); }
 };
 PrefixShape prefix_shape(const ModelConfig& m, int64_t prompt_rows);
+// The part of it a rank at `place` holds: its layers and its kv heads.
+PrefixShape local_prefix_shape(const ModelConfig& m, int64_t prompt_rows, const PromptPlacement& place);
 // The part [place.num_layers, P, 2 * place.kv_heads * D] of a whole prefix
 // (`shape`'s layout) that a rank at `place` holds: its layers, and per row
 // the keys then the values of its kv heads.
